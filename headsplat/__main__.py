@@ -1,0 +1,3 @@
+from headsplat.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Foundation: errors, validation, atomic files, rotations and cameras shared by every layer."""

@@ -1,0 +1,189 @@
+"""The 478 MediaPipe face-mesh landmarks for images and videos, from the models bundled in the wheel.
+
+Images: the face mesh on the whole frame; when it finds nothing (small faces, group photos) the bundled
+short- and full-range detectors propose boxes and the mesh runs on each box's crop. Videos: the chosen face
+is followed with a crop that moves with it (MediaPipe's own tracking runs inside the crop) and is re-detected
+on the whole frame when lost.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from headsplat.face.assets import import_solutions
+
+N_LANDMARKS = 478
+
+
+@dataclass(frozen=True)
+class FaceLandmarks:
+    """One face's landmarks in one image.
+
+    Attributes:
+        points: (478, 3) float32: x, y in pixels (pixel centres at i + 0.5), z in pixels, relative depth
+            (MediaPipe's sign: smaller is nearer the camera).
+        box: (4,) float32 x0, y0, x1, y1 of the landmarks in pixels.
+    """
+
+    points: np.ndarray
+    box: np.ndarray
+
+    @property
+    def size(self) -> float:
+        """The box's diagonal in pixels."""
+        return float(np.hypot(self.box[2] - self.box[0], self.box[3] - self.box[1]))
+
+
+def _from_mediapipe(mp_landmarks, width: int, height: int) -> FaceLandmarks:
+    a = np.array([[p.x * width, p.y * height, p.z * width] for p in mp_landmarks.landmark], dtype=np.float32)
+    box = np.array([a[:, 0].min(), a[:, 1].min(), a[:, 0].max(), a[:, 1].max()], dtype=np.float32)
+    return FaceLandmarks(a, box)
+
+
+def _square_crop_matrix(cx: float, cy: float, side: float, out: int) -> np.ndarray:
+    """(2, 3) affine mapping a square of ``side`` px centred at (cx, cy) to an ``out`` x ``out`` image."""
+    s = out / side
+    return np.array([[s, 0, out / 2 - s * cx], [0, s, out / 2 - s * cy]], dtype=np.float64)
+
+
+def _map_back(lm: FaceLandmarks, m: np.ndarray) -> FaceLandmarks:
+    s = m[0, 0]
+    pts = lm.points.astype(np.float64).copy()
+    pts[:, 0] = (pts[:, 0] - m[0, 2]) / s
+    pts[:, 1] = (pts[:, 1] - m[1, 2]) / s
+    pts[:, 2] = pts[:, 2] / s
+    pts = pts.astype(np.float32)
+    box = np.array([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()], dtype=np.float32)
+    return FaceLandmarks(pts, box)
+
+
+def _warp(rgb: np.ndarray, m: np.ndarray, out: int) -> np.ndarray:
+    # cv2 maps pixel centres at integer coordinates; ours are at i + 0.5, hence the half-pixel shifts.
+    shift = m.copy()
+    shift[:, 2] += m[:, :2].sum(1) * 0.5 - 0.5
+    return cv2.warpAffine(rgb, shift, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+
+class LandmarkDetector:
+    """Find faces and their 478 landmarks.
+
+    Args:
+        mode: ``"image"`` (every call independent) or ``"video"`` (calls are consecutive frames).
+        face: which face to follow when several are present: 0 is the largest, 1 the next, ...
+        min_confidence: detection confidence threshold.
+        crop_size: side of the crop the mesh runs on when following a face in video mode.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, mode: str = "image", face: int = 0, min_confidence: float = 0.5, crop_size: int = 320):
+        if mode not in ("image", "video"):
+            raise ValueError(f"mode: expected 'image' or 'video', got {mode!r}")
+        if face < 0:
+            raise ValueError(f"face: expected >= 0, got {face}")
+        face_mesh, face_detection, _ = import_solutions()
+        self.mode = mode
+        self.face = face
+        self.crop_size = crop_size
+        self._mesh_full = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=max(4, face + 1),
+                                             refine_landmarks=True, min_detection_confidence=min_confidence)
+        self._mesh_crop_static = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                                                    min_detection_confidence=min_confidence)
+        self._mesh_crop_video = face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
+                                                   min_detection_confidence=min_confidence,
+                                                   min_tracking_confidence=0.5) if mode == "video" else None
+        self._detectors = [face_detection.FaceDetection(model_selection=k, min_detection_confidence=min_confidence * 0.8)
+                           for k in (0, 1)]
+        self._previous: FaceLandmarks | None = None
+
+    # -- detection on a whole image ---------------------------------------------------------------------------
+    def _process(self, mesh, rgb: np.ndarray):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # protobuf deprecation chatter inside mediapipe
+            return mesh.process(rgb)
+
+    def _detect_boxes(self, rgb: np.ndarray) -> list[np.ndarray]:
+        h, w = rgb.shape[:2]
+        boxes = []
+        for det in self._detectors:
+            res = self._process(det, rgb)
+            for d in res.detections or []:
+                b = d.location_data.relative_bounding_box
+                boxes.append(np.array([b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h]))
+        kept: list[np.ndarray] = []
+        for b in sorted(boxes, key=lambda b: -(b[2] - b[0]) * (b[3] - b[1])):
+            if all(_iou(b, k) < 0.3 for k in kept):
+                kept.append(b)
+        return kept
+
+    def _mesh_in_box(self, rgb: np.ndarray, box: np.ndarray, mesh) -> FaceLandmarks | None:
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        side = 2.0 * max(box[2] - box[0], box[3] - box[1])
+        m = _square_crop_matrix(cx, cy, side, self.crop_size)
+        res = self._process(mesh, _warp(rgb, m, self.crop_size))
+        if not res.multi_face_landmarks:
+            return None
+        return _map_back(_from_mediapipe(res.multi_face_landmarks[0], self.crop_size, self.crop_size), m)
+
+    def detect_all(self, rgb: np.ndarray) -> list[FaceLandmarks]:
+        """Every face found in one image, largest first.
+
+        Args:
+            rgb: (H, W, 3) uint8.
+        """
+        rgb = np.ascontiguousarray(rgb)
+        h, w = rgb.shape[:2]
+        res = self._process(self._mesh_full, rgb)
+        faces = [_from_mediapipe(f, w, h) for f in (res.multi_face_landmarks or [])]
+        if len(faces) <= self.face:
+            for box in self._detect_boxes(rgb):
+                if any(_iou(box, f.box) > 0.3 for f in faces):
+                    continue
+                lm = self._mesh_in_box(rgb, box, self._mesh_crop_static)
+                if lm is not None and all(_iou(lm.box, f.box) < 0.3 for f in faces):
+                    faces.append(lm)
+        return sorted(faces, key=lambda f: -f.size)
+
+    # -- the public call --------------------------------------------------------------------------------------
+    def __call__(self, rgb: np.ndarray) -> FaceLandmarks | None:
+        """The chosen face's landmarks in this image (or video frame), or None when there is none.
+
+        Args:
+            rgb: (H, W, 3) uint8.
+        """
+        rgb = np.ascontiguousarray(rgb)
+        if self.mode == "video" and self._previous is not None:
+            lm = self._mesh_in_box(rgb, self._previous.box, self._mesh_crop_video)
+            if lm is not None:
+                self._previous = lm
+                return lm
+        faces = self.detect_all(rgb)
+        if len(faces) <= self.face:
+            self._previous = None
+            return None
+        chosen = faces[self.face]
+        self._previous = chosen if self.mode == "video" else None
+        return chosen
+
+    def close(self) -> None:
+        for m in (self._mesh_full, self._mesh_crop_static, self._mesh_crop_video, *self._detectors):
+            if m is not None:
+                m.close()
+
+    def __enter__(self) -> "LandmarkDetector":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

@@ -1,0 +1,104 @@
+"""One way to walk any visual input: a single image, a folder of images, or a video, frame by frame."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from headsplat.core.errors import InputError
+from headsplat.media.image import IMAGE_SUFFIXES, check_input_file, read_image_uint8
+from headsplat.media.video import VideoReader
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".gif")
+
+
+def is_video_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame.
+
+    Attributes:
+        index: position in the source, from 0.
+        time_s: presentation time in seconds.
+        rgb: (H, W, 3) uint8 pixels.
+        name: the file name for image inputs, else ``""``.
+    """
+
+    index: int
+    time_s: float
+    rgb: np.ndarray
+    name: str = ""
+
+
+def _natural_key(p: Path):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
+
+
+class FrameSource:
+    """Frames of an image, a folder of images or a video, streamed (a video is never fully loaded).
+
+    Attributes:
+        path: the input path.
+        kind: ``"image"``, ``"folder"`` or ``"video"``.
+        fps: the video's frame rate; 25 for image inputs.
+        n_frames: the number of frames (a video's from its header).
+        size: (width, height) of the first frame.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float | None = None):
+        self.path = Path(path)
+        if self.path.is_dir():
+            self.kind = "folder"
+            self._files = sorted((f for f in self.path.iterdir() if is_image_path(f) and not f.name.startswith(".")),
+                                 key=_natural_key)
+            if not self._files:
+                raise InputError(f"{self.path}: folder has no images ({', '.join(IMAGE_SUFFIXES)})")
+            self.fps = fps or 25.0
+            self.n_frames = len(self._files)
+            first = read_image_uint8(self._files[0])
+            self.size = (first.shape[1], first.shape[0])
+        elif is_video_path(self.path):
+            self.kind = "video"
+            self._video = VideoReader(self.path)
+            self.fps = fps or self._video.info.fps
+            self.n_frames = self._video.info.n_frames
+            self.size = (self._video.info.width, self._video.info.height)
+        else:
+            check_input_file(self.path)
+            if not is_image_path(self.path):
+                raise InputError(f"{self.path}: unsupported file type '{self.path.suffix}' "
+                                 f"(images: {', '.join(IMAGE_SUFFIXES)}; videos: {', '.join(VIDEO_SUFFIXES)})")
+            self.kind = "image"
+            self._files = [self.path]
+            self.fps = fps or 25.0
+            self.n_frames = 1
+            first = read_image_uint8(self.path)
+            self.size = (first.shape[1], first.shape[0])
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self.kind == "video":
+            for i, (t, rgb) in enumerate(self._video):
+                yield Frame(i, t, rgb)
+        else:
+            for i, f in enumerate(self._files):
+                yield Frame(i, i / self.fps, read_image_uint8(f), f.name)
+
+    def __len__(self) -> int:
+        return self.n_frames
+
+
+def open_frames(path: str | os.PathLike, fps: float | None = None) -> FrameSource:
+    """Open an image, a folder of images or a video as a :class:`FrameSource`."""
+    return FrameSource(path, fps)

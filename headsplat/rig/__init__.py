@@ -1,0 +1,1 @@
+"""Head rigs: topology plus a pure function from parameters to posed vertices."""

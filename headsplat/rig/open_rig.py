@@ -1,0 +1,136 @@
+"""OpenRig: the default head rig, needing no licensed asset.
+
+MediaPipe's face-mesh topology (478 vertices, the last 10 on the irises) closed into a whole head by a
+generated shell. Identity is the neutral shape (per-vertex offsets of the face template and a global scale);
+expression is a linear basis of named face deformations; head pose is a rigid transform. The shell follows
+the pose and blends into the face outline: it takes a share of the outline's identity and expression
+offsets that fades to zero over the first rings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+import torch
+
+from headsplat.core.rotation import axis_angle_to_matrix
+from headsplat.core.validate import check_shape
+from headsplat.rig.expressions import EXPRESSION_NAMES, build_expression_basis
+from headsplat.rig.mesh_ops import boundary_loops
+from headsplat.rig.shell import ShellConfig, build_shell
+
+N_FACE = 478
+
+
+def load_face_template() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The bundled neutral face: vertices (478, 3) metres, triangles (852, 3), mirror (478,) partner indices."""
+    with resources.files("headsplat.rig").joinpath("data/mediapipe_face.npz").open("rb") as f:
+        d = np.load(f)
+        return d["vertices"].astype(np.float64), d["triangles"].astype(np.int64), d["mirror"].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class RigOutput:
+    """Posed rig.
+
+    Attributes:
+        vertices: (..., V, 3) posed vertices in world space.
+        neutral: (..., V, 3) identity shape before expression and pose (head space).
+    """
+
+    vertices: torch.Tensor
+    neutral: torch.Tensor
+
+
+class OpenRig(torch.nn.Module):
+    """The open head rig. Buffers only; per-subject parameters are passed to :meth:`forward`.
+
+    Attributes:
+        triangles: (F, 3) int64, face triangles first, then the shell's.
+        template: (V, 3) neutral vertices in metres.
+        spread: (V, 478) how each vertex follows face-vertex offsets (identity rows for face vertices,
+            fading weights from the outline for the shell).
+        basis: (E, 478, 3) expression displacements of the face vertices.
+    """
+
+    kind = "open"
+    expression_names = EXPRESSION_NAMES
+
+    def __init__(self, shell: ShellConfig = ShellConfig()):
+        super().__init__()
+        v, tris, mirror = load_face_template()
+        loops = boundary_loops(tris)
+        outline = loops[0]
+        shell_v, shell_t, (ring_param, ring_source) = build_shell(v, outline, shell)
+        basis = build_expression_basis(v, tris, outline)
+        n_shell = len(shell_v)
+        spread = np.zeros((N_FACE + n_shell, N_FACE), np.float32)
+        spread[np.arange(N_FACE), np.arange(N_FACE)] = 1.0
+        fade = np.clip(1 - ring_param / shell.blend, 0, 1) ** 2
+        has_src = ring_source >= 0
+        spread[N_FACE + np.flatnonzero(has_src), ring_source[has_src].astype(np.int64)] = fade[has_src]
+        self.n_face_triangles = len(tris)
+        self.outline = outline
+        self.register_buffer("template", torch.from_numpy(np.concatenate([v, shell_v]).astype(np.float32)))
+        self.register_buffer("triangles", torch.from_numpy(np.concatenate([tris, shell_t]).astype(np.int64)))
+        self.register_buffer("spread", torch.from_numpy(spread))
+        self.register_buffer("basis", torch.from_numpy(basis))
+        self.register_buffer("mirror", torch.from_numpy(mirror))
+
+    @property
+    def n_vertices(self) -> int:
+        return self.template.shape[0]
+
+    @property
+    def n_expressions(self) -> int:
+        return self.basis.shape[0]
+
+    def neutral(self, offsets: torch.Tensor, scale: torch.Tensor, face_only: bool = False) -> torch.Tensor:
+        """Identity shape in head space.
+
+        Args:
+            offsets: (..., 478, 3) identity offsets of the face vertices from the template, metres.
+            scale: (...) global size factor.
+            face_only: return only the 478 face vertices (cheaper, for landmark fitting).
+
+        Returns:
+            (..., V, 3) or (..., 478, 3) vertices.
+        """
+        check_shape("offsets", offsets, ("...", N_FACE, 3))
+        if face_only:
+            base = self.template[:N_FACE] + offsets
+        else:
+            base = self.template + self.spread @ offsets
+        return base * scale[..., None, None]
+
+    def forward(self, offsets: torch.Tensor, scale: torch.Tensor, expression: torch.Tensor,
+                rotation: torch.Tensor, translation: torch.Tensor, face_only: bool = False) -> RigOutput:
+        """Pose the rig.
+
+        Args:
+            offsets: (..., 478, 3) identity offsets (broadcast against the frame dims).
+            scale: (...) identity scale.
+            expression: (..., E) expression coefficients (0 is neutral).
+            rotation: (..., 3) head rotation, axis-angle, applied about the head-space origin.
+            translation: (..., 3) head position in world space, metres.
+            face_only: only the 478 face vertices.
+
+        Returns:
+            :class:`RigOutput` with (..., V, 3) tensors.
+        """
+        check_shape("expression", expression, ("...", self.n_expressions))
+        check_shape("rotation", rotation, ("...", 3))
+        check_shape("translation", translation, ("...", 3))
+        # 1. identity: the neutral shape
+        neutral = self.neutral(offsets, scale, face_only)
+        # 2. expression: linear displacements of the face, spread onto the shell
+        disp = torch.einsum("...e,evc->...vc", expression, self.basis)
+        if not face_only:
+            disp = self.spread @ disp
+        shaped = neutral + disp * scale[..., None, None]
+        # 3. pose: rigid transform about the head-space origin
+        rot = axis_angle_to_matrix(rotation)
+        posed = shaped @ rot.transpose(-1, -2) + translation[..., None, :]
+        return RigOutput(posed, neutral)
