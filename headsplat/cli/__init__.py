@@ -1,1 +1,1 @@
-"""cli"""
+"""Command-line interface: argument parsing and printing over :mod:`headsplat.api`."""

@@ -48,7 +48,7 @@ class OpenRig(torch.nn.Module):
     """The open head rig. Buffers only; per-subject parameters are passed to :meth:`forward`.
 
     Attributes:
-        triangles: (F, 3) int64, face triangles first, then the shell's.
+        triangles: (F, 3) int64: the face's, the eye fans', then the shell's (``n_face_triangles`` face+eyes).
         template: (V, 3) neutral vertices in metres.
         spread: (V, 478) how each vertex follows face-vertex offsets (identity rows for face vertices,
             fading weights from the outline for the shell).
@@ -71,6 +71,10 @@ class OpenRig(torch.nn.Module):
         fade = np.clip(1 - ring_param / shell.blend, 0, 1) ** 2
         has_src = ring_source >= 0
         spread[N_FACE + np.flatnonzero(has_src), ring_source[has_src].astype(np.int64)] = fade[has_src]
+        # Close the eye holes (the two 16-vertex loops) with fans; they collapse when the lids close.
+        eyes = [lp for lp in loops[1:] if len(lp) == 16]
+        eye_t = np.concatenate([np.stack([np.full(len(lp) - 2, lp[0]), lp[2:], lp[1:-1]], 1) for lp in eyes])
+        tris = np.concatenate([tris, eye_t])
         self.n_face_triangles = len(tris)
         self.outline = outline
         self.register_buffer("template", torch.from_numpy(np.concatenate([v, shell_v]).astype(np.float32)))

@@ -1,0 +1,79 @@
+"""Named controls for demos and viewers (jaw open, smile, blinks, brows, head yaw/pitch/roll) and a
+procedural performance built from them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from headsplat.core.rotation import euler_yxz_to_matrix, matrix_to_axis_angle
+
+# control -> {expression coefficient: weight}; head_* controls are rotations in degrees.
+CONTROLS = {
+    "jaw_open": {"jaw_open": 1.0},
+    "smile": {"smile_left": 1.0, "smile_right": 1.0},
+    "blink_left": {"blink_left": 1.0},
+    "blink_right": {"blink_right": 1.0},
+    "brows_up": {"brow_up_left": 1.0, "brow_up_right": 1.0},
+}
+HEAD_CONTROLS = ("head_yaw", "head_pitch", "head_roll")
+CONTROL_NAMES = tuple(CONTROLS) + HEAD_CONTROLS
+
+
+def controls_to_params(controls: dict, expression_names, n_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turn named controls into rig parameters.
+
+    Args:
+        controls: name -> scalar or (T,) array; expression controls in [0, 1], head_* in degrees.
+        expression_names: the rig's expression coefficient names.
+        n_frames: T.
+
+    Returns:
+        expression (T, E) and rotation (T, 3) axis-angle, float32.
+
+    Raises:
+        KeyError: an unknown control name, listing the known ones.
+    """
+    names = list(expression_names)
+    exp = torch.zeros(n_frames, len(names))
+    for k, v in controls.items():
+        if k in HEAD_CONTROLS:
+            continue
+        if k not in CONTROLS:
+            raise KeyError(f"unknown control {k!r}; known: {', '.join(CONTROL_NAMES)}")
+        for coef, w in CONTROLS[k].items():
+            exp[:, names.index(coef)] += w * torch.as_tensor(np.broadcast_to(v, (n_frames,)).copy(), dtype=torch.float32)
+    ang = [torch.as_tensor(np.broadcast_to(controls.get(k, 0.0), (n_frames,)).copy(), dtype=torch.float32)
+           for k in HEAD_CONTROLS]
+    rot = matrix_to_axis_angle(euler_yxz_to_matrix(*[torch.deg2rad(a) for a in ang]))
+    return exp, rot
+
+
+def demo_performance(n_frames: int = 120, fps: float = 25.0) -> dict:
+    """A short procedural performance: talking (jaw), a smile, blinks, brows and head turns.
+
+    Returns:
+        control name -> (T,) float32 array.
+    """
+    t = np.arange(n_frames) / fps
+    dur = n_frames / fps
+    u = t / dur
+    env = lambda a, b: np.clip(np.minimum((u - a) / 0.08, (b - u) / 0.08), 0, 1)  # noqa: E731
+    talk = (0.5 + 0.5 * np.sin(2 * math.pi * 3.2 * t)) * (0.3 + 0.4 * np.abs(np.sin(2 * math.pi * 0.7 * t)))
+    perf = {
+        "jaw_open": (talk * (env(0.0, 0.45) + env(0.75, 1.0))).astype(np.float32),
+        "smile": (0.9 * env(0.45, 0.75)).astype(np.float32),
+        "blink_left": np.zeros(n_frames, np.float32),
+        "blink_right": np.zeros(n_frames, np.float32),
+        "brows_up": (0.8 * env(0.55, 0.7)).astype(np.float32),
+        "head_yaw": (22 * np.sin(2 * math.pi * u)).astype(np.float32),
+        "head_pitch": (8 * np.sin(2 * math.pi * 2 * u + 0.5)).astype(np.float32),
+        "head_roll": (5 * np.sin(2 * math.pi * u + 1.0)).astype(np.float32),
+    }
+    for centre in (0.2, 0.52, 0.85):  # blinks of about 0.2 s
+        b = np.clip(1 - np.abs(t - centre * dur) / 0.1, 0, 1).astype(np.float32)
+        perf["blink_left"] += b
+        perf["blink_right"] += b
+    return perf

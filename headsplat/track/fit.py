@@ -1,0 +1,235 @@
+"""Fit rig identity, camera focal length, per-frame head pose and expression to face landmarks.
+
+Robust (pseudo-Huber) reprojection of the rig's landmark vertices onto detected landmarks, MediaPipe's
+relative depth as a weak cue for the identity's shape, priors on identity and expression, and for videos a
+penalty on the second differences of pose and expression: a non-causal smoother, so a still head does not
+jitter and fast motion does not lag. Stage 1 fits identity and focal length on key frames; stage 2 fits
+pose and expression of every frame with the identity fixed, window by window.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
+from headsplat.face.indices import RIGHT_EYE_CORNERS, LEFT_EYE_CORNERS
+from headsplat.rig.mesh_ops import graph_laplacian
+from headsplat.rig.open_rig import N_FACE, OpenRig
+
+FIT_POINTS = np.arange(468)  # the iris points move with gaze, which the rig does not model
+FLIP = torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64)  # world (y up, z to viewer) -> OpenCV camera
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Tracker settings (defaults suit portraits and talking-head videos)."""
+
+    fov_deg: float | None = None  # fixed horizontal field of view; None estimates it
+    fov_prior_deg: float = 30.0  # prior for the estimated field of view
+    fov_prior_weight: float = 0.02  # strength of that prior (in log-focal units)
+    key_frames: int = 24  # frames used to fit identity and focal length
+    identity_iters: int = 80  # L-BFGS iterations of stage 1
+    frame_iters: int = 40  # L-BFGS iterations per window of stage 2
+    window: int = 300  # frames per stage-2 window
+    robust: float = 0.03  # pseudo-Huber scale, fraction of the inter-ocular distance
+    depth_weight: float = 0.3  # weight of MediaPipe's relative depth in stage 1
+    identity_smooth: float = 3.0  # Laplacian smoothness of identity offsets
+    identity_size: float = 0.05  # magnitude prior on identity offsets
+    identity_symmetry: float = 0.5  # left/right symmetry of identity offsets
+    expression_size: float = 2e-4  # magnitude prior on expression coefficients
+    smooth_rotation: float = 2.0  # temporal smoothness of rotation (videos)
+    smooth_translation: float = 2.0  # temporal smoothness of translation (videos)
+    smooth_expression: float = 0.02  # temporal smoothness of expression (videos)
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Fitted parameters (numpy, float32 unless noted); see :class:`headsplat.track.tracking.Tracking`."""
+
+    focal: float
+    identity_offsets: np.ndarray
+    identity_scale: float
+    rotation: np.ndarray
+    translation: np.ndarray
+    expression: np.ndarray
+    fit_error: np.ndarray
+
+
+def project(rig: OpenRig, offsets, log_scale, expression, rotation, translation, focal, width, height):
+    """Landmark vertices in pixels and camera depth: (T, 478, 2), (T, 478)."""
+    out = rig(offsets, log_scale.exp(), expression, rotation, translation, face_only=True)
+    pc = out.vertices * FLIP.to(out.vertices)
+    z = pc[..., 2]
+    uv = pc[..., :2] / z[..., None] * focal + torch.tensor([width / 2, height / 2], dtype=pc.dtype)
+    return uv, z
+
+
+def _pnp(points2d: np.ndarray, model: np.ndarray, focal: float, width: int, height: int):
+    K = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]])
+    ok, rvec, tvec = cv2.solvePnP(model, points2d, K, None, flags=cv2.SOLVEPNP_EPNP)
+    ok, rvec, tvec = cv2.solvePnP(model, points2d, K, None, rvec, tvec, useExtrinsicGuess=True,
+                                  flags=cv2.SOLVEPNP_ITERATIVE)
+    r_cv = cv2.Rodrigues(rvec)[0]
+    f = np.diag([1.0, -1.0, -1.0])
+    rot = torch.from_numpy(f @ r_cv)
+    return matrix_to_axis_angle(rot).numpy(), (f @ tvec).ravel()
+
+
+def _pseudo_huber(r2: torch.Tensor, c: float) -> torch.Tensor:
+    return c * c * (torch.sqrt(1 + r2 / (c * c)) - 1)
+
+
+def _interocular(lm: np.ndarray) -> np.ndarray:
+    r = lm[..., RIGHT_EYE_CORNERS, :2].mean(-2)
+    l = lm[..., LEFT_EYE_CORNERS, :2].mean(-2)
+    return np.linalg.norm(r - l, axis=-1)
+
+
+def _lbfgs(params, closure_fn, iters: int) -> None:
+    opt = torch.optim.LBFGS(params, lr=1, max_iter=iters, history_size=20, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-9, tolerance_change=1e-12)
+
+    def closure():
+        opt.zero_grad()
+        loss = closure_fn()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+
+
+def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: int, rig: OpenRig,
+                  temporal: bool, cfg: FitConfig = FitConfig(), progress=None) -> FitResult:
+    """Fit the rig to a sequence of landmarks.
+
+    Args:
+        landmarks: (T, 478, 3) pixels (x, y) and MediaPipe relative depth; rows where ``found`` is False
+            are ignored.
+        found: (T,) bool; at least one True.
+        width, height: frame size in pixels.
+        rig: the rig to fit.
+        temporal: frames are consecutive video frames (smooth them and fill the missing ones).
+        cfg: settings.
+        progress: optional callable(n_frames_done) for progress display.
+    """
+    dt = torch.float64
+    T = len(landmarks)
+    idx_found = np.flatnonzero(found)
+    if len(idx_found) == 0:
+        raise ValueError("fit_landmarks: no frame has landmarks")
+    lm = landmarks.astype(np.float64).copy()
+    # Frames without a face take their nearest found frame's landmarks, with no weight in the fit.
+    nearest = idx_found[np.abs(np.arange(T)[:, None] - idx_found[None]).argmin(1)]
+    lm[~found] = lm[nearest[~found]]
+    iod = _interocular(lm)  # (T,)
+    weight = torch.from_numpy(found.astype(np.float64))
+
+    fixed_focal = cfg.fov_deg is not None
+    fov = cfg.fov_deg if fixed_focal else cfg.fov_prior_deg
+    focal0 = width / (2 * math.tan(math.radians(fov) / 2))
+    log_focal = torch.tensor(math.log(focal0), dtype=dt, requires_grad=not fixed_focal)
+
+    template = rig.template[:N_FACE].double().numpy()
+    rot0 = np.zeros((T, 3))
+    trans0 = np.zeros((T, 3))
+    for t in range(T):
+        rot0[t], trans0[t] = _pnp(lm[t, FIT_POINTS, :2], template[FIT_POINTS], focal0, width, height)
+
+    rig = copy.deepcopy(rig).double()  # fit in float64; the caller's rig is left as it is
+    lap = graph_laplacian(rig.triangles[: rig.n_face_triangles].numpy(), N_FACE)
+    lap = torch.from_numpy(lap.toarray())
+    mirror = rig.mirror
+    mirror_sign = torch.tensor([-1.0, 1.0, 1.0], dtype=dt)
+    pts = torch.from_numpy(FIT_POINTS)
+    lm_t = torch.from_numpy(lm)
+    iod_t = torch.from_numpy(iod)
+    E = rig.n_expressions
+
+    def data_term(uv, z, frames, with_depth):
+        target = lm_t[frames][:, pts]
+        r = (uv[:, pts] - target[..., :2]) / iod_t[frames][:, None, None]
+        loss = _pseudo_huber((r * r).sum(-1), cfg.robust).mean(-1)
+        if with_depth:
+            # MediaPipe's z is relative depth in pixels, on the x scale: compare centred profiles.
+            zp = z[:, pts] * (uv.new_tensor(1.0) * log_focal.exp()) / z[:, pts].mean(-1, keepdim=True)
+            zm = target[..., 2]
+            dz = ((zp - zp.mean(-1, keepdim=True)) - (zm - zm.mean(-1, keepdim=True))) / iod_t[frames][:, None]
+            loss = loss + cfg.depth_weight * _pseudo_huber(dz * dz, cfg.robust).mean(-1)
+        return (loss * weight[frames]).sum() / weight[frames].sum().clamp_min(1)
+
+    # Stage 1: identity and focal length on key frames.
+    keys = idx_found[np.unique(np.linspace(0, len(idx_found) - 1, min(cfg.key_frames, len(idx_found))).round().astype(int))]
+    keys_t = torch.from_numpy(keys)
+    offsets = torch.zeros(N_FACE, 3, dtype=dt, requires_grad=True)
+    log_scale = torch.zeros((), dtype=dt, requires_grad=True)
+    k_rot = torch.tensor(rot0[keys], requires_grad=True)
+    k_trans = torch.tensor(trans0[keys], requires_grad=True)
+    k_exp = torch.zeros(len(keys), E, dtype=dt, requires_grad=True)
+
+    def identity_prior():
+        o = offsets / 0.01  # centimetres
+        smooth = ((lap @ o) ** 2).sum(-1).mean()
+        size = (o ** 2).sum(-1).mean()
+        sym = ((o - o[mirror] * mirror_sign) ** 2).sum(-1).mean()
+        return 1e-3 * (cfg.identity_smooth * smooth + cfg.identity_size * size + cfg.identity_symmetry * sym)
+
+    def focal_prior():
+        return cfg.fov_prior_weight * (log_focal - math.log(focal0)) ** 2
+
+    def stage1():
+        uv, z = project(rig, offsets, log_scale, k_exp, k_rot, k_trans, log_focal.exp(), width, height)
+        return (data_term(uv, z, keys_t, True) + identity_prior() + focal_prior()
+                + cfg.expression_size * (k_exp ** 2).sum(-1).mean() + 1e-3 * log_scale ** 2)
+
+    params = [offsets, log_scale, k_rot, k_trans, k_exp] + ([log_focal] if not fixed_focal else [])
+    _lbfgs(params, stage1, cfg.identity_iters)
+
+    # Stage 2: pose and expression of every frame, identity fixed, window by window.
+    offsets_f, log_scale_f, focal_f = offsets.detach(), log_scale.detach(), log_focal.detach().exp()
+    rot = torch.tensor(rot0)
+    trans = torch.tensor(trans0)
+    rot[keys_t], trans[keys_t] = k_rot.detach(), k_trans.detach()
+    exp = torch.zeros(T, E, dtype=dt)
+    start = 0
+    while start < T:
+        stop = min(T, start + cfg.window)
+        ctx = min(2, start) if temporal else 0  # previous, already fitted frames anchor the smoother
+        frames = torch.arange(start - ctx, stop)
+        w_rot = rot[frames].clone().requires_grad_(True)
+        w_trans = trans[frames].clone().requires_grad_(True)
+        w_exp = exp[frames].clone().requires_grad_(True)
+        anchor = (rot[frames[:ctx]], trans[frames[:ctx]], exp[frames[:ctx]])
+
+        def stage2():
+            r_all = torch.cat([anchor[0], w_rot[ctx:]]) if ctx else w_rot
+            t_all = torch.cat([anchor[1], w_trans[ctx:]]) if ctx else w_trans
+            e_all = torch.cat([anchor[2], w_exp[ctx:]]) if ctx else w_exp
+            uv, z = project(rig, offsets_f, log_scale_f, e_all, r_all, t_all, focal_f, width, height)
+            loss = data_term(uv, z, frames, False) + cfg.expression_size * (e_all ** 2).sum(-1).mean()
+            if temporal and len(frames) > 2:
+                acc = lambda x: x[2:] - 2 * x[1:-1] + x[:-2]  # noqa: E731
+                loss = loss + (cfg.smooth_rotation * (acc(r_all) ** 2).sum(-1).mean()
+                               + cfg.smooth_translation * (acc(t_all / 0.01) ** 2).sum(-1).mean() * 1e-2
+                               + cfg.smooth_expression * (acc(e_all) ** 2).sum(-1).mean())
+            return loss
+
+        _lbfgs([w_rot, w_trans, w_exp], stage2, cfg.frame_iters)
+        rot[frames[ctx:]] = w_rot.detach()[ctx:]
+        trans[frames[ctx:]] = w_trans.detach()[ctx:]
+        exp[frames[ctx:]] = w_exp.detach()[ctx:]
+        if progress is not None:
+            progress(stop - start)
+        start = stop
+
+    with torch.no_grad():
+        uv, _ = project(rig, offsets_f, log_scale_f, exp, rot, trans, focal_f, width, height)
+        err = (uv[:, pts] - lm_t[:, pts, :2]).norm(dim=-1).mean(-1).numpy()
+    err = np.where(found, err, np.nan)
+    return FitResult(float(focal_f), offsets_f.float().numpy(), float(log_scale_f.exp()),
+                     rot.float().numpy(), trans.float().numpy(), exp.float().numpy(), err.astype(np.float32))

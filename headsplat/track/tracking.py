@@ -1,0 +1,131 @@
+"""Tracking: per-frame camera, head pose and expression plus shared identity, saved as .npz with a JSON
+header (no pickle). The same structure serves drivers and avatar references."""
+
+from __future__ import annotations
+
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from headsplat.core.camera import Camera, intrinsics_from_focal, world_to_opencv
+from headsplat.core.errors import InputError
+from headsplat.core.fileio import atomic_path
+
+FORMAT = "headsplat.tracking"
+VERSION = 1
+_ARRAYS = ("identity_offsets", "rotation", "translation", "expression", "landmarks", "found", "fit_error",
+           "crops", "times")
+
+
+@dataclass
+class Tracking:
+    """Tracked head parameters of a sequence (one image is a sequence of one).
+
+    World space is the canonical head space; the camera sits at the origin looking down -z
+    (``viewmat = diag(1, -1, -1, 1)``), so a head with rotation 0 faces the camera.
+
+    Attributes:
+        rig: the rig kind the parameters belong to (``"open"``).
+        width, height: frame size in pixels.
+        fps: frame rate.
+        focal: focal length in pixels (square pixels, principal point at the centre).
+        identity_offsets: (478, 3) float32 identity offsets, metres.
+        identity_scale: identity scale factor.
+        expression_names: names of the expression coefficients.
+        rotation: (T, 3) float32 head rotation, axis-angle.
+        translation: (T, 3) float32 head position, metres.
+        expression: (T, E) float32 coefficients.
+        landmarks: (T, 478, 3) float32 detected landmarks in pixels (NaN where no face was found).
+        found: (T,) bool, a face was found in that frame (others are interpolated).
+        fit_error: (T,) float32 mean distance between reprojected rig and landmarks, in pixels.
+        crops: (T, 2, 3) float64 square-crop transforms (frame pixels -> crop pixels).
+        crop_size: side of those crops in pixels.
+        times: (T,) float64 frame times in seconds.
+        source: the input's path, for provenance.
+    """
+
+    rig: str
+    width: int
+    height: int
+    fps: float
+    focal: float
+    identity_offsets: np.ndarray
+    identity_scale: float
+    expression_names: tuple
+    rotation: np.ndarray
+    translation: np.ndarray
+    expression: np.ndarray
+    landmarks: np.ndarray
+    found: np.ndarray
+    fit_error: np.ndarray
+    crops: np.ndarray
+    crop_size: int
+    times: np.ndarray
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.rotation)
+
+    @property
+    def n_missing(self) -> int:
+        return int((~self.found).sum())
+
+    def camera(self, dtype=torch.float32) -> Camera:
+        K = intrinsics_from_focal(torch.tensor(self.focal, dtype=torch.float64), self.width, self.height)
+        return Camera(world_to_opencv().to(dtype), K.to(dtype), self.width, self.height)
+
+    def params(self, frames=None, dtype=torch.float32) -> dict:
+        """Rig forward arguments for the given frames (all by default) as tensors."""
+        sl = slice(None) if frames is None else frames
+        t = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype)  # noqa: E731
+        return dict(offsets=t(self.identity_offsets), scale=t(self.identity_scale),
+                    expression=t(self.expression[sl]), rotation=t(self.rotation[sl]),
+                    translation=t(self.translation[sl]))
+
+    # -- files ------------------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write atomically as .npz: arrays plus a JSON ``header`` (uint8 bytes), no pickled objects."""
+        header = dict(format=FORMAT, version=VERSION, rig=self.rig, width=self.width, height=self.height,
+                      fps=self.fps, focal=self.focal, identity_scale=self.identity_scale,
+                      expression_names=list(self.expression_names), crop_size=self.crop_size,
+                      source=self.source, n_frames=len(self), extra=self.extra)
+        arrays = {k: np.asarray(getattr(self, k)) for k in _ARRAYS}
+        arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Tracking":
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            InputError: missing, corrupt, not a tracking file, or from a newer format version.
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"{p}: tracking file not found")
+        try:
+            with np.load(p, allow_pickle=False) as d:
+                header = json.loads(bytes(d["header"]).decode())
+                arrays = {k: d[k] for k in _ARRAYS}
+        except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError) as e:
+            raise InputError(f"{p}: not a headsplat tracking file ({type(e).__name__}: {e})") from None
+        if header.get("format") != FORMAT:
+            raise InputError(f"{p}: not a headsplat tracking file (format {header.get('format')!r})")
+        if int(header.get("version", 0)) > VERSION:
+            raise InputError(f"{p}: tracking format version {header['version']} is newer than this headsplat "
+                             f"reads ({VERSION}); upgrade headsplat")
+        return cls(rig=header["rig"], width=int(header["width"]), height=int(header["height"]),
+                   fps=float(header["fps"]), focal=float(header["focal"]),
+                   identity_scale=float(header["identity_scale"]),
+                   expression_names=tuple(header["expression_names"]), crop_size=int(header["crop_size"]),
+                   source=header.get("source", ""), extra=header.get("extra", {}), **arrays)
+
+
