@@ -68,7 +68,7 @@ def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor | None = N
         up = torch.tensor([0.0, 1.0, 0.0], dtype=eye.dtype)
     z = target - eye
     z = z / z.norm()
-    x = torch.linalg.cross(z, -up)  # camera x points right when camera y (down) is -up
+    x = torch.linalg.cross(z, up)  # camera right = forward x up
     x = x / x.norm()
     y = torch.linalg.cross(z, x)
     r = torch.stack([x, y, z], 0)  # rows: camera axes in world coordinates

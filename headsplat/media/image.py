@@ -70,7 +70,8 @@ def read_image_uint8(path: str | os.PathLike) -> np.ndarray:
 
 def to_float(rgb: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 -> (H, W, 3) float32 tensor in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(rgb)).float().div_(255.0)
+    rgb = np.ascontiguousarray(rgb) if rgb.flags.writeable else rgb.copy()
+    return torch.from_numpy(rgb).float().div_(255.0)
 
 
 def to_uint8(img: torch.Tensor) -> np.ndarray:

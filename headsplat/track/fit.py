@@ -32,20 +32,21 @@ class FitConfig:
 
     fov_deg: float | None = None  # fixed horizontal field of view; None estimates it
     fov_prior_deg: float = 30.0  # prior for the estimated field of view
-    fov_prior_weight: float = 0.02  # strength of that prior (in log-focal units)
+    fov_prior_weight: float = 20.0  # strength of that prior (in log-focal units)
     key_frames: int = 24  # frames used to fit identity and focal length
-    identity_iters: int = 80  # L-BFGS iterations of stage 1
-    frame_iters: int = 40  # L-BFGS iterations per window of stage 2
+    identity_iters: int = 200  # L-BFGS iterations of stage 1
+    frame_iters: int = 150  # L-BFGS iterations per window of stage 2
     window: int = 300  # frames per stage-2 window
     robust: float = 0.03  # pseudo-Huber scale, fraction of the inter-ocular distance
     depth_weight: float = 0.3  # weight of MediaPipe's relative depth in stage 1
     identity_smooth: float = 3.0  # Laplacian smoothness of identity offsets
     identity_size: float = 0.05  # magnitude prior on identity offsets
     identity_symmetry: float = 0.5  # left/right symmetry of identity offsets
-    expression_size: float = 2e-4  # magnitude prior on expression coefficients
-    smooth_rotation: float = 2.0  # temporal smoothness of rotation (videos)
-    smooth_translation: float = 2.0  # temporal smoothness of translation (videos)
-    smooth_expression: float = 0.02  # temporal smoothness of expression (videos)
+    identity_exclusive: float = 1.0  # keeps identity offsets out of what expression, pose and scale explain
+    expression_size: float = 0.01  # magnitude prior on expression coefficients
+    smooth_rotation: float = 0.05  # temporal smoothness of rotation (robust, videos)
+    smooth_translation: float = 0.05  # temporal smoothness of translation (robust, videos)
+    smooth_expression: float = 0.3  # temporal smoothness of expression (videos)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,19 @@ def _pnp(points2d: np.ndarray, model: np.ndarray, focal: float, width: int, heig
     f = np.diag([1.0, -1.0, -1.0])
     rot = torch.from_numpy(f @ r_cv)
     return matrix_to_axis_angle(rot).numpy(), (f @ tvec).ravel()
+
+
+def _excluded_modes(rig: OpenRig) -> torch.Tensor:
+    """(478*3, K) orthonormal basis of face deformations that other parameters explain: the expression
+    shapes, rigid translations and infinitesimal rotations, and uniform scaling."""
+    v = rig.template[:N_FACE].double()
+    cols = [b.reshape(-1) for b in rig.basis.double()]
+    for axis in torch.eye(3, dtype=torch.float64):
+        cols.append(axis.expand(N_FACE, 3).reshape(-1))
+        cols.append(torch.linalg.cross(axis.expand(N_FACE, 3), v).reshape(-1))
+    cols.append(v.reshape(-1))
+    q, _ = torch.linalg.qr(torch.stack(cols, 1))
+    return q
 
 
 def _pseudo_huber(r2: torch.Tensor, c: float) -> torch.Tensor:
@@ -154,47 +168,55 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
     def data_term(uv, z, frames, with_depth):
         target = lm_t[frames][:, pts]
         r = (uv[:, pts] - target[..., :2]) / iod_t[frames][:, None, None]
-        loss = _pseudo_huber((r * r).sum(-1), cfg.robust).mean(-1)
+        # Divided by c^2 so that a residual at the robust scale costs about 1 per landmark.
+        loss = _pseudo_huber((r * r).sum(-1), cfg.robust).mean(-1) / cfg.robust ** 2
         if with_depth:
             # MediaPipe's z is relative depth in pixels, on the x scale: compare centred profiles.
             zp = z[:, pts] * (uv.new_tensor(1.0) * log_focal.exp()) / z[:, pts].mean(-1, keepdim=True)
             zm = target[..., 2]
             dz = ((zp - zp.mean(-1, keepdim=True)) - (zm - zm.mean(-1, keepdim=True))) / iod_t[frames][:, None]
-            loss = loss + cfg.depth_weight * _pseudo_huber(dz * dz, cfg.robust).mean(-1)
+            loss = loss + cfg.depth_weight * _pseudo_huber(dz * dz, cfg.robust).mean(-1) / cfg.robust ** 2
         return (loss * weight[frames]).sum() / weight[frames].sum().clamp_min(1)
 
     # Stage 1: identity and focal length on key frames.
     keys = idx_found[np.unique(np.linspace(0, len(idx_found) - 1, min(cfg.key_frames, len(idx_found))).round().astype(int))]
     keys_t = torch.from_numpy(keys)
-    offsets = torch.zeros(N_FACE, 3, dtype=dt, requires_grad=True)
+    # Offsets and translations are optimised in centimetres so that every parameter is O(1).
+    offsets_cm = torch.zeros(N_FACE, 3, dtype=dt, requires_grad=True)
     log_scale = torch.zeros((), dtype=dt, requires_grad=True)
     k_rot = torch.tensor(rot0[keys], requires_grad=True)
-    k_trans = torch.tensor(trans0[keys], requires_grad=True)
+    k_trans_cm = torch.tensor(trans0[keys] / 0.01, requires_grad=True)
     k_exp = torch.zeros(len(keys), E, dtype=dt, requires_grad=True)
 
+    excluded = _excluded_modes(rig)
+
     def identity_prior():
-        o = offsets / 0.01  # centimetres
+        o = offsets_cm
         smooth = ((lap @ o) ** 2).sum(-1).mean()
         size = (o ** 2).sum(-1).mean()
         sym = ((o - o[mirror] * mirror_sign) ** 2).sum(-1).mean()
-        return 1e-3 * (cfg.identity_smooth * smooth + cfg.identity_size * size + cfg.identity_symmetry * sym)
+        # Per-vertex offsets could otherwise absorb the mean expression, a small rotation or a size change.
+        leak = ((excluded.T @ o.reshape(-1)) ** 2).sum()
+        return (cfg.identity_smooth * smooth + cfg.identity_size * size + cfg.identity_symmetry * sym
+                       + cfg.identity_exclusive * leak)
 
     def focal_prior():
         return cfg.fov_prior_weight * (log_focal - math.log(focal0)) ** 2
 
     def stage1():
-        uv, z = project(rig, offsets, log_scale, k_exp, k_rot, k_trans, log_focal.exp(), width, height)
+        uv, z = project(rig, offsets_cm * 0.01, log_scale, k_exp, k_rot, k_trans_cm * 0.01, log_focal.exp(),
+                        width, height)
         return (data_term(uv, z, keys_t, True) + identity_prior() + focal_prior()
-                + cfg.expression_size * (k_exp ** 2).sum(-1).mean() + 1e-3 * log_scale ** 2)
+                + cfg.expression_size * (k_exp ** 2).sum(-1).mean() + log_scale ** 2)
 
-    params = [offsets, log_scale, k_rot, k_trans, k_exp] + ([log_focal] if not fixed_focal else [])
+    params = [offsets_cm, log_scale, k_rot, k_trans_cm, k_exp] + ([log_focal] if not fixed_focal else [])
     _lbfgs(params, stage1, cfg.identity_iters)
 
     # Stage 2: pose and expression of every frame, identity fixed, window by window.
-    offsets_f, log_scale_f, focal_f = offsets.detach(), log_scale.detach(), log_focal.detach().exp()
+    offsets_f, log_scale_f, focal_f = offsets_cm.detach() * 0.01, log_scale.detach(), log_focal.detach().exp()
     rot = torch.tensor(rot0)
     trans = torch.tensor(trans0)
-    rot[keys_t], trans[keys_t] = k_rot.detach(), k_trans.detach()
+    rot[keys_t], trans[keys_t] = k_rot.detach(), k_trans_cm.detach() * 0.01
     exp = torch.zeros(T, E, dtype=dt)
     start = 0
     while start < T:
@@ -202,26 +224,27 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
         ctx = min(2, start) if temporal else 0  # previous, already fitted frames anchor the smoother
         frames = torch.arange(start - ctx, stop)
         w_rot = rot[frames].clone().requires_grad_(True)
-        w_trans = trans[frames].clone().requires_grad_(True)
+        w_trans = (trans[frames] / 0.01).requires_grad_(True)  # centimetres
         w_exp = exp[frames].clone().requires_grad_(True)
-        anchor = (rot[frames[:ctx]], trans[frames[:ctx]], exp[frames[:ctx]])
+        anchor = (rot[frames[:ctx]], trans[frames[:ctx]] / 0.01, exp[frames[:ctx]])
 
         def stage2():
             r_all = torch.cat([anchor[0], w_rot[ctx:]]) if ctx else w_rot
             t_all = torch.cat([anchor[1], w_trans[ctx:]]) if ctx else w_trans
             e_all = torch.cat([anchor[2], w_exp[ctx:]]) if ctx else w_exp
-            uv, z = project(rig, offsets_f, log_scale_f, e_all, r_all, t_all, focal_f, width, height)
+            uv, z = project(rig, offsets_f, log_scale_f, e_all, r_all, t_all * 0.01, focal_f, width, height)
             loss = data_term(uv, z, frames, False) + cfg.expression_size * (e_all ** 2).sum(-1).mean()
             if temporal and len(frames) > 2:
                 acc = lambda x: x[2:] - 2 * x[1:-1] + x[:-2]  # noqa: E731
-                loss = loss + (cfg.smooth_rotation * (acc(r_all) ** 2).sum(-1).mean()
-                               + cfg.smooth_translation * (acc(t_all / 0.01) ** 2).sum(-1).mean() * 1e-2
+                # Robust: small accelerations (noise) are smoothed, real sudden motion is let through.
+                loss = loss + (cfg.smooth_rotation * _pseudo_huber((acc(r_all) ** 2).sum(-1), 0.005).mean() / 0.005 ** 2
+                               + cfg.smooth_translation * _pseudo_huber((acc(t_all) ** 2).sum(-1), 0.2).mean() / 0.2 ** 2
                                + cfg.smooth_expression * (acc(e_all) ** 2).sum(-1).mean())
             return loss
 
         _lbfgs([w_rot, w_trans, w_exp], stage2, cfg.frame_iters)
         rot[frames[ctx:]] = w_rot.detach()[ctx:]
-        trans[frames[ctx:]] = w_trans.detach()[ctx:]
+        trans[frames[ctx:]] = w_trans.detach()[ctx:] * 0.01
         exp[frames[ctx:]] = w_exp.detach()[ctx:]
         if progress is not None:
             progress(stop - start)

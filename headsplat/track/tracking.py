@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,7 +116,7 @@ class Tracking:
             with np.load(p, allow_pickle=False) as d:
                 header = json.loads(bytes(d["header"]).decode())
                 arrays = {k: d[k] for k in _ARRAYS}
-        except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError) as e:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as e:
             raise InputError(f"{p}: not a headsplat tracking file ({type(e).__name__}: {e})") from None
         if header.get("format") != FORMAT:
             raise InputError(f"{p}: not a headsplat tracking file (format {header.get('format')!r})")

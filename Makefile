@@ -1,0 +1,45 @@
+# make demo: set up a virtualenv, install, run the demo on the built-in sample.
+# make test: set up and run the test suite (what CI runs). make test-all: also the slow tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.headsplat-installed
+ASSETS := .test-assets/insightface/Tom_Hanks_54745.png
+
+.PHONY: demo test test-all bench install clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# Pinned: this resolves to a local CPU build here; an unpinned torch pulls GBs of CUDA wheels.
+	$(PY) -m pip install -q torch==2.13.0
+	# The face models only: mediapipe's declared dependencies (jax, jaxlib, sounddevice, opencv-contrib)
+	# are never used by them; what they do use is in headsplat's own dependencies.
+	$(PY) -m pip install -q --no-deps "mediapipe==0.10.14"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+# Real test images without the network: the samples inside the insightface wheel (extracted, never imported).
+$(ASSETS): | $(STAMP)
+	rm -rf .test-assets/wheel && mkdir -p .test-assets/wheel .test-assets/insightface
+	$(PY) -m pip download -q --no-deps -d .test-assets/wheel "insightface==2.1"
+	$(PY) -c "import zipfile,glob,os; z=zipfile.ZipFile(glob.glob('.test-assets/wheel/insightface-*.whl')[0]); \
+	[open(os.path.join('.test-assets/insightface', os.path.basename(n)),'wb').write(z.read(n)) \
+	 for n in z.namelist() if n.startswith('insightface/data/images/')]"
+
+demo: $(STAMP)
+	$(VENV)/bin/headsplat demo -o out/demo
+
+test: $(STAMP) $(ASSETS)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP) $(ASSETS)
+	$(PY) -m pytest -q -m "slow or not slow"
+
+bench: $(STAMP)
+	$(PY) benchmarks/track.py
+
+clean:
+	rm -rf $(VENV) .test-assets out
