@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from headsplat.core.camera import intrinsics_from_fov, world_to_opencv, project_points
 from headsplat.core.errors import HeadsplatError, OutputError
-from headsplat.core.fileio import atomic_path
+from headsplat.core.fileio import atomic_path, check_writable
 from headsplat.media.frames import FrameSource, open_frames
 from headsplat.media.image import IMAGE_SUFFIXES, read_image_uint8
 from headsplat.media.video import VideoWriter
@@ -32,11 +32,7 @@ def _check_output(path: str | os.PathLike, suffixes: tuple[str, ...], what: str)
     p = Path(path)
     if p.suffix.lower() not in suffixes:
         raise OutputError(f"{p}: {what} must end in {' or '.join(suffixes)}")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"{p}: output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"{p}: output folder {parent} is not writable")
+    check_writable(p)
     return p
 
 

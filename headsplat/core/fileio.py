@@ -12,7 +12,9 @@ from typing import Iterator
 from headsplat.core.errors import OutputError
 
 
-def _check_parent(path: Path) -> Path:
+def check_writable(path: Path) -> Path:
+    """Raise :class:`OutputError` unless ``path`` can be created: its folder exists and is writable and
+    it is not a folder itself. Returns the folder."""
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
         raise OutputError(f"{path}: output folder {parent} does not exist")
@@ -31,7 +33,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     from the extension still work.
     """
     path = Path(path)
-    parent = _check_parent(path)
+    parent = check_writable(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
                                dir=parent)
     os.close(fd)
@@ -49,7 +51,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` (an existing folder is
     swapped out only after the new one is complete), on failure it is removed."""
     path = Path(path)
-    parent = _check_parent(path) if not path.is_dir() else path.parent
+    parent = check_writable(path) if not path.is_dir() else path.parent
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=parent))
     try:
         yield tmp
