@@ -78,3 +78,12 @@ def test_write_png_is_atomic_and_round_trips(tmp_path):
     back = read_image(tmp_path / "o.png")
     assert torch.allclose(back, img, atol=1 / 255)
     assert [p.name for p in tmp_path.iterdir()] == ["o.png"]
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    import os
+
+    write_png(tmp_path / "o.png", torch.zeros(2, 2, 3))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "o.png").stat().st_mode & 0o777 == 0o666 & ~mask
