@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,9 +215,3 @@ def doctor() -> list[tuple[str, str, bool]]:
         rows.append(("gsplat", "not installed (optional, CUDA only: pip install headsplat[cuda])", True))
     return rows
 
-
-def timed(fn, *args, **kwargs):
-    """Run ``fn`` and return (result, seconds)."""
-    t = time.perf_counter()
-    r = fn(*args, **kwargs)
-    return r, time.perf_counter() - t
