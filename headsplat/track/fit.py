@@ -60,6 +60,7 @@ class FitResult:
     translation: np.ndarray
     expression: np.ndarray
     fit_error: np.ndarray
+    reprojected: np.ndarray  # (T, 478, 2) the fitted rig's landmark vertices in pixels
 
 
 def project(rig: OpenRig, offsets, log_scale, expression, rotation, translation, focal, width, height):
@@ -255,4 +256,5 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
         err = (uv[:, pts] - lm_t[:, pts, :2]).norm(dim=-1).mean(-1).numpy()
     err = np.where(found, err, np.nan)
     return FitResult(float(focal_f), offsets_f.float().numpy(), float(log_scale_f.exp()),
-                     rot.float().numpy(), trans.float().numpy(), exp.float().numpy(), err.astype(np.float32))
+                     rot.float().numpy(), trans.float().numpy(), exp.float().numpy(), err.astype(np.float32),
+                     uv.float().numpy())

@@ -6,7 +6,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from headsplat.core.errors import NoFaceError
@@ -14,7 +13,7 @@ from headsplat.face.align import crop_from_landmarks
 from headsplat.face.landmarks import N_LANDMARKS, LandmarkDetector
 from headsplat.media.frames import FrameSource
 from headsplat.rig.open_rig import OpenRig
-from headsplat.track.fit import FitConfig, fit_landmarks, project
+from headsplat.track.fit import FitConfig, fit_landmarks
 from headsplat.track.tracking import Tracking
 
 
@@ -69,11 +68,7 @@ def track_source(source: FrameSource, face: int = 0, fov_deg: float | None = Non
     with tqdm(total=len(found), desc="fitting", unit="frame", disable=quiet, leave=False) as bar:
         res = fit_landmarks(lms, found, width, height, rig, temporal=source.kind == "video", cfg=cfg,
                             progress=bar.update)
-    with torch.no_grad():
-        uv, _ = project(rig, torch.from_numpy(res.identity_offsets), torch.tensor(res.identity_scale).log(),
-                        torch.from_numpy(res.expression), torch.from_numpy(res.rotation),
-                        torch.from_numpy(res.translation), res.focal, width, height)
-    crops = np.stack([crop_from_landmarks(p, crop_size).matrix for p in uv.numpy()])
+    crops = np.stack([crop_from_landmarks(p, crop_size).matrix for p in res.reprojected])
     return Tracking(rig=rig.kind, width=width, height=height, fps=float(source.fps), focal=res.focal,
                     identity_offsets=res.identity_offsets, identity_scale=res.identity_scale,
                     expression_names=tuple(rig.expression_names), rotation=res.rotation,
