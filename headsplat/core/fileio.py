@@ -9,7 +9,19 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from headsplat.core.errors import OutputError
+from headsplat.core.errors import InputError, OutputError
+
+
+def check_input_file(path: str | os.PathLike) -> Path:
+    """Return ``path`` as a Path, raising :class:`InputError` when it is missing, a folder or empty."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: file not found")
+    if p.is_dir():
+        raise InputError(f"{p}: is a folder, expected a file")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: file is empty")
+    return p
 
 
 def check_writable(path: Path) -> Path:

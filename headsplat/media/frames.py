@@ -11,7 +11,8 @@ from typing import Iterator
 import numpy as np
 
 from headsplat.core.errors import InputError
-from headsplat.media.image import IMAGE_SUFFIXES, check_input_file, read_image_uint8
+from headsplat.core.fileio import check_input_file
+from headsplat.media.image import IMAGE_SUFFIXES, read_image_uint8
 from headsplat.media.video import VideoReader
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".gif")

@@ -10,21 +10,9 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from headsplat.core.errors import InputError
-from headsplat.core.fileio import atomic_path
+from headsplat.core.fileio import atomic_path, check_input_file
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
-
-
-def check_input_file(path: str | os.PathLike) -> Path:
-    """Return ``path`` as a Path, raising :class:`InputError` when it is missing, a folder or empty."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: file not found")
-    if p.is_dir():
-        raise InputError(f"{p}: is a folder, expected a file")
-    if p.stat().st_size == 0:
-        raise InputError(f"{p}: file is empty")
-    return p
 
 
 def _to_rgb8(im: Image.Image) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 
 from headsplat.core.errors import InputError, OutputError
 from headsplat.core.fileio import atomic_path
-from headsplat.media.image import check_input_file
+from headsplat.core.fileio import check_input_file
 
 
 @dataclass(frozen=True)
