@@ -40,6 +40,7 @@ test-all: $(STAMP) $(ASSETS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/track.py
+	$(PY) benchmarks/render.py
 
 clean:
 	rm -rf $(VENV) .test-assets out

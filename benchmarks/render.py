@@ -7,7 +7,8 @@ mesh, opaque-ish, seen from the front and filling most of the frame. Prints one 
 fps: forward only (no grad), the playback path. fwd_bwd_ms: forward + L1 loss + backward to every Gaussian
 parameter, the fitting path. peak_mb: peak resident memory growth of the process over the whole run for that
 configuration (a fresh subprocess per configuration, so the figures do not leak into each other).
-stages_ms: where forward time goes (projection and colour in torch; binning; pixel compositing).
+stages_ms: where the time goes (projection and colour in torch; binning; pixel compositing forward and
+backward), and the number of (Gaussian, tile) intersections.
 """
 
 from __future__ import annotations
@@ -94,7 +95,13 @@ def run_one(backend: str, n: int, size: int, repeats: int) -> dict:
             valid = p.valid.numpy()
             stages["bin"] = _median_ms(lambda: cpu_backend._Binning(*args, valid, size, size), repeats)
             b = cpu_backend._Binning(*args, valid, size, size)
-            stages["composite"] = _median_ms(lambda: cpu_kernels.rasterize_forward(*b.args()), repeats)
+            bg = np.ones(3, np.float32)
+            stages["composite"] = _median_ms(lambda: cpu_kernels.rasterize_forward(*b.args(), bg), repeats)
+            _, _, depth, out_t, out_last = cpu_kernels.rasterize_forward(*b.args(), bg)
+            v = np.random.default_rng(0).random((size, size, 3), np.float32)
+            va = np.zeros((size, size), np.float32)
+            stages["composite_backward"] = _median_ms(
+                lambda: cpu_kernels.rasterize_backward(*b.args(), bg, depth, out_t, out_last, v, va, va), repeats)
             stages["intersections"] = int(b.ids.shape[0])
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"name": "render", "backend": backend, "n_gaussians": n, "width": size, "height": size,

@@ -38,32 +38,47 @@ def _np32(t: torch.Tensor) -> np.ndarray:
 
 class _Composite(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, means2d, conics, colors, opacities, depths, valid, width, height):
-        binning = _Binning(_np32(means2d), _np32(conics), _np32(colors), _np32(opacities), _np32(depths),
+    def forward(ctx, means2d, conics, colors, opacities, depths, background, valid, width, height):
+        feats = torch.cat([colors, depths[:, None]], -1)
+        binning = _Binning(_np32(means2d), _np32(conics), _np32(feats), _np32(opacities), _np32(depths),
                            valid.detach().cpu().numpy().astype(np.bool_), width, height)
-        out, out_t, out_last = K.rasterize_forward(*binning.args())
-        ctx.binning, ctx.out_t, ctx.out_last = binning, out_t, out_last
-        ctx.n = means2d.shape[0]
-        ctx.dtype, ctx.device = means2d.dtype, means2d.device
-        acc = torch.from_numpy(out).to(device=means2d.device, dtype=colors.dtype)
-        alpha = torch.from_numpy(1.0 - out_t)[..., None].to(device=means2d.device, dtype=colors.dtype)
-        return acc, alpha
+        bg = _np32(background)
+        rgb, alpha, depth, out_t, out_last = K.rasterize_forward(*binning.args(), bg)
+        ctx.binning, ctx.bg, ctx.state = binning, bg, (depth, out_t, out_last)
+        ctx.n, ctx.dtype, ctx.device = means2d.shape[0], means2d.dtype, means2d.device
+
+        def back(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(a).to(device=means2d.device, dtype=colors.dtype)
+
+        return back(rgb), back(alpha)[..., None], back(depth)[..., None]
 
     @staticmethod
-    def backward(ctx, v_acc, v_alpha):
+    def backward(ctx, v_rgb, v_alpha, v_depth):
+        # autograd materialises zero gradients for unused outputs, so all three are tensors here.
         b = ctx.binning
-        # autograd materialises zero gradients for unused outputs, so both are tensors here.
-        v_alpha = _np32(v_alpha[..., 0])
-        packed = K.rasterize_backward(*b.args(), ctx.out_t, ctx.out_last, _np32(v_acc), v_alpha)
+        depth, out_t, out_last = ctx.state
+        packed = K.rasterize_backward(*b.args(), ctx.bg, depth, out_t, out_last, _np32(v_rgb), _np32(v_alpha[..., 0]),
+                                      _np32(v_depth[..., 0]))
         full = np.zeros((ctx.n, packed.shape[1]), np.float32)
         full[b.order] = packed
         g = torch.from_numpy(full).to(device=ctx.device, dtype=ctx.dtype)
         n_geom = K.N_GRAD_GEOM
-        return g[:, 0:2], g[:, 2:5], g[:, n_geom:], g[:, 5], None, None, None, None
+        v_bg = None
+        if ctx.needs_input_grad[5]:  # d rgb / d background = transmittance
+            v_bg = (torch.from_numpy(out_t)[..., None] * v_rgb.cpu()).sum((0, 1)).to(v_rgb)
+        return (g[:, 0:2], g[:, 2:5], g[:, n_geom:-1], g[:, 5], g[:, -1], v_bg, None, None, None)
 
 
 def composite_cpu(means2d: torch.Tensor, conics: torch.Tensor, colors: torch.Tensor, opacities: torch.Tensor,
-                  depths: torch.Tensor, valid: torch.Tensor, width: int, height: int
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Same contract as :func:`headsplat.render.reference.composite_reference`, with Numba kernels."""
-    return _Composite.apply(means2d, conics, colors, opacities, depths, valid, width, height)
+                  depths: torch.Tensor, background: torch.Tensor, valid: torch.Tensor, width: int, height: int
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Composite screen-space Gaussians over a background with the Numba kernels.
+
+    Args:
+        means2d: (N, 2) px. conics: (N, 3). colors: (N, C). opacities: (N,). depths: (N,) camera z.
+        background: (C,). valid: (N,) bool. width, height: image size.
+
+    Returns:
+        rgb (H, W, C) over the background, alpha (H, W, 1), expected depth (H, W, 1) (0 where alpha is 0).
+    """
+    return _Composite.apply(means2d, conics, colors, opacities, depths, background, valid, width, height)

@@ -48,12 +48,14 @@ def _rects(means2d, conics, opacities, valid, width, height):
             continue
         a, b, c = conics[i, 0], conics[i, 1], conics[i, 2]
         det = a * c - b * b
-        if not (det > 0) or not (a > 0):
+        if not (det > 0) or not (a > 0) or not math.isfinite(a * c):
             continue
         r2 = 2.0 * math.log(255.0 * o)
         ex = math.sqrt(r2 * c / det) + _SPAN_EPS
         ey = math.sqrt(r2 * a / det) + _SPAN_EPS
         mx, my = means2d[i, 0], means2d[i, 1]
+        if not (math.isfinite(mx) and math.isfinite(my) and math.isfinite(r2)):
+            continue  # the compositing kernels assume finite values (fastmath): non-finite Gaussians are culled
         # Pixel centres j + 0.5 inside [m - e, m + e]; clamp in float before converting to int.
         x0 = math.ceil(min(max(mx - ex - 0.5, -1.0), width + 1.0))
         x1 = math.floor(min(max(mx + ex - 0.5, -1.0), width + 1.0))
@@ -155,12 +157,19 @@ def _row_span(scal, s, dy, x0, x1):
     return xs, xe
 
 
-@njit(cache=True, parallel=True, fastmath={"contract", "arcp", "nsz"})
-def rasterize_forward(scal, cols, prect, offsets, ids, chunk_offsets, chunk_tiles, width, height):
-    """Front-to-back compositing. Returns colour (H, W, C), transmittance (H, W), last drawn list position."""
+@njit(cache=True, parallel=True, fastmath=True)
+def rasterize_forward(scal, cols, prect, offsets, ids, chunk_offsets, chunk_tiles, width, height, background):
+    """Front-to-back compositing of C - 1 colour channels and depth (the last channel).
+
+    Returns colour over ``background`` (H, W, C - 1), alpha (H, W), expected depth (H, W) (0 where alpha is
+    0), and for the backward pass the final transmittance (H, W) and each pixel's last drawn list position.
+    """
     n_ch = cols.shape[1]
+    n_col = n_ch - 1
     tiles_x = (width + TILE - 1) // TILE
-    out = np.zeros((height, width, n_ch), np.float32)
+    out_rgb = np.empty((height, width, n_col), np.float32)
+    out_alpha = np.zeros((height, width), np.float32)
+    out_depth = np.zeros((height, width), np.float32)
     out_t = np.ones((height, width), np.float32)
     out_last = np.full((height, width), -1, np.int64)
     n_chunks = chunk_offsets.shape[0] - 1
@@ -171,8 +180,6 @@ def rasterize_forward(scal, cols, prect, offsets, ids, chunk_offsets, chunk_tile
         done = np.empty(TILE * TILE, np.bool_)
         for q in range(chunk_offsets[ch], chunk_offsets[ch + 1]):
             t = chunk_tiles[q]
-            if offsets[t] == offsets[t + 1]:
-                continue
             tx0 = (t % tiles_x) * TILE
             ty0 = (t // tiles_x) * TILE
             tx1 = min(tx0 + TILE, width) - 1
@@ -191,14 +198,14 @@ def rasterize_forward(scal, cols, prect, offsets, ids, chunk_offsets, chunk_tile
                 mx, my = scal[s, MX], scal[s, MY]
                 a, b, c, o = scal[s, CA], scal[s, CB], scal[s, CC], scal[s, OP]
                 for y in range(ya, yb + 1):
-                    dy = my - (y + np.float32(0.5))
+                    dy = my - (np.float32(y) + np.float32(0.5))
                     xs, xe = _row_span(scal, s, dy, xa, xb)
                     row = (y - ty0) * TILE - tx0
                     for x in range(xs, xe + 1):
                         p = row + x
                         if done[p]:
                             continue
-                        dx = mx - (x + np.float32(0.5))
+                        dx = mx - (np.float32(x) + np.float32(0.5))
                         sigma = np.float32(0.5) * (a * dx * dx + c * dy * dy) + b * dx * dy
                         if sigma < 0:
                             continue
@@ -220,23 +227,30 @@ def rasterize_forward(scal, cols, prect, offsets, ids, chunk_offsets, chunk_tile
             for y in range(ty0, ty1 + 1):
                 for x in range(tx0, tx1 + 1):
                     p = (y - ty0) * TILE + x - tx0
-                    for kk in range(n_ch):
-                        out[y, x, kk] = acc[p, kk]
-                    out_t[y, x] = trans[p]
+                    tp = trans[p]
+                    for kk in range(n_col):
+                        out_rgb[y, x, kk] = acc[p, kk] + tp * background[kk]
+                    a = np.float32(1.0) - tp
+                    out_alpha[y, x] = a
+                    if a > 0:
+                        out_depth[y, x] = acc[p, n_col] / max(a, np.float32(1e-10))
+                    out_t[y, x] = tp
                     out_last[y, x] = last[p]
-    return out, out_t, out_last
+    return out_rgb, out_alpha, out_depth, out_t, out_last
 
 
-@njit(cache=True, parallel=True, fastmath={"contract", "arcp", "nsz"})
+@njit(cache=True, parallel=True, fastmath=True)
 def rasterize_backward(scal, cols, prect, offsets, ids, chunk_offsets, chunk_tiles, width, height,
-                       out_t, out_last, v_out, v_alpha):
-    """Gradients per packed Gaussian: (M, 6 + C) = d/d(mx, my, a, b, c, opacity, colour...).
+                       background, out_depth, out_t, out_last, v_rgb, v_alpha, v_depth):
+    """Gradients per packed Gaussian: (M, 6 + C) = d/d(mx, my, a, b, c, opacity, colour..., depth).
 
-    ``v_out`` (H, W, C) and ``v_alpha`` (H, W) are the gradients of the accumulated colour and of
-    alpha = 1 - T. Pixels are replayed back to front from their last drawn Gaussian, recovering each
+    ``v_rgb`` (H, W, C - 1), ``v_alpha`` (H, W) and ``v_depth`` (H, W) are the gradients of the outputs of
+    :func:`rasterize_forward`; they are first turned into gradients of the accumulated channels and of
+    alpha = 1 - T (background and depth normalisation depend on alpha). Pixels are replayed back to front from their last drawn Gaussian, recovering each
     Gaussian's transmittance by division, as gsplat does.
     """
     n_ch = cols.shape[1]
+    n_col = n_ch - 1
     m = scal.shape[0]
     tiles_x = (width + TILE - 1) // TILE
     n_chunks = chunk_offsets.shape[0] - 1
@@ -262,13 +276,24 @@ def rasterize_backward(scal, cols, prect, offsets, ids, chunk_offsets, chunk_til
             for y in range(ty0, ty1 + 1):
                 for x in range(tx0, tx1 + 1):
                     p = (y - ty0) * TILE + x - tx0
-                    trans[p] = out_t[y, x]
-                    t_final[p] = out_t[y, x]
+                    tp = out_t[y, x]
+                    trans[p] = tp
+                    t_final[p] = tp
                     last[p] = out_last[y, x]
                     max_last = max(max_last, out_last[y, x])
-                    v_a[p] = v_alpha[y, x]
+                    va = v_alpha[y, x]
+                    for kk in range(n_col):
+                        v_pix[p, kk] = v_rgb[y, x, kk]
+                        va -= background[kk] * v_rgb[y, x, kk]
+                    a = np.float32(1.0) - tp
+                    if a > 0:
+                        inv = np.float32(1.0) / max(a, np.float32(1e-10))
+                        v_pix[p, n_col] = v_depth[y, x] * inv
+                        va -= v_depth[y, x] * out_depth[y, x] * inv
+                    else:
+                        v_pix[p, n_col] = 0.0
+                    v_a[p] = va
                     for kk in range(n_ch):
-                        v_pix[p, kk] = v_out[y, x, kk]
                         behind[p, kk] = 0.0
             for k in range(max_last, offsets[t] - 1, -1):
                 s = ids[k]
@@ -282,14 +307,14 @@ def rasterize_backward(scal, cols, prect, offsets, ids, chunk_offsets, chunk_til
                 v_col[:] = 0.0
                 touched = False
                 for y in range(ya, yb + 1):
-                    dy = my - (y + np.float32(0.5))
+                    dy = my - (np.float32(y) + np.float32(0.5))
                     xs, xe = _row_span(scal, s, dy, xa, xb)
                     row = (y - ty0) * TILE - tx0
                     for x in range(xs, xe + 1):
                         p = row + x
                         if k > last[p]:
                             continue
-                        dx = mx - (x + np.float32(0.5))
+                        dx = mx - (np.float32(x) + np.float32(0.5))
                         sigma = np.float32(0.5) * (a * dx * dx + c * dy * dy) + b * dx * dy
                         if sigma < 0:
                             continue

@@ -82,6 +82,11 @@ def render(gaussians: GaussianSet, camera: Camera, width: int | None = None, hei
     means, quats, scales, opacities = gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities
     colors = view_colors(means, sh, viewmat)
     name = resolve_backend(backend, means.device)
+    bg = torch.zeros(3, dtype=colors.dtype, device=colors.device) if background is None else \
+        torch.as_tensor(background, dtype=colors.dtype, device=colors.device)
+    if bg.dim() == 0:
+        bg = bg.expand(3)
+    check_shape("background", bg, (3,))
 
     if name == "gsplat":
         from headsplat.render.gsplat_backend import composite_gsplat
@@ -90,22 +95,18 @@ def render(gaussians: GaussianSet, camera: Camera, width: int | None = None, hei
         visible = torch.ones(len(gaussians), dtype=torch.bool, device=means.device)
     else:
         proj = project_gaussians(means, quats, scales, viewmat, K, width, height)
-        feats = torch.cat([colors, proj.depths[:, None]], -1)
-        if name == "cpu":
-            from headsplat.render.cpu import composite_cpu as composite
-        else:
-            from headsplat.render.reference import composite_reference as composite
-        out, alpha = composite(proj.means2d, proj.conics, feats, opacities, proj.depths, proj.valid, width, height)
-        acc, depth_acc = out[..., :3], out[..., 3:]
         means2d, visible = proj.means2d, proj.valid
+        if name == "cpu":
+            from headsplat.render.cpu import composite_cpu
+            # Background and depth normalisation are fused into the kernels (fewer full-image passes).
+            rgb, alpha, depth = composite_cpu(proj.means2d, proj.conics, colors, opacities, proj.depths, bg,
+                                              proj.valid, width, height)
+            return RenderOutput(rgb, alpha, depth, means2d, visible)
+        from headsplat.render.reference import composite_reference
+        out, alpha = composite_reference(proj.means2d, proj.conics, torch.cat([colors, proj.depths[:, None]], -1),
+                                         opacities, proj.depths, proj.valid, width, height)
+        acc, depth_acc = out[..., :3], out[..., 3:]
 
-    if background is None:
-        rgb = acc
-    else:
-        bg = torch.as_tensor(background, dtype=acc.dtype, device=acc.device)
-        if bg.dim() == 0:
-            bg = bg.expand(3)
-        check_shape("background", bg, (3,))
-        rgb = acc + (1 - alpha) * bg
+    rgb = acc + (1 - alpha) * bg
     depth = torch.where(alpha > 0, depth_acc / alpha.clamp_min(1e-10), torch.zeros_like(depth_acc))
     return RenderOutput(rgb, alpha, depth, means2d, visible)

@@ -90,3 +90,30 @@ def test_reference_gradcheck_float64():
 def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="unknown backend 'vulkan'"):
         render(random_scene(3, 0), front_camera(8, 8), backend="vulkan")
+
+
+def test_background_gradient_matches_reference():
+    gs = random_scene(100, 9)
+    grads = {}
+    for backend in ("torch", "cpu"):
+        bg = torch.tensor([0.2, 0.3, 0.4], dtype=torch.float64, requires_grad=True)
+        out = render(gs, front_camera(30, 20), background=bg, backend=backend)
+        (out.rgb * torch.tensor([-1.0, 0.5, 2.0], dtype=torch.float64)).sum().backward()
+        grads[backend] = bg.grad
+    assert torch.allclose(grads["torch"], grads["cpu"].double(), rtol=1e-5)
+    assert grads["torch"].abs().min() > 0
+
+
+def test_non_finite_gaussians_are_culled_not_crashing():
+    gs = random_scene(50, 10, dtype=torch.float32)
+    means = gs.means.clone()
+    means[0] = float("nan")
+    means[1, 0] = float("inf")
+    log_scales = gs.log_scales.clone()
+    log_scales[2] = float("inf")
+    bad = GaussianSet(means, gs.quats, log_scales, gs.opacity_logits, gs.sh)
+    good = GaussianSet(means[3:], gs.quats[3:], log_scales[3:], gs.opacity_logits[3:], gs.sh[3:])
+    cam = front_camera(32, 32, dtype=torch.float32)
+    out = render(bad, cam, backend="cpu")
+    assert torch.isfinite(out.rgb).all()
+    assert torch.allclose(out.rgb, render(good, cam, backend="cpu").rgb)
