@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import os
 import platform
 from dataclasses import dataclass
@@ -13,7 +14,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from headsplat.core.camera import intrinsics_from_fov, world_to_opencv, project_points
+from headsplat.avatar.animate import Motion
+from headsplat.core.camera import intrinsics_from_fov, project_points, world_to_opencv
+from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from headsplat.core.errors import HeadsplatError, OutputError
 from headsplat.core.fileio import atomic_path, check_writable
 from headsplat.media.frames import FrameSource, open_frames
@@ -170,21 +173,28 @@ def sample_portrait() -> np.ndarray:
     return data.astronaut()
 
 
-def demo(output_dir: str | os.PathLike = "headsplat-demo", quiet: bool = False) -> dict:
-    """The whole current job on the built-in sample: make a talking-head video from the portrait with a
-    procedural performance, track it, and write the tracking and an overlay video.
+def demo(output_dir: str | os.PathLike = "headsplat-demo", quiet: bool = False, preset: str = "fast",
+         n_frames: int = 120) -> dict:
+    """The whole job on the built-in sample: create an avatar from the built-in portrait and animate it with
+    a procedural performance (talking, smile, blinks, brows, head turns).
 
     Returns:
-        paths of what was written: ``video``, ``track``, ``overlay``.
+        ``avatar`` and ``video`` paths, ``frames`` written, and the creation ``info``.
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     rig = OpenRig()
-    video = out / "sample.mp4"
-    render_posed_photo(sample_portrait(), video, quiet=quiet, rig=rig)
-    paths = {"video": video, "track": out / "sample.track", "overlay": out / "sample_overlay.mp4"}
-    tracking = track(video, paths["track"], overlay=paths["overlay"], quiet=quiet)
-    paths["frames"] = len(tracking)
+    paths = {"avatar": out / "sample.avatar", "video": out / "sample.mp4"}
+    avatar = _create_from_arrays([sample_portrait()], paths["avatar"], rig, preset, seed=0, quiet=quiet,
+                                 provenance={"inputs": ["skimage.data.astronaut()"]})
+    perf = demo_performance(n_frames)
+    exp, rot = controls_to_params(perf, rig.expression_names, n_frames)
+    motion = Motion(avatar.expression + exp, matrix_to_axis_angle(axis_angle_to_matrix(avatar.rotation) @
+                                                                  axis_angle_to_matrix(rot)),
+                    avatar.translation.expand(n_frames, 3).clone())
+    _write_animation(avatar, rig, motion, paths["video"], fps=25.0, background="source", quiet=quiet)
+    paths["frames"] = n_frames
+    paths["info"] = avatar.info
     return paths
 
 
@@ -215,3 +225,316 @@ def doctor() -> list[tuple[str, str, bool]]:
         rows.append(("gsplat", "not installed (optional, CUDA only: pip install headsplat[cuda])", True))
     return rows
 
+
+
+# --- avatars ---------------------------------------------------------------------------------------------------
+
+BACKGROUNDS = ("source", "white", "black", "transparent")
+
+
+def _check_rig(rig: str) -> None:
+    if rig != "open":
+        raise HeadsplatError(f"rig {rig!r} is not available in this version: use --rig open (FLAME support is "
+                             "planned: it needs the user's own FLAME model file)")
+
+
+def _check_device(device: str) -> torch.device:
+    if device not in ("cpu", "cuda"):
+        raise HeadsplatError(f"device must be cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise HeadsplatError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu")
+    return torch.device(device)
+
+
+def _select_frames(tracking: Tracking, max_frames: int) -> list[int]:
+    found = np.flatnonzero(tracking.found)
+    if len(found) <= max_frames:
+        return [int(i) for i in found]
+    return [int(found[round(i)]) for i in np.linspace(0, len(found) - 1, max_frames)]
+
+
+def _create_from_arrays(images: list[np.ndarray], output: Path, rig: OpenRig, preset: str, seed: int,
+                        quiet: bool, provenance: dict, device: str = "cpu") -> "Avatar":
+    import tempfile
+
+    from headsplat.media.image import write_png
+
+    with tempfile.TemporaryDirectory() as d:
+        files = []
+        for i, img in enumerate(images):
+            files.append(Path(d) / f"{i:04d}.png")
+            write_png(files[-1], img)
+        tracking = track_source(open_frames(files if len(files) > 1 else files[0]), rig=rig, quiet=quiet)
+    return _create_from_tracking(images, list(range(len(images))), tracking, output, rig, preset, seed, quiet,
+                                 provenance, device)
+
+
+def _create_from_tracking(images, indices, tracking, output, rig, preset, seed, quiet, provenance, device="cpu"):
+    from headsplat.avatar.animate import render_avatar_frame, retarget
+    from headsplat.avatar.avatar import save_avatar
+    from headsplat.avatar.create import PRESETS, create_avatar
+
+    if preset not in PRESETS:
+        raise HeadsplatError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
+    avatar = create_avatar(images, indices, tracking, rig, PRESETS[preset], seed=seed, quiet=quiet,
+                           provenance={**provenance, "preset": preset}, device=_check_device(device))
+    still = retarget(avatar, avatar.expression[None], avatar.rotation[None], avatar.translation[None], pose="none")
+    preview = render_avatar_frame(avatar, rig, still, 0, avatar.camera, background=1.0).rgb
+    save_avatar(avatar, output, preview=preview.cpu())
+    return avatar
+
+
+def create(inputs, output: str | os.PathLike, rig: str = "open", preset: str = "fast", device: str = "cpu",
+           seed: int = 0, face: int = 0, quiet: bool = False):
+    """Create an avatar from one photo, several photos of one person (same size), or a video.
+
+    Args:
+        inputs: a path or a list of paths.
+        output: the ``.avatar`` folder to write.
+        rig: ``"open"``.
+        preset: ``"fast"`` (default) or ``"quality"``.
+        device: ``"cpu"`` or ``"cuda"``.
+        seed: the same seed gives the same avatar on the same machine.
+        face: which face when there are several (0: the largest).
+
+    Returns:
+        the :class:`~headsplat.avatar.avatar.Avatar`.
+    """
+    from headsplat.avatar.create import PRESETS
+
+    _check_rig(rig)
+    _check_device(device)
+    if preset not in PRESETS:
+        raise HeadsplatError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
+    out = _check_output(output, (".avatar",), "the avatar")
+    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    source = open_frames(paths if len(paths) > 1 else paths[0])
+    r = OpenRig()
+    tracking = track_source(source, face=face, rig=r, quiet=quiet)
+    indices = _select_frames(tracking, PRESETS[preset].max_frames)
+    wanted = set(indices)
+    images = {f.index: f.rgb for f in source if f.index in wanted}
+    missing = wanted - set(images)
+    if missing:
+        raise HeadsplatError(f"{source.path}: could not decode frame(s) {sorted(missing)}")
+    return _create_from_tracking([images[i] for i in indices], indices, tracking, out, r, preset, seed, quiet,
+                                 {"inputs": [str(p) for p in paths], "face": face}, device)
+
+
+def _load_checked(path):
+    from headsplat.avatar.avatar import check_rig_compatible, load_avatar
+
+    avatar = load_avatar(path)
+    rig = OpenRig()
+    check_rig_compatible(avatar, rig, path)
+    return avatar, rig
+
+
+def _background_image(avatar, background: str, size: tuple[int, int]) -> np.ndarray | None:
+    if background == "source":
+        return cv2.resize(avatar.source, size, interpolation=cv2.INTER_AREA)
+    if background == "white":
+        return np.full((size[1], size[0], 3), 255, np.uint8)
+    if background == "black":
+        return np.zeros((size[1], size[0], 3), np.uint8)
+    return None
+
+
+def _check_animation_output(output, background: str) -> Path:
+    out = Path(output)
+    if background not in BACKGROUNDS:
+        raise HeadsplatError(f"unknown background {background!r}; choose {', '.join(BACKGROUNDS)}")
+    if out.suffix.lower() == ".mp4":
+        if background == "transparent":
+            raise HeadsplatError(f"{out}: a transparent background needs PNG output: give a folder path")
+        check_writable(out)
+    elif out.suffix:
+        raise OutputError(f"{out}: the output must end in .mp4, or be a folder for PNG frames")
+    else:
+        check_writable(out)
+    return out
+
+
+def _frame_sink(out: Path, fps: float):
+    """(write(rgba_or_rgb uint8), close/abort) for an mp4 or a folder of PNGs, both atomic."""
+    import contextlib
+
+    from headsplat.core.fileio import atomic_dir
+    from headsplat.media.image import write_png
+
+    @contextlib.contextmanager
+    def sink():
+        if out.suffix:
+            with VideoWriter(out, fps=fps) as w:
+                yield w.write
+        else:
+            with atomic_dir(out) as d:
+                count = [0]
+
+                def write(img):
+                    write_png(d / f"{count[0]:05d}.png", img)
+                    count[0] += 1
+                yield write
+    return sink()
+
+
+def _compose(rgb: torch.Tensor, alpha: torch.Tensor, bg: np.ndarray | None) -> np.ndarray:
+    rgb8 = (rgb.clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    a = alpha.clamp(0, 1).cpu().numpy()
+    if bg is None:  # transparent: premultiplied render -> straight RGBA
+        straight = np.where(a > 1e-6, rgb.cpu().numpy() / np.maximum(a, 1e-6), 0)
+        return np.concatenate([(np.clip(straight, 0, 1) * 255 + 0.5).astype(np.uint8),
+                               (a * 255 + 0.5).astype(np.uint8)], -1)
+    return (rgb8 + (1 - a) * bg + 0.5).clip(0, 255).astype(np.uint8)
+
+
+def _write_animation(avatar, rig, motion, output: Path, fps: float, background: str, quiet: bool,
+                     size: int | None = None) -> None:
+    """Render ``motion`` in the avatar's reference framing (at ``size`` px if given) over ``background``."""
+    from headsplat.avatar.animate import render_avatar_frame
+
+    cam = avatar.camera
+    w = size or cam.width
+    h = size or cam.height
+    bg = _background_image(avatar, background, (w, h))
+    with _frame_sink(output, fps) as write:
+        for t in tqdm(range(len(motion)), desc="rendering", unit="frame", disable=quiet, leave=False):
+            out = render_avatar_frame(avatar, rig, motion, t, cam, width=w, height=h)
+            write(_compose(out.rgb, out.alpha, bg))
+
+
+def _driver_tracking(driver, face: int, quiet: bool, rig: OpenRig) -> tuple[Tracking, FrameSource | None]:
+    p = Path(driver)
+    if p.suffix.lower() in (".track", ".npz"):
+        tracking = Tracking.load(p)
+        if not tracking.found.any():
+            from headsplat.core.errors import NoFaceError
+            raise NoFaceError(f"{p}: the driver has no face in any frame")
+        return tracking, None
+    source = open_frames(p)
+    return track_source(source, face=face, rig=rig, quiet=quiet), source
+
+
+def animate(avatar: str | os.PathLike, driver: str | os.PathLike, output: str | os.PathLike,
+            pose: str = "relative", expression_scale: float = 1.0, background: str = "source",
+            paste_back: bool = False, face: int = 0, quiet: bool = False) -> dict:
+    """Drive an avatar with a video, an image, a folder of images or a ``.track`` file.
+
+    Args:
+        avatar: the ``.avatar`` folder.
+        driver: what drives it; it is tracked (a ``.track`` is used as is).
+        output: ``.mp4``, or a folder for PNG frames.
+        pose: ``relative`` (default), ``absolute`` or ``none``; paste-back always uses the driver's pose.
+        expression_scale: multiplies the driver's expression change.
+        background: ``source``, ``white``, ``black`` or ``transparent`` (PNG folder only).
+        paste_back: render in each driver frame's own geometry and composite the head over the driver frame.
+        face: which face of the driver when there are several.
+
+    Returns:
+        ``frames`` written, ``fps``, ``output``.
+    """
+    from headsplat.avatar.animate import POSE_MODES, retarget
+
+    if pose not in POSE_MODES:
+        raise HeadsplatError(f"unknown pose mode {pose!r}; choose {', '.join(POSE_MODES)}")
+    out = _check_animation_output(output, background)
+    av, rig = _load_checked(avatar)
+    tracking, source = _driver_tracking(driver, face, quiet, rig)
+    params = tracking.params()
+    if paste_back:
+        if source is None:
+            raise HeadsplatError(f"{driver}: --paste-back needs the driver's frames: pass the video or images, "
+                                 "not a .track file")
+        motion = retarget(av, params["expression"], params["rotation"], params["translation"], pose="absolute",
+                          expression_scale=expression_scale)
+        _write_paste_back(av, rig, motion, tracking, source, out, quiet)
+    else:
+        motion = retarget(av, params["expression"], params["rotation"], params["translation"], pose=pose,
+                          expression_scale=expression_scale)
+        _write_animation(av, rig, motion, out, tracking.fps, background, quiet)
+    return {"frames": len(motion), "fps": tracking.fps, "output": out}
+
+
+def _write_paste_back(avatar, rig, motion, tracking: Tracking, source: FrameSource, out: Path, quiet: bool,
+                      crop_size: int = 512) -> None:
+    from headsplat.avatar.animate import render_avatar_frame
+    from headsplat.avatar.create import crop_camera
+    from headsplat.face.align import paste_back
+
+    with _frame_sink(out, tracking.fps) as write:
+        for frame in tqdm(source, total=len(tracking), desc="rendering", unit="frame", disable=quiet, leave=False):
+            t = min(frame.index, len(tracking) - 1)
+            cam, crop = crop_camera(tracking, t, crop_size)
+            r = render_avatar_frame(avatar, rig, motion, t, cam, background=0.0)
+            a = r.alpha[..., 0].cpu().numpy()
+            # Soften the edge: pull the mask in a little so the driver's own hairline and neck frame the head.
+            a = cv2.GaussianBlur(cv2.erode(a, np.ones((5, 5), np.uint8)), (0, 0), 2.0)
+            straight = np.where(r.alpha.cpu().numpy() > 1e-6, r.rgb.cpu().numpy() / np.maximum(
+                r.alpha.cpu().numpy(), 1e-6), 0)
+            rgb8 = (np.clip(straight, 0, 1) * 255 + 0.5).astype(np.uint8)
+            write(paste_back(frame.rgb, rgb8, a, crop, feather=0.0))
+
+
+def render(avatar: str | os.PathLike, output: str | os.PathLike, orbit: bool = True, frames: int = 90,
+           size: int = 512, yaw: float = 0.0, pitch: float = 0.0, background: str = "white",
+           fps: float = 30.0, quiet: bool = False) -> Path:
+    """Turntable video (``orbit``) or a still from a given yaw/pitch (degrees, a .png output)."""
+    from headsplat.avatar.animate import orbit_motion, render_avatar_frame, turned_motion
+    from headsplat.core.camera import Camera
+    from headsplat.media.image import write_png
+
+    av, rig = _load_checked(avatar)
+    cam = av.camera
+    scale = torch.tensor([size / cam.width, size / cam.height, 1.0])
+    av_cam = Camera(cam.viewmat, cam.K * scale[:, None], size, size)
+    from dataclasses import replace as _replace
+    av = _replace(av, camera=av_cam, source=cv2.resize(av.source, (size, size), interpolation=cv2.INTER_AREA))
+    out = Path(output)
+    if orbit and out.suffix.lower() != ".png":
+        out = _check_animation_output(out, background)
+        _write_animation(av, rig, orbit_motion(av, frames), out, fps, background, quiet)
+        return out
+    out = _check_output(out, (".png",), "a still")
+    motion = turned_motion(av, torch.tensor([math.radians(yaw)]), torch.tensor([math.radians(pitch)]))
+    r = render_avatar_frame(av, rig, motion, 0, av_cam, background=0.0)
+    write_png(out, _compose(r.rgb, r.alpha, _background_image(av, background, (size, size))))
+    return out
+
+
+def export(avatar: str | os.PathLike, ply: str | os.PathLike | None = None, driver: str | os.PathLike | None = None,
+           frame: int = 0, ply_sequence: str | os.PathLike | None = None, face: int = 0, quiet: bool = False) -> list:
+    """Posed Gaussians in the standard 3DGS PLY layout: the reference frame, frame ``frame`` of a driver,
+    or (``ply_sequence``) every frame of a driver into a folder. Returns the paths written."""
+    from headsplat.avatar.animate import retarget
+    from headsplat.avatar.avatar import pose_avatar
+    from headsplat.core.fileio import atomic_dir
+    from headsplat.splat.ply import write_ply
+
+    if (ply is None) == (ply_sequence is None):
+        raise HeadsplatError("export: give exactly one of --ply FILE or --ply-sequence DIR")
+    if ply_sequence is not None and driver is None:
+        raise HeadsplatError("export: --ply-sequence needs --driver")
+    av, rig = _load_checked(avatar)
+    if driver is not None:
+        tracking, _ = _driver_tracking(driver, face, quiet, rig)
+        p = tracking.params()
+        motion = retarget(av, p["expression"], p["rotation"], p["translation"], pose="relative")
+    else:
+        motion = retarget(av, av.expression[None], av.rotation[None], av.translation[None], pose="none")
+    if ply is not None:
+        out = _check_output(ply, (".ply",), "the PLY export")
+        if not 0 <= frame < len(motion):
+            raise HeadsplatError(f"--frame {frame} is out of range: the driver has {len(motion)} frames")
+        with torch.no_grad():
+            write_ply(out, pose_avatar(av, rig, motion.expression[frame], motion.rotation[frame],
+                                       motion.translation[frame]))
+        return [out]
+    folder = Path(ply_sequence)
+    written = []
+    with atomic_dir(folder) as d:
+        for t in tqdm(range(len(motion)), desc="exporting", unit="frame", disable=quiet, leave=False):
+            with torch.no_grad():
+                write_ply(d / f"{t:05d}.ply", pose_avatar(av, rig, motion.expression[t], motion.rotation[t],
+                                                          motion.translation[t]))
+            written.append(folder / f"{t:05d}.ply")
+    return written

@@ -22,8 +22,49 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fov", type=float, help="fix the horizontal field of view in degrees (default: estimated)")
     p.add_argument("--style", choices=("shaded", "wireframe"), default="shaded", help="overlay style")
 
+    p = sub.add_parser("create", help="create an avatar from a photo, several photos or a video")
+    p.add_argument("inputs", nargs="+", help="one photo, several photos of one person (same size), or a video")
+    p.add_argument("-o", "--output", required=True, help="the NAME.avatar folder to write")
+    p.add_argument("--rig", default="open", help="head rig (open)")
+    p.add_argument("--preset", default="fast", choices=("fast", "quality"), help="fitting preset")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where fitting runs")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same avatar)")
+    p.add_argument("--face", type=int, default=0, help="which face when there are several (0: largest)")
+
+    p = sub.add_parser("animate", help="drive an avatar with a video, image(s) or a .track file")
+    p.add_argument("avatar", help="the .avatar folder")
+    p.add_argument("--driver", required=True, help="a video, an image, a folder of images or a .track file")
+    p.add_argument("-o", "--output", required=True, help=".mp4, or a folder for PNG frames")
+    p.add_argument("--pose", default="relative", choices=("relative", "absolute", "none"),
+                   help="head pose from the driver: its motion since its first frame (relative), its own pose "
+                        "(absolute) or none")
+    p.add_argument("--expression-scale", type=float, default=1.0, help="scale the driver's expression change")
+    p.add_argument("--background", default="source", choices=("source", "white", "black", "transparent"),
+                   help="behind the avatar (transparent: PNG folder output only)")
+    p.add_argument("--paste-back", action="store_true",
+                   help="render in each driver frame's geometry and composite the head over the driver frame")
+    p.add_argument("--face", type=int, default=0, help="which face of the driver when there are several")
+
+    p = sub.add_parser("render", help="turntable video or stills of an avatar")
+    p.add_argument("avatar", help="the .avatar folder")
+    p.add_argument("-o", "--output", required=True, help=".mp4 (or a folder) for --orbit, .png for a still")
+    p.add_argument("--orbit", action="store_true", help="a turntable (the default unless the output is .png)")
+    p.add_argument("--frames", type=int, default=90, help="turntable frames")
+    p.add_argument("--size", type=int, default=512, help="output side in pixels")
+    p.add_argument("--yaw", type=float, default=0.0, help="still: head yaw in degrees")
+    p.add_argument("--pitch", type=float, default=0.0, help="still: head pitch in degrees")
+    p.add_argument("--background", default="white", choices=("source", "white", "black", "transparent"))
+
+    p = sub.add_parser("export", help="posed Gaussians as a standard 3DGS PLY")
+    p.add_argument("avatar", help="the .avatar folder")
+    p.add_argument("--ply", help="one PLY file")
+    p.add_argument("--ply-sequence", help="a folder with one PLY per driver frame")
+    p.add_argument("--driver", help="pose from a driver (video, images or .track)")
+    p.add_argument("--frame", type=int, default=0, help="which driver frame for --ply")
+
     p = sub.add_parser("demo", help="the whole job on the built-in sample portrait")
     p.add_argument("-o", "--output-dir", default="headsplat-demo", help="folder for the results")
+    p.add_argument("--preset", default="fast", choices=("fast", "quality"), help="fitting preset")
 
     sub.add_parser("doctor", help="versions, face models and device found")
     return ap
@@ -60,10 +101,37 @@ def _run(args, t0: float) -> int:
         print(f"tracked {len(tr)} frame(s) in {time.perf_counter() - t0:.1f} s (fov {tr.camera().fov_x_deg:.1f} deg, "
               f"mean landmark error {err:.2f} px, {tr.n_missing} without a face) -> {args.output}{extra}")
         return 0
+    if args.command == "create":
+        av = api.create(args.inputs, args.output, rig=args.rig, preset=args.preset, device=args.device,
+                        seed=args.seed, face=args.face, quiet=args.quiet)
+        psnr = ", ".join(f"{p:.1f}" for p in av.info["fit_psnr_foreground"])
+        print(f"created an avatar of {len(av.gaussians)} Gaussians from {len(av.info['frames'])} frame(s) in "
+              f"{time.perf_counter() - t0:.1f} s (foreground PSNR {psnr} dB) -> {args.output}")
+        return 0
+    if args.command == "animate":
+        res = api.animate(args.avatar, args.driver, args.output, pose=args.pose,
+                          expression_scale=args.expression_scale, background=args.background,
+                          paste_back=args.paste_back, face=args.face, quiet=args.quiet)
+        dt = time.perf_counter() - t0
+        print(f"animated {res['frames']} frame(s) at {res['fps']:.2f} fps in {dt:.1f} s "
+              f"({res['frames'] / dt:.1f} frames/s) -> {res['output']}")
+        return 0
+    if args.command == "render":
+        out = api.render(args.avatar, args.output, orbit=args.orbit or not args.output.lower().endswith(".png"),
+                         frames=args.frames, size=args.size, yaw=args.yaw, pitch=args.pitch,
+                         background=args.background, quiet=args.quiet)
+        print(f"rendered in {time.perf_counter() - t0:.1f} s -> {out}")
+        return 0
+    if args.command == "export":
+        paths = api.export(args.avatar, ply=args.ply, driver=args.driver, frame=args.frame,
+                           ply_sequence=args.ply_sequence, quiet=args.quiet)
+        where = paths[0] if args.ply else args.ply_sequence
+        print(f"exported {len(paths)} PLY file(s) in {time.perf_counter() - t0:.1f} s -> {where}")
+        return 0
     if args.command == "demo":
-        paths = api.demo(args.output_dir, quiet=args.quiet)
-        print(f"demo: {paths['frames']} frames in {time.perf_counter() - t0:.1f} s -> sample video {paths['video']}, "
-              f"tracking {paths['track']}, overlay {paths['overlay']}")
+        paths = api.demo(args.output_dir, quiet=args.quiet, preset=args.preset)
+        print(f"demo: avatar {paths['avatar']} (foreground PSNR {paths['info']['fit_psnr_foreground'][0]:.1f} dB), "
+              f"{paths['frames']} frames animated in {time.perf_counter() - t0:.1f} s -> {paths['video']}")
         return 0
     if args.command == "doctor":
         rows = api.doctor()

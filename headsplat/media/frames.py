@@ -58,7 +58,10 @@ class FrameSource:
         size: (width, height) of the first frame.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float | None = None):
+    def __init__(self, path: str | os.PathLike | list, fps: float | None = None):
+        if isinstance(path, (list, tuple)):
+            self._init_files([Path(p) for p in path], fps)
+            return
         self.path = Path(path)
         if self.path.is_dir():
             self.kind = "folder"
@@ -88,6 +91,28 @@ class FrameSource:
             first = read_image_uint8(self.path)
             self.size = (first.shape[1], first.shape[0])
 
+    def _init_files(self, files: list[Path], fps: float | None) -> None:
+        """Several image files taken as the frames of one sequence (they must share one size)."""
+        if not files:
+            raise InputError("no input files given")
+        for f in files:
+            check_input_file(f)
+            if not is_image_path(f):
+                raise InputError(f"{f}: several inputs must all be images ({', '.join(IMAGE_SUFFIXES)}); "
+                                 "give a video on its own")
+        self.kind = "folder"
+        self.path = files[0]
+        self._files = files
+        self.fps = fps or 25.0
+        self.n_frames = len(files)
+        first = read_image_uint8(files[0])
+        self.size = (first.shape[1], first.shape[0])
+        for f in files[1:]:
+            im = read_image_uint8(f)
+            if (im.shape[1], im.shape[0]) != self.size:
+                raise InputError(f"{f}: is {im.shape[1]}x{im.shape[0]} but {files[0]} is {self.size[0]}x{self.size[1]}; "
+                                 "photos of one avatar must share one size (one camera)")
+
     def __iter__(self) -> Iterator[Frame]:
         if self.kind == "video":
             for i, (t, rgb) in enumerate(self._video):
@@ -100,6 +125,7 @@ class FrameSource:
         return self.n_frames
 
 
-def open_frames(path: str | os.PathLike, fps: float | None = None) -> FrameSource:
-    """Open an image, a folder of images or a video as a :class:`FrameSource`."""
+def open_frames(path: str | os.PathLike | list, fps: float | None = None) -> FrameSource:
+    """Open an image, a folder of images, a video, or a list of same-size image files as a
+    :class:`FrameSource`."""
     return FrameSource(path, fps)

@@ -44,11 +44,59 @@ class RigOutput:
     neutral: torch.Tensor
 
 
+def build_mouth_cavity(v: np.ndarray, loop: np.ndarray, first: int, depth: float = 0.03
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A cup behind the inner lip loop: ring 1 just behind the lips, ring 2 deeper, a back pole.
+
+    Args:
+        v: (478, 3) face template (metres, face along +z).
+        loop: (L,) the inner-lip boundary loop.
+        first: index the new vertices start at.
+        depth: how far the cavity reaches behind the lips.
+
+    Returns:
+        vertices (2L + 1, 3); triangles (M, 3) in global indices; follow (2L + 1, 478) weights of face-vertex
+        offsets each new vertex follows (rings follow their lip vertex, the pole the loop's mean); upper (M,)
+        whether each triangle hangs off the upper lip.
+    """
+    n = len(loop)
+    lips = v[loop]
+    centre = lips.mean(0)
+    ring1 = centre + (lips - centre) * np.array([0.95, 0.9, 1.0]) + np.array([0.0, 0.0, -0.25 * depth])
+    ring2 = centre + (lips - centre) * np.array([0.8, 0.6, 1.0]) + np.array([0.0, 0.0, -0.7 * depth])
+    pole = centre + np.array([0.0, 0.0, -depth])
+    verts = np.concatenate([ring1, ring2, pole[None]])
+    follow = np.zeros((2 * n + 1, v.shape[0]))
+    follow[np.arange(n), loop] = 1.0
+    follow[n + np.arange(n), loop] = 1.0
+    follow[2 * n, loop] = 1.0 / n
+    r1 = first + np.arange(n)
+    r2 = first + n + np.arange(n)
+    tris = []
+    for ring_a, ring_b in ((loop, r1), (r1, r2)):
+        for i in range(n):
+            j = (i + 1) % n
+            tris += [[ring_a[i], ring_a[j], ring_b[i]], [ring_a[j], ring_b[j], ring_b[i]]]
+    tris += [[r2[i], r2[(i + 1) % n], first + 2 * n] for i in range(n)]
+    tris = np.asarray(tris, np.int64)
+    # Upper vs lower lip: above or below the line through the mouth corners (leftmost and rightmost).
+    left, right = lips[np.argmin(lips[:, 0])], lips[np.argmax(lips[:, 0])]
+    all_v = np.concatenate([v, np.zeros((first - v.shape[0], 3)), verts])
+    tri_c = all_v[tris].mean(1)
+    t = (tri_c[:, 0] - left[0]) / max(right[0] - left[0], 1e-9)
+    upper = tri_c[:, 1] > left[1] + t * (right[1] - left[1])
+    return verts, tris, follow, upper
+
+
 class OpenRig(torch.nn.Module):
     """The open head rig. Buffers only; per-subject parameters are passed to :meth:`forward`.
 
     Attributes:
         triangles: (F, 3) int64: the face's, the eye fans', then the shell's (``n_face_triangles`` face+eyes).
+        mouth_triangles: (M, 3) int64: a cavity behind the lips (an inner ring that follows the lips and a
+            back wall), not part of ``triangles``: avatars bind a mouth interior to it; tracking ignores it.
+        mouth_upper: (M,) bool: the mouth triangle belongs to the upper half (upper teeth) rather than the
+            lower (lower teeth, which follow the jaw).
         template: (V, 3) neutral vertices in metres.
         spread: (V, 478) how each vertex follows face-vertex offsets (identity rows for face vertices,
             fading weights from the outline for the shell).
@@ -76,12 +124,19 @@ class OpenRig(torch.nn.Module):
         eye_t = np.concatenate([np.stack([np.full(len(lp) - 2, lp[0]), lp[2:], lp[1:-1]], 1) for lp in eyes])
         tris = np.concatenate([tris, eye_t])
         self.n_face_triangles = len(tris)
+        # The mouth hole (the 20-vertex loop) gets a cavity behind it, for avatars only.
+        mouth_loop = next(lp for lp in loops[1:] if len(lp) == 20)
+        mouth_v, mouth_t, mouth_follow, upper = build_mouth_cavity(v, mouth_loop, N_FACE + len(shell_v))
+        spread = np.concatenate([spread, mouth_follow.astype(np.float32)])
+        shell_v = np.concatenate([shell_v, mouth_v])
         self.outline = outline
         self.register_buffer("template", torch.from_numpy(np.concatenate([v, shell_v]).astype(np.float32)))
         self.register_buffer("triangles", torch.from_numpy(np.concatenate([tris, shell_t]).astype(np.int64)))
         self.register_buffer("spread", torch.from_numpy(spread))
         self.register_buffer("basis", torch.from_numpy(basis))
         self.register_buffer("mirror", torch.from_numpy(mirror))
+        self.register_buffer("mouth_triangles", torch.from_numpy(mouth_t))
+        self.register_buffer("mouth_upper", torch.from_numpy(upper))
 
     @property
     def n_vertices(self) -> int:

@@ -177,11 +177,11 @@ def triangle_areas(vertices: torch.Tensor, triangles: torch.Tensor) -> torch.Ten
 
 
 def init_by_area(vertices: torch.Tensor, triangles: torch.Tensor, n: int,
-                 generator: torch.Generator | None = None, **kwargs) -> GaussianSet:
+                 generator: torch.Generator | None = None, coverage: float = 0.5, **kwargs) -> GaussianSet:
     """n bound Gaussians at points drawn uniformly over the mesh surface (triangles picked by area).
 
-    Each Gaussian's size is set so that the set covers the surface about evenly. ``kwargs`` go to
-    :func:`bind_points`.
+    Each Gaussian's in-plane standard deviation is ``coverage`` times the mean spacing between Gaussians, so
+    the set covers the surface about evenly. ``kwargs`` go to :func:`bind_points`.
     """
     areas = triangle_areas(vertices, triangles).double().cpu()
     face = torch.multinomial(areas / areas.sum(), n, replacement=True, generator=generator)
@@ -191,6 +191,6 @@ def init_by_area(vertices: torch.Tensor, triangles: torch.Tensor, n: int,
     bary = torch.stack([1 - u - v, u, v], -1)
     frames = triangle_frames(vertices, triangles)
     spacing = math.sqrt(float(areas.sum()) / n)  # side of the patch each Gaussian covers
-    size = 0.5 * spacing / frames.scale[face.to(vertices.device)]
+    size = coverage * spacing / frames.scale[face.to(vertices.device)]
     kwargs.setdefault("size", size)
     return bind_points(vertices, triangles, face.to(vertices.device), bary.to(vertices), **kwargs)

@@ -1,0 +1,96 @@
+"""Animate an avatar: retarget a driver's tracked expression and head pose onto it, and render frames.
+
+Expression is retargeted relative to the driver's first frame (a driver who starts smiling does not leave the
+avatar smiling). Pose is ``relative`` (the driver's motion since its first frame, applied to the avatar's
+reference pose), ``absolute`` (the driver's own pose, for paste-back into the driver's frames) or ``none``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from headsplat.avatar.avatar import Avatar, pose_avatar
+from headsplat.core.camera import Camera
+from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
+from headsplat.render.rasterize import RenderOutput, render
+from headsplat.rig.open_rig import OpenRig
+
+POSE_MODES = ("relative", "absolute", "none")
+
+
+@dataclass(frozen=True)
+class Motion:
+    """Per-frame rig parameters for the avatar: expression (T, E), rotation (T, 3), translation (T, 3)."""
+
+    expression: torch.Tensor
+    rotation: torch.Tensor
+    translation: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.expression.shape[0]
+
+
+def retarget(avatar: Avatar, expression: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor,
+             pose: str = "relative", expression_scale: float = 1.0) -> Motion:
+    """Map a driver's parameters onto the avatar.
+
+    Args:
+        avatar: the avatar (its reference expression and pose are the starting point).
+        expression: (T, E) driver expression; frame 0 is taken as the driver's neutral.
+        rotation: (T, 3) driver head rotation, axis-angle.
+        translation: (T, 3) driver head position, metres.
+        pose: "relative", "absolute" or "none".
+        expression_scale: multiplies the driver's expression change.
+    """
+    if pose not in POSE_MODES:
+        raise ValueError(f"pose must be one of {', '.join(POSE_MODES)}, got {pose!r}")
+    if expression.shape[-1] != avatar.expression.shape[0]:
+        raise ValueError(f"driver has {expression.shape[-1]} expression coefficients, the avatar "
+                         f"{avatar.expression.shape[0]}")
+    n = expression.shape[0]
+    exp = avatar.expression + expression_scale * (expression - expression[:1])
+    if pose == "absolute":
+        rot, trans = rotation.clone(), translation.clone()
+    elif pose == "none":
+        rot, trans = avatar.rotation.expand(n, 3).clone(), avatar.translation.expand(n, 3).clone()
+    else:
+        r_d = axis_angle_to_matrix(rotation)
+        delta = r_d @ r_d[:1].transpose(-1, -2)
+        rot = matrix_to_axis_angle(delta @ axis_angle_to_matrix(avatar.rotation))
+        # The driver's head motion, scaled from its distance to the avatar's.
+        ratio = avatar.translation[2] / translation[0, 2]
+        trans = avatar.translation + (translation - translation[:1]) * ratio
+    return Motion(exp.float(), rot.float(), trans.float())
+
+
+def render_avatar_frame(avatar: Avatar, rig: OpenRig, motion: Motion, t: int, camera: Camera,
+                        background: torch.Tensor | float | None = None, backend: str = "auto",
+                        width: int | None = None, height: int | None = None) -> RenderOutput:
+    """Render frame ``t`` of ``motion`` through ``camera`` (premultiplied over ``background``, black when None)."""
+    with torch.no_grad():
+        gs = pose_avatar(avatar, rig, motion.expression[t], motion.rotation[t], motion.translation[t])
+        return render(gs, camera, width, height, background=background, backend=backend)
+
+
+def orbit_motion(avatar: Avatar, n_frames: int, yaw_range: float = 360.0, pitch: float = 0.0) -> Motion:
+    """A turntable: the avatar's reference frame with the head turned about its own vertical axis.
+
+    Yaw runs over ``yaw_range`` degrees (360: a full turn; smaller: a swing back and forth)."""
+    if yaw_range >= 360:
+        yaw = torch.linspace(0, 2 * np.pi, n_frames + 1)[:-1]
+    else:
+        yaw = np.radians(yaw_range / 2) * torch.sin(torch.linspace(0, 2 * np.pi, n_frames + 1)[:-1])
+    return turned_motion(avatar, yaw, torch.full_like(yaw, np.radians(pitch)))
+
+
+def turned_motion(avatar: Avatar, yaw: torch.Tensor, pitch: torch.Tensor) -> Motion:
+    """The reference frame with extra head yaw/pitch (radians, (T,)) applied in the head's own frame."""
+    from headsplat.core.rotation import euler_yxz_to_matrix
+
+    turn = euler_yxz_to_matrix(yaw, pitch, torch.zeros_like(yaw))
+    rot = matrix_to_axis_angle(axis_angle_to_matrix(avatar.rotation) @ turn)
+    n = yaw.shape[0]
+    return Motion(avatar.expression.expand(n, -1).clone(), rot, avatar.translation.expand(n, 3).clone())

@@ -1,0 +1,171 @@
+"""The Avatar: rig identity, Gaussians bound to the rig's triangles, and the reference frame they were fitted
+in. Saved as a versioned folder (``NAME.avatar/``) of JSON, safetensors and PNGs; loading runs no code.
+
+    NAME.avatar/
+      avatar.json            format, version, rig, size, expression names, provenance
+      gaussians.safetensors  the bound GaussianSet (headsplat.splat.store)
+      rig.safetensors        identity offsets and the reference frame: expression, rotation, translation,
+                             camera viewmat and K
+      source.png             the reference crop (the background option "source")
+      preview.png            the avatar rendered in its reference frame
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from headsplat.core.camera import Camera
+from headsplat.core.errors import InputError
+from headsplat.core.fileio import atomic_dir
+from headsplat.media.image import read_image_uint8, write_png
+from headsplat.rig.open_rig import OpenRig
+from headsplat.splat.binding import pose_gaussians
+from headsplat.splat.gaussians import GaussianSet
+from headsplat.splat.store import load_gaussians, save_gaussians
+
+FORMAT = "headsplat.avatar"
+VERSION = 1
+_RIG_TENSORS = {"identity_offsets": (478, 3), "expression": (None,), "rotation": (3,), "translation": (3,),
+                "viewmat": (4, 4), "K": (3, 3)}
+
+
+@dataclass
+class Avatar:
+    """An animatable head.
+
+    Attributes:
+        rig: rig kind (``"open"``).
+        gaussians: Gaussians bound to ``avatar_triangles(rig)``.
+        identity_offsets: (478, 3) identity offsets of the rig's face vertices, metres.
+        identity_scale: identity scale.
+        expression_names: the rig's expression names.
+        expression: (E,) expression of the reference frame.
+        rotation: (3,) axis-angle head rotation of the reference frame.
+        translation: (3,) head position of the reference frame, metres.
+        camera: the reference crop camera (the default framing for rendering).
+        source: (H, W, 3) uint8 reference crop.
+        info: provenance and fit figures (JSON-serialisable).
+    """
+
+    rig: str
+    gaussians: GaussianSet
+    identity_offsets: torch.Tensor
+    identity_scale: float
+    expression_names: tuple
+    expression: torch.Tensor
+    rotation: torch.Tensor
+    translation: torch.Tensor
+    camera: Camera
+    source: np.ndarray
+    info: dict = field(default_factory=dict)
+
+
+def avatar_triangles(rig: OpenRig) -> torch.Tensor:
+    """(F, 3) triangles avatars bind to: the rig's head triangles followed by its mouth cavity."""
+    return torch.cat([rig.triangles, rig.mouth_triangles])
+
+
+def posed_vertices(avatar: Avatar, rig: OpenRig, expression: torch.Tensor, rotation: torch.Tensor,
+                   translation: torch.Tensor) -> torch.Tensor:
+    """(..., V, 3) rig vertices of the avatar's identity for parameters with leading dims (...)."""
+    return rig(avatar.identity_offsets, torch.tensor(avatar.identity_scale), expression, rotation, translation).vertices
+
+
+def pose_avatar(avatar: Avatar, rig: OpenRig, expression: torch.Tensor, rotation: torch.Tensor,
+                translation: torch.Tensor) -> GaussianSet:
+    """The avatar's Gaussians in world space for one frame: expression (E,), rotation (3,), translation (3,)."""
+    verts = posed_vertices(avatar, rig, expression, rotation, translation)
+    return pose_gaussians(avatar.gaussians, verts, avatar_triangles(rig))
+
+
+def save_avatar(avatar: Avatar, path: str | os.PathLike, preview: np.ndarray | None = None) -> Path:
+    """Write ``avatar`` as a ``.avatar`` folder, atomically (a previous folder is replaced only when the new
+    one is complete)."""
+    path = Path(path)
+    meta = {"format": FORMAT, "version": VERSION, "rig": avatar.rig, "identity_scale": avatar.identity_scale,
+            "expression_names": list(avatar.expression_names), "width": avatar.camera.width,
+            "height": avatar.camera.height, "n_gaussians": len(avatar.gaussians), "info": avatar.info}
+    rig_tensors = {"identity_offsets": avatar.identity_offsets, "expression": avatar.expression,
+                   "rotation": avatar.rotation, "translation": avatar.translation,
+                   "viewmat": avatar.camera.viewmat, "K": avatar.camera.K}
+    with atomic_dir(path) as tmp:
+        (tmp / "avatar.json").write_text(json.dumps(meta, indent=1))
+        save_gaussians(tmp / "gaussians.safetensors", avatar.gaussians, header={"rig": avatar.rig})
+        save_file({k: v.detach().float().contiguous().cpu() for k, v in rig_tensors.items()},
+                  str(tmp / "rig.safetensors"))
+        write_png(tmp / "source.png", avatar.source)
+        if preview is not None:
+            write_png(tmp / "preview.png", preview)
+    return path
+
+
+def load_avatar(path: str | os.PathLike) -> Avatar:
+    """Read a ``.avatar`` folder.
+
+    Raises:
+        InputError: missing, incomplete, truncated, not an avatar, or from a newer format version.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: avatar not found")
+    if not p.is_dir():
+        raise InputError(f"{p}: not an avatar (expected a .avatar folder written by `headsplat create`)")
+    meta_path = p / "avatar.json"
+    if not meta_path.is_file():
+        raise InputError(f"{p}: not an avatar: avatar.json is missing")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{meta_path}: corrupt avatar header ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise InputError(f"{p}: not a headsplat avatar (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    if int(meta.get("version", 0)) > VERSION:
+        raise InputError(f"{p}: avatar format version {meta['version']} is newer than this headsplat reads "
+                         f"({VERSION}); upgrade headsplat")
+    if meta.get("rig") != "open":
+        raise InputError(f"{p}: rig {meta.get('rig')!r} is not supported by this headsplat (supported: open)")
+    for name in ("gaussians.safetensors", "rig.safetensors", "source.png"):
+        if not (p / name).is_file():
+            raise InputError(f"{p}: incomplete avatar: {name} is missing")
+    gaussians, _ = load_gaussians(p / "gaussians.safetensors")
+    try:
+        t = load_file(str(p / "rig.safetensors"))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise InputError(f"{p / 'rig.safetensors'}: not a readable safetensors file ({e})") from None
+    for name, shape in _RIG_TENSORS.items():
+        if name not in t:
+            raise InputError(f"{p / 'rig.safetensors'}: missing tensor {name}")
+        if any(s is not None and s != a for s, a in zip(shape, t[name].shape)) or len(shape) != t[name].dim():
+            raise InputError(f"{p / 'rig.safetensors'}: {name} has shape {tuple(t[name].shape)}, expected {shape}")
+    if not gaussians.is_bound:
+        raise InputError(f"{p / 'gaussians.safetensors'}: Gaussians are not bound to the rig")
+    names = tuple(meta.get("expression_names", ()))
+    if len(names) != t["expression"].shape[0]:
+        raise InputError(f"{p}: {len(names)} expression names but {t['expression'].shape[0]} coefficients")
+    camera = Camera(t["viewmat"], t["K"], int(meta["width"]), int(meta["height"]))
+    return Avatar(rig=meta["rig"], gaussians=gaussians, identity_offsets=t["identity_offsets"],
+                  identity_scale=float(meta["identity_scale"]), expression_names=names,
+                  expression=t["expression"], rotation=t["rotation"], translation=t["translation"],
+                  camera=camera, source=read_image_uint8(p / "source.png"), info=meta.get("info", {}))
+
+
+def check_rig_compatible(avatar: Avatar, rig: OpenRig, path: str | os.PathLike = "avatar") -> None:
+    """Raise InputError when the avatar was bound to a different rig topology or expression set."""
+    n_tris = len(avatar_triangles(rig))
+    if int(avatar.gaussians.parent.max()) >= n_tris:
+        raise InputError(f"{path}: Gaussians reference triangle {int(avatar.gaussians.parent.max())} but this "
+                         f"headsplat's open rig has {n_tris}; re-create the avatar")
+    if tuple(avatar.expression_names) != tuple(rig.expression_names):
+        raise InputError(f"{path}: expression set differs from this headsplat's open rig; re-create the avatar")
+
+
+def with_gaussians(avatar: Avatar, gaussians: GaussianSet) -> Avatar:
+    return replace(avatar, gaussians=gaussians)

@@ -1,0 +1,328 @@
+"""Create an avatar: Gaussians bound to the open rig, fitted to tracked photos through the rasterizer.
+
+Steps: crop each frame around the head (the tracked crop, as a pinhole camera), matte it; seed Gaussians by
+area on the rig (head and mouth cavity) with colours projected from the photo; fit them with L1 + D-SSIM on
+the matted foreground over random backgrounds, an alpha loss, and regularisers that keep them near their
+triangles and small; then fill what no frame saw from its mirror image or nearest seen neighbour, and give
+the mouth a generic interior (dark cavity, teeth).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.spatial import cKDTree
+from tqdm import tqdm
+
+from headsplat.avatar.avatar import Avatar, avatar_triangles
+from headsplat.avatar.losses import masked_l1, psnr, ssim_map
+from headsplat.core.camera import Camera
+from headsplat.face.align import CropTransform, warp_to_crop
+from headsplat.render.projection import camera_centre
+from headsplat.render.rasterize import render
+from headsplat.rig.open_rig import OpenRig
+from headsplat.splat.binding import bound_to_world, init_by_area, triangle_frames
+from headsplat.splat.gaussians import SH_C0, GaussianSet
+from headsplat.track.tracking import Tracking
+
+CAVITY_RGB = (0.22, 0.07, 0.07)
+TEETH_RGB = (0.9, 0.88, 0.82)
+
+
+@dataclass(frozen=True)
+class CreateConfig:
+    """How an avatar is fitted. Presets: ``PRESETS["fast"]`` (the default) and ``PRESETS["quality"]``."""
+
+    size: int = 256  # side of the square crop the Gaussians are fitted at, px
+    n_gaussians: int = 20000  # Gaussians seeded on the rig by area
+    iterations: int = 300  # optimiser steps (frames are visited round-robin)
+    max_frames: int = 8  # most frames used from a video or a set of photos
+    ssim_weight: float = 0.2  # share of D-SSIM in the photometric loss (3DGS uses 0.2)
+    alpha_weight: float = 0.5  # weight of |alpha - matte| inside the head region
+    position_weight: float = 1.0  # keeps Gaussians within about one triangle of their parent
+    scale_weight: float = 1.0  # keeps Gaussians below about one triangle in size
+    lr_position: float = 0.01  # learning rates; positions and scales are in units of the parent triangle
+    lr_scale: float = 0.01
+    lr_rotation: float = 0.003
+    lr_opacity: float = 0.05
+    lr_color: float = 0.01
+    output_size: int = 512  # side of the avatar's reference framing for rendering
+
+
+PRESETS = {
+    "fast": CreateConfig(),
+    "quality": CreateConfig(size=512, n_gaussians=40000, iterations=1000),
+}
+
+
+@dataclass(frozen=True)
+class FitFrame:
+    """One reference frame prepared for fitting.
+
+    Attributes:
+        image: (S, S, 3) float32 crop. matte: (S, S) foreground. mask: (S, S) head region where losses apply.
+        camera: the crop's camera. vertices: (V, 3) posed rig vertices (the avatar's identity).
+        expression, rotation, translation: the frame's tracked parameters. index: frame index in the input.
+    """
+
+    image: torch.Tensor
+    matte: torch.Tensor
+    mask: torch.Tensor
+    camera: Camera
+    vertices: torch.Tensor
+    expression: torch.Tensor
+    rotation: torch.Tensor
+    translation: torch.Tensor
+    index: int
+
+
+def crop_camera(tracking: Tracking, t: int, size: int) -> tuple[Camera, CropTransform]:
+    """The pinhole camera of frame ``t``'s recorded (upright) crop, resampled to ``size`` px."""
+    m = tracking.crops[t].astype(np.float64) * (size / tracking.crop_size)
+    if abs(m[0, 1]) > 1e-9 or abs(m[1, 0]) > 1e-9:
+        raise ValueError("rotated crops are not supported as cameras")
+    full = tracking.camera(torch.float64)
+    A = torch.tensor([[m[0, 0], 0.0, m[0, 2]], [0.0, m[1, 1], m[1, 2]], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    cam = Camera(full.viewmat.float(), (A @ full.K).float(), size, size)
+    return cam, CropTransform(m, size)
+
+
+def head_region(vertices: torch.Tensor, camera: Camera, grow: float = 0.06) -> np.ndarray:
+    """(S, S) float32 mask: the convex hull of the projected head, grown by ``grow`` × the image size."""
+    from headsplat.core.camera import project_points
+
+    uv, z = project_points(vertices.double(), camera.viewmat.double(), camera.K.double())
+    pts = uv[z > 0].numpy()
+    mask = np.zeros((camera.height, camera.width), np.uint8)
+    if len(pts) >= 3:
+        hull = cv2.convexHull((pts - 0.5).astype(np.float32))
+        cv2.fillConvexPoly(mask, np.round(hull).astype(np.int32), 1)
+    r = max(1, int(grow * camera.width))
+    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    return mask.astype(np.float32)
+
+
+def prepare_frames(images: list[np.ndarray], indices: list[int], tracking: Tracking, rig: OpenRig, size: int,
+                   matter) -> list[FitFrame]:
+    """Crop, matte and pose the rig for each reference frame."""
+    frames = []
+    offsets = torch.from_numpy(tracking.identity_offsets).float()
+    scale = torch.tensor(float(tracking.identity_scale))
+    for img, t in zip(images, indices):
+        cam, crop = crop_camera(tracking, t, size)
+        crop_rgb = warp_to_crop(img, crop)
+        p = tracking.params([t])
+        with torch.no_grad():
+            verts = rig(offsets, scale, p["expression"][0], p["rotation"][0], p["translation"][0]).vertices
+        frames.append(FitFrame(
+            image=torch.from_numpy(crop_rgb).float() / 255, matte=torch.from_numpy(matter(crop_rgb)),
+            mask=torch.from_numpy(head_region(verts, cam)), camera=cam,
+            vertices=verts, expression=p["expression"][0], rotation=p["rotation"][0],
+            translation=p["translation"][0], index=t))
+    return frames
+
+
+def _sample(image: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples (N, 3) of an (H, W, 3) image at pixel positions uv (N, 2) (centres at i + 0.5)."""
+    h, w = image.shape[:2]
+    grid = torch.stack([uv[:, 0] / w * 2 - 1, uv[:, 1] / h * 2 - 1], -1)[None, None]
+    out = F.grid_sample(image.permute(2, 0, 1)[None], grid, align_corners=False, padding_mode="border")
+    return out[0, :, 0].T
+
+
+def visibility(gs: GaussianSet, frame: FitFrame, triangles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which Gaussians a frame sees (facing the camera, inside the image and the matte, not occluded), and
+    where they land: (N,) bool and (N, 2) pixel positions."""
+    from headsplat.core.camera import project_points
+
+    cam = frame.camera
+    with torch.no_grad():
+        uv, z = project_points(gs.means, cam.viewmat, cam.K)
+        normals = triangle_frames(frame.vertices, triangles).rotation[gs.parent, :, 2]
+        facing = ((gs.means - camera_centre(cam.viewmat)) * normals).sum(-1) < 0
+        inside = (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < cam.width) & (uv[:, 1] >= 0) & (uv[:, 1] < cam.height)
+        opaque = replace(gs, opacity_logits=torch.full_like(gs.opacity_logits, 4.0))
+        depth = render(opaque, cam, backend="cpu").depth
+        d_at = _sample(depth.expand(-1, -1, 3), uv)[:, 0]
+        m_at = _sample(frame.matte[..., None].expand(-1, -1, 3), uv)[:, 0]
+        unoccluded = z < d_at + 0.01
+    return facing & inside & unoccluded & (m_at > 0.9), uv
+
+
+def fill_unseen(gs: GaussianSet, seen: torch.Tensor, canonical: torch.Tensor, part: torch.Tensor,
+                hair_line: float, mirror_radius: float = 0.012) -> GaussianSet:
+    """Give Gaussians no frame saw the colour of a seen one: their mirror image across the
+    face's symmetry plane (x = 0 in head space) when one lies within ``mirror_radius``, else the nearest
+    seen Gaussian of the same region: face; scalp above ``hair_line`` (colours propagate from the seen
+    hair round the back of the head); the rest of the shell. Mouth Gaussians keep their generic interior.
+
+    Args:
+        gs: N Gaussians. seen: (N,) bool. canonical: (N, 3) positions in the neutral head space.
+        part: (N,) 0 face, 1 shell, 2 mouth.
+        hair_line: head-space height above which the shell counts as scalp.
+    """
+    sh = gs.sh.detach().clone()
+    pts = canonical.detach().numpy()
+    scalp = (part == 1) & (canonical[:, 1] > hair_line)
+    regions = [part == 0, scalp, (part == 1) & ~scalp]
+    for region in regions:
+        src = np.flatnonzero((seen & region).numpy())
+        dst = np.flatnonzero((~seen & region).numpy())
+        if len(src) == 0 or len(dst) == 0:
+            continue
+        tree = cKDTree(pts[src])
+        mirrored = pts[dst] * np.array([-1.0, 1.0, 1.0])
+        d_m, i_m = tree.query(mirrored)
+        _, i_n = tree.query(pts[dst])
+        pick = src[np.where(d_m < mirror_radius, i_m, i_n)]
+        sh[dst] = sh[pick]
+    return replace(gs, sh=sh)
+
+
+def hair_line(rig: OpenRig) -> float:
+    """Head-space height of the scalp's lower edge: 2 cm below the eyes of the neutral template (hair
+usually covers the sides of the head down to the ears)."""
+    from headsplat.face.indices import eye_centres
+
+    r, l = eye_centres(rig.template[:478].numpy())
+    return float(r[1] + l[1]) / 2 - 0.02
+
+
+def seed_gaussians(frames: list[FitFrame], rig: OpenRig, cfg: CreateConfig, generator: torch.Generator
+                   ) -> tuple[GaussianSet, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gaussians by area on the avatar triangles, coloured from the frames. Returns the set, which
+    Gaussians some frame saw, their neutral head-space positions and their part (0 face, 1 shell, 2 mouth)."""
+    tris = avatar_triangles(rig)
+    ref = frames[0]
+    gs = init_by_area(ref.vertices, tris, cfg.n_gaussians, generator=generator, opacity=0.9, coverage=0.8)
+    n_face, n_head = rig.n_face_triangles, len(rig.triangles)
+    part = torch.where(gs.parent < n_face, 0, torch.where(gs.parent < n_head, 1, 2))
+    rgb = torch.full((len(gs), 3), 0.5)
+    seen = torch.zeros(len(gs), dtype=torch.bool)
+    for f in frames:
+        vis, uv = visibility(gs, f, tris)
+        new = vis & ~seen & (part < 2)
+        rgb[new] = _sample(f.image, uv[new])
+        seen |= new
+    mouth = part == 2
+    teeth = mouth & ((gs.parent - n_head) < 2 * rig.mouth_triangles.shape[0] // 5)  # the lip-to-ring band
+    rgb[mouth] = torch.tensor(CAVITY_RGB)
+    rgb[teeth] = torch.tensor(TEETH_RGB)
+    gs = replace(gs, sh=((rgb - 0.5) / SH_C0)[:, None, :].contiguous())
+    with torch.no_grad():
+        neutral = rig(torch.zeros(478, 3), torch.tensor(1.0), torch.zeros(rig.n_expressions), torch.zeros(3),
+                      torch.zeros(3)).vertices
+        canonical, _, _ = bound_to_world(gs.parent, gs.local_means, gs.local_quats, gs.local_log_scales,
+                                         triangle_frames(neutral, tris))
+    return fill_unseen(gs, seen, canonical, part, hair_line(rig)), seen, canonical, part
+
+
+def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig: OpenRig, cfg: CreateConfig,
+                  generator: torch.Generator, quiet: bool = False) -> tuple[GaussianSet, list[float]]:
+    """Optimise the Gaussians' local fields, opacities and colours against the frames. Returns the fitted
+    set and the loss history."""
+    tris = avatar_triangles(rig)
+    frames_tri = [triangle_frames(f.vertices, tris) for f in frames]
+    lm = gs.local_means.clone().requires_grad_(True)
+    lq = gs.local_quats.clone().requires_grad_(True)
+    ls = gs.local_log_scales.clone().requires_grad_(True)
+    op = gs.opacity_logits.clone().requires_grad_(True)
+    sh = gs.sh.clone().requires_grad_(True)
+    opt = torch.optim.Adam([{"params": [lm], "lr": cfg.lr_position}, {"params": [lq], "lr": cfg.lr_rotation},
+                            {"params": [ls], "lr": cfg.lr_scale}, {"params": [op], "lr": cfg.lr_opacity},
+                            {"params": [sh], "lr": cfg.lr_color / SH_C0}], eps=1e-15)
+    # The mouth interior keeps its generic colours: a closed mouth in the photo says nothing about it.
+    head_only = (gs.parent < len(rig.triangles)).to(sh.dtype)[:, None, None]
+    sh.register_hook(lambda g: g * head_only)
+    max_log_scale = math.log(1.0)
+    losses = []
+    bar = tqdm(range(cfg.iterations), desc="fitting", unit="step", disable=quiet, leave=False)
+    for it in bar:
+        f = frames[it % len(frames)]
+        means, quats, log_scales = bound_to_world(gs.parent, lm, lq, ls, frames_tri[it % len(frames)])
+        bg = torch.rand(3, generator=generator).to(lm.device)
+        out = render(GaussianSet(means, quats, log_scales, op, sh), f.camera, background=bg)
+        target = f.image * f.matte[..., None] + bg * (1 - f.matte[..., None])
+        w = f.mask
+        photo = (1 - cfg.ssim_weight) * masked_l1(out.rgb, target, w) + \
+            cfg.ssim_weight * ((1 - ssim_map(out.rgb, target)) * w).sum() / w.sum().clamp_min(1.0)
+        alpha = ((out.alpha[..., 0] - f.matte).abs() * w).sum() / w.sum().clamp_min(1.0)
+        reg_pos = F.relu(lm.norm(dim=-1) - 1.0).pow(2).mean()
+        reg_scale = F.relu(ls - max_log_scale).pow(2).mean()
+        loss = photo + cfg.alpha_weight * alpha + cfg.position_weight * reg_pos + cfg.scale_weight * reg_scale
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        if it % 10 == 0:
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    fitted = replace(gs, local_means=lm.detach(), local_quats=lq.detach(), local_log_scales=ls.detach(),
+                     opacity_logits=op.detach(), sh=sh.detach())
+    return fitted, losses
+
+
+def create_avatar(images: list[np.ndarray], indices: list[int], tracking: Tracking, rig: OpenRig,
+                  cfg: CreateConfig = CreateConfig(), seed: int = 0, quiet: bool = False, matter=None,
+                  provenance: dict | None = None, device: torch.device | str = "cpu") -> Avatar:
+    """Fit an avatar to reference frames.
+
+    Args:
+        images: (H, W, 3) uint8 frames; ``indices`` their frame indices in ``tracking``.
+        tracking: the tracked sequence (shared identity, per-frame pose and expression, crops).
+        rig: the open rig.
+        cfg: fitting settings.
+        seed: seeds every random choice; the same seed and thread count give the same avatar.
+        matter: a foreground matter (default: MediaPipe's selfie segmentation).
+        provenance: recorded in the avatar's info.
+        device: where the fit runs (seeding and the result stay on the CPU).
+    """
+    t0 = time.perf_counter()
+    generator = torch.Generator().manual_seed(seed)
+    if matter is None:
+        from headsplat.face.segment import Matter
+        with Matter() as m:
+            frames = prepare_frames(images, indices, tracking, rig, cfg.size, m)
+    else:
+        frames = prepare_frames(images, indices, tracking, rig, cfg.size, matter)
+    seeded, seen, canonical, part = seed_gaussians(frames, rig, cfg, generator)
+    device = torch.device(device)
+    if device.type != "cpu":
+        dev = [replace(f, image=f.image.to(device), matte=f.matte.to(device), mask=f.mask.to(device),
+                       camera=f.camera.to(device), vertices=f.vertices.to(device)) for f in frames]
+        gs, losses = fit_gaussians(seeded.to(device), dev, rig.to(device), cfg, generator, quiet=quiet)
+        gs, rig = gs.to("cpu"), rig.to("cpu")
+    else:
+        gs, losses = fit_gaussians(seeded, frames, rig, cfg, generator, quiet=quiet)
+    # What no frame saw takes the photo colour of its mirror image or nearest seen neighbour (colours sampled
+    # from the photo, not fitted ones: a fitted Gaussian at the silhouette may have drifted towards the
+    # random backgrounds it was fitted over).
+    filled = fill_unseen(seeded, seen, canonical, part, hair_line(rig))
+    gs = replace(gs, sh=torch.where(seen[:, None, None] | (part == 2)[:, None, None], gs.sh, filled.sh))
+    with torch.no_grad():
+        tris = avatar_triangles(rig)
+        scores = []
+        for f in frames:
+            means, quats, log_scales = bound_to_world(gs.parent, gs.local_means, gs.local_quats,
+                                                      gs.local_log_scales, triangle_frames(f.vertices, tris))
+            out = render(replace(gs, means=means, quats=quats, log_scales=log_scales), f.camera, background=0.0)
+            scores.append(psnr(out.rgb, f.image * f.matte[..., None], f.mask * f.matte))
+        ref = frames[0]
+        means, quats, log_scales = bound_to_world(gs.parent, gs.local_means, gs.local_quats, gs.local_log_scales,
+                                                  triangle_frames(ref.vertices, tris))
+    gs = replace(gs, means=means, quats=quats, log_scales=log_scales)
+    cam, crop = crop_camera(tracking, ref.index, cfg.output_size)
+    info = dict(provenance or {})
+    info.update(seed=seed, preset_size=cfg.size, iterations=cfg.iterations, n_gaussians=len(gs),
+                frames=[int(f.index) for f in frames], fit_psnr_foreground=[round(s, 2) for s in scores],
+                final_loss=round(losses[-1], 5) if losses else None, seen_share=round(float(seen.float().mean()), 3),
+                seconds=round(time.perf_counter() - t0, 1))
+    return Avatar(rig=rig.kind, gaussians=gs, identity_offsets=torch.from_numpy(tracking.identity_offsets).float(),
+                  identity_scale=float(tracking.identity_scale), expression_names=tuple(rig.expression_names),
+                  expression=ref.expression, rotation=ref.rotation, translation=ref.translation, camera=cam,
+                  source=warp_to_crop(images[0], crop), info=info)
