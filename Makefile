@@ -41,6 +41,7 @@ test-all: $(STAMP) $(ASSETS)
 bench: $(STAMP)
 	$(PY) benchmarks/track.py
 	$(PY) benchmarks/render.py
+	$(PY) benchmarks/avatar.py
 
 clean:
 	rm -rf $(VENV) .test-assets out

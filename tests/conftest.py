@@ -56,3 +56,13 @@ def posed_video(tmp_path_factory, rig):
     path = tmp_path_factory.mktemp("video") / "posed.mp4"
     truth = render_posed_photo(data.astronaut(), path, controls=controls, fps=25.0, quiet=True, rig=rig)
     return path, truth, controls
+
+
+@pytest.fixture(scope="session")
+def astro_avatar(tmp_path_factory, astronaut_path):
+    """An avatar created with the default preset from the astronaut portrait, through the public API."""
+    from headsplat import api
+
+    path = tmp_path_factory.mktemp("avatar") / "astro.avatar"
+    api.create(astronaut_path, path, quiet=True)
+    return path

@@ -1,0 +1,79 @@
+"""create: fits the photo, is deterministic, saves and loads, refuses bad files."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from headsplat import api
+from headsplat.avatar.avatar import avatar_triangles, load_avatar, save_avatar
+from headsplat.avatar.create import CreateConfig, create_avatar
+from headsplat.core.errors import InputError
+from headsplat.rig.open_rig import OpenRig
+
+TINY = CreateConfig(size=64, n_gaussians=1500, iterations=25)
+
+
+def test_avatar_reproduces_the_photo(astro_avatar):
+    av = load_avatar(astro_avatar)
+    # Foreground PSNR of the fit on the photo (measured 25.5 dB with the default preset).
+    assert av.info["fit_psnr_foreground"][0] > 23.0
+    assert len(av.gaussians) == 20000 and av.gaussians.is_bound
+    assert int(av.gaussians.parent.max()) < len(avatar_triangles(OpenRig()))
+    assert (astro_avatar / "preview.png").is_file() and (astro_avatar / "source.png").is_file()
+
+
+def test_create_on_a_frame_rendered_from_a_known_avatar(astro_avatar, tmp_path):
+    # Render the known avatar in its own framing over white, then create a new avatar from that picture.
+    frame = tmp_path / "rendered.png"
+    api.render(astro_avatar, frame, orbit=False, background="white")
+    again = api.create(frame, tmp_path / "again.avatar", quiet=True)
+    assert again.info["fit_psnr_foreground"][0] > 24.0
+
+
+def test_same_seed_same_avatar_and_save_load_round_trip(tmp_path):
+    from skimage import data
+
+    img = data.astronaut()
+    rig = OpenRig()
+    tr = api._track_array(img, rig, True)
+    a = create_avatar([img], [0], tr, rig, TINY, seed=3, quiet=True)
+    b = create_avatar([img], [0], tr, rig, TINY, seed=3, quiet=True)
+    c = create_avatar([img], [0], tr, rig, TINY, seed=4, quiet=True)
+    for name, t in a.gaussians.tensors():
+        assert torch.equal(t, getattr(b.gaussians, name)), name
+    assert not torch.equal(a.gaussians.means, c.gaussians.means)
+    save_avatar(a, tmp_path / "a.avatar")
+    back = load_avatar(tmp_path / "a.avatar")
+    for name, t in a.gaussians.tensors():
+        assert torch.equal(t, getattr(back.gaussians, name)), name
+    assert torch.equal(back.expression, a.expression) and torch.equal(back.camera.K, a.camera.K)
+    assert np.array_equal(back.source, a.source)
+
+
+def test_bad_avatar_files_are_refused_with_their_name(astro_avatar, tmp_path):
+    with pytest.raises(InputError, match="nothing.avatar: avatar not found"):
+        load_avatar(tmp_path / "nothing.avatar")
+    (tmp_path / "file.avatar").write_text("hello")
+    with pytest.raises(InputError, match="file.avatar: not an avatar"):
+        load_avatar(tmp_path / "file.avatar")
+    newer = tmp_path / "newer.avatar"
+    shutil.copytree(astro_avatar, newer)
+    meta = json.loads((newer / "avatar.json").read_text())
+    meta["version"] = 7
+    (newer / "avatar.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="format version 7 is newer"):
+        load_avatar(newer)
+    cut = tmp_path / "cut.avatar"
+    shutil.copytree(astro_avatar, cut)
+    raw = (cut / "gaussians.safetensors").read_bytes()
+    (cut / "gaussians.safetensors").write_bytes(raw[: len(raw) // 3])
+    with pytest.raises(InputError, match="gaussians.safetensors: not a readable safetensors"):
+        load_avatar(cut)
+    partial = tmp_path / "partial.avatar"
+    shutil.copytree(astro_avatar, partial)
+    (partial / "rig.safetensors").unlink()
+    with pytest.raises(InputError, match="incomplete avatar: rig.safetensors is missing"):
+        load_avatar(partial)
