@@ -34,7 +34,7 @@ def bench_create(preset: str, work: Path) -> dict:
     dt = time.perf_counter() - t0
     return {"name": "create", "preset": preset, "input": "astronaut 512x512", "seconds": round(dt, 1),
             "fit_seconds": av.info["seconds"], "n_gaussians": len(av.gaussians),
-            "psnr_foreground_db": av.info["fit_psnr_foreground"][0], "peak_mb": round(_peak_mb()),
+            "psnr_foreground_db": av.info["psnr_foreground"], "peak_mb": round(_peak_mb()),
             "threads": torch.get_num_threads()}
 
 

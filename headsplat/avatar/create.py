@@ -47,8 +47,8 @@ class CreateConfig:
     alpha_weight: float = 0.5  # weight of |alpha - matte| inside the head region
     position_weight: float = 1.0  # keeps Gaussians within about one triangle of their parent
     scale_weight: float = 1.0  # keeps Gaussians below about one triangle in size
-    lr_position: float = 0.01  # learning rates; positions and scales are in units of the parent triangle
-    lr_scale: float = 0.01
+    lr_position: float = 0.05  # learning rates; positions and scales are in units of the parent triangle
+    lr_scale: float = 0.02
     lr_rotation: float = 0.003
     lr_opacity: float = 0.05
     lr_color: float = 0.01
@@ -57,7 +57,7 @@ class CreateConfig:
 
 PRESETS = {
     "fast": CreateConfig(),
-    "quality": CreateConfig(size=512, n_gaussians=40000, iterations=1000),
+    "quality": CreateConfig(size=512, n_gaussians=40000, iterations=600),
 }
 
 
@@ -284,12 +284,19 @@ def create_avatar(images: list[np.ndarray], indices: list[int], tracking: Tracki
     """
     t0 = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
-    if matter is None:
+    own_matter = matter is None
+    if own_matter:
         from headsplat.face.segment import Matter
-        with Matter() as m:
-            frames = prepare_frames(images, indices, tracking, rig, cfg.size, m)
-    else:
-        frames = prepare_frames(images, indices, tracking, rig, cfg.size, matter)
+        matter = Matter()
+    try:
+        return _create(images, indices, tracking, rig, cfg, seed, quiet, matter, provenance, device, generator, t0)
+    finally:
+        if own_matter:
+            matter.close()
+
+
+def _create(images, indices, tracking, rig, cfg, seed, quiet, matter, provenance, device, generator, t0) -> Avatar:
+    frames = prepare_frames(images, indices, tracking, rig, cfg.size, matter)
     seeded, seen, canonical, part = seed_gaussians(frames, rig, cfg, generator)
     device = torch.device(device)
     if device.type != "cpu":
@@ -317,12 +324,19 @@ def create_avatar(images: list[np.ndarray], indices: list[int], tracking: Tracki
                                                   triangle_frames(ref.vertices, tris))
     gs = replace(gs, means=means, quats=quats, log_scales=log_scales)
     cam, crop = crop_camera(tracking, ref.index, cfg.output_size)
+    source = warp_to_crop(images[0], crop)
+    # The fit measured at the avatar's own framing (output size), comparable across presets.
+    with torch.no_grad():
+        full = prepare_frames(images[:1], [ref.index], tracking, rig, cfg.output_size, matter)[0]
+        out = render(gs, full.camera, background=0.0)
+        score = psnr(out.rgb, full.image * full.matte[..., None], full.mask * full.matte)
     info = dict(provenance or {})
     info.update(seed=seed, preset_size=cfg.size, iterations=cfg.iterations, n_gaussians=len(gs),
                 frames=[int(f.index) for f in frames], fit_psnr_foreground=[round(s, 2) for s in scores],
+                psnr_foreground=round(score, 2),
                 final_loss=round(losses[-1], 5) if losses else None, seen_share=round(float(seen.float().mean()), 3),
                 seconds=round(time.perf_counter() - t0, 1))
     return Avatar(rig=rig.kind, gaussians=gs, identity_offsets=torch.from_numpy(tracking.identity_offsets).float(),
                   identity_scale=float(tracking.identity_scale), expression_names=tuple(rig.expression_names),
                   expression=ref.expression, rotation=ref.rotation, translation=ref.translation, camera=cam,
-                  source=warp_to_crop(images[0], crop), info=info)
+                  source=source, info=info)

@@ -104,9 +104,8 @@ def _run(args, t0: float) -> int:
     if args.command == "create":
         av = api.create(args.inputs, args.output, rig=args.rig, preset=args.preset, device=args.device,
                         seed=args.seed, face=args.face, quiet=args.quiet)
-        psnr = ", ".join(f"{p:.1f}" for p in av.info["fit_psnr_foreground"])
         print(f"created an avatar of {len(av.gaussians)} Gaussians from {len(av.info['frames'])} frame(s) in "
-              f"{time.perf_counter() - t0:.1f} s (foreground PSNR {psnr} dB) -> {args.output}")
+              f"{time.perf_counter() - t0:.1f} s (foreground PSNR {av.info['psnr_foreground']:.1f} dB) -> {args.output}")
         return 0
     if args.command == "animate":
         res = api.animate(args.avatar, args.driver, args.output, pose=args.pose,
@@ -130,7 +129,7 @@ def _run(args, t0: float) -> int:
         return 0
     if args.command == "demo":
         paths = api.demo(args.output_dir, quiet=args.quiet, preset=args.preset)
-        print(f"demo: avatar {paths['avatar']} (foreground PSNR {paths['info']['fit_psnr_foreground'][0]:.1f} dB), "
+        print(f"demo: avatar {paths['avatar']} (foreground PSNR {paths['info']['psnr_foreground']:.1f} dB), "
               f"{paths['frames']} frames animated in {time.perf_counter() - t0:.1f} s -> {paths['video']}")
         return 0
     if args.command == "doctor":
