@@ -141,6 +141,20 @@ def _pack(order, means2d, conics, opacities, r2s, colors, rects):
 
 
 @njit(cache=True, inline="always")
+def _tile_bounds(t, tiles_x, width, height):
+    """Inclusive pixel bounds (x0, x1, y0, y1) of tile ``t``."""
+    tx0 = (t % tiles_x) * TILE
+    ty0 = (t // tiles_x) * TILE
+    return tx0, min(tx0 + TILE, width) - 1, ty0, min(ty0 + TILE, height) - 1
+
+
+@njit(cache=True, inline="always")
+def _clip_to_tile(prect, s, tx0, tx1, ty0, ty1):
+    """Gaussian ``s``'s pixel box clipped to a tile: (xa, xb, ya, yb), empty when xa > xb or ya > yb."""
+    return max(prect[s, 0], tx0), min(prect[s, 1], tx1), max(prect[s, 2], ty0), min(prect[s, 3], ty1)
+
+
+@njit(cache=True, inline="always")
 def _row_span(scal, s, dy, x0, x1):
     """Pixels x in [x0, x1] of a row at offset dy = my - py inside the ellipse 2σ <= r²."""
     a, b, c, r2 = scal[s, CA], scal[s, CB], scal[s, CC], scal[s, R2]
@@ -180,10 +194,7 @@ def rasterize_forward(scal, cols, prect, offsets, ids, chunk_offsets, chunk_tile
         done = np.empty(TILE * TILE, np.bool_)
         for q in range(chunk_offsets[ch], chunk_offsets[ch + 1]):
             t = chunk_tiles[q]
-            tx0 = (t % tiles_x) * TILE
-            ty0 = (t // tiles_x) * TILE
-            tx1 = min(tx0 + TILE, width) - 1
-            ty1 = min(ty0 + TILE, height) - 1
+            tx0, tx1, ty0, ty1 = _tile_bounds(t, tiles_x, width, height)
             trans[:] = 1.0
             acc[:] = 0.0
             last[:] = -1
@@ -191,8 +202,7 @@ def rasterize_forward(scal, cols, prect, offsets, ids, chunk_offsets, chunk_tile
             active = (tx1 - tx0 + 1) * (ty1 - ty0 + 1)
             for k in range(offsets[t], offsets[t + 1]):
                 s = ids[k]
-                ya, yb = max(prect[s, 2], ty0), min(prect[s, 3], ty1)
-                xa, xb = max(prect[s, 0], tx0), min(prect[s, 1], tx1)
+                xa, xb, ya, yb = _clip_to_tile(prect, s, tx0, tx1, ty0, ty1)
                 if xa > xb or ya > yb:
                     continue
                 mx, my = scal[s, MX], scal[s, MY]
@@ -268,10 +278,7 @@ def rasterize_backward(scal, cols, prect, offsets, ids, chunk_offsets, chunk_til
             t = chunk_tiles[q]
             if offsets[t] == offsets[t + 1]:
                 continue
-            tx0 = (t % tiles_x) * TILE
-            ty0 = (t // tiles_x) * TILE
-            tx1 = min(tx0 + TILE, width) - 1
-            ty1 = min(ty0 + TILE, height) - 1
+            tx0, tx1, ty0, ty1 = _tile_bounds(t, tiles_x, width, height)
             max_last = -1
             for y in range(ty0, ty1 + 1):
                 for x in range(tx0, tx1 + 1):
@@ -297,8 +304,7 @@ def rasterize_backward(scal, cols, prect, offsets, ids, chunk_offsets, chunk_til
                         behind[p, kk] = 0.0
             for k in range(max_last, offsets[t] - 1, -1):
                 s = ids[k]
-                ya, yb = max(prect[s, 2], ty0), min(prect[s, 3], ty1)
-                xa, xb = max(prect[s, 0], tx0), min(prect[s, 1], tx1)
+                xa, xb, ya, yb = _clip_to_tile(prect, s, tx0, tx1, ty0, ty1)
                 if xa > xb or ya > yb:
                     continue
                 mx, my = scal[s, MX], scal[s, MY]
