@@ -254,7 +254,7 @@ def _select_frames(tracking: Tracking, max_frames: int) -> list[int]:
 
 
 def _create_from_arrays(images: list[np.ndarray], output: Path, rig: OpenRig, preset: str, seed: int,
-                        quiet: bool, provenance: dict, device: str = "cpu") -> "Avatar":
+                        quiet: bool, provenance: dict, device: str = "cpu"):
     import tempfile
 
     from headsplat.media.image import write_png

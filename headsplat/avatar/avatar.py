@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -165,7 +165,3 @@ def check_rig_compatible(avatar: Avatar, rig: OpenRig, path: str | os.PathLike =
                          f"headsplat's open rig has {n_tris}; re-create the avatar")
     if tuple(avatar.expression_names) != tuple(rig.expression_names):
         raise InputError(f"{path}: expression set differs from this headsplat's open rig; re-create the avatar")
-
-
-def with_gaussians(avatar: Avatar, gaussians: GaussianSet) -> Avatar:
-    return replace(avatar, gaussians=gaussians)

@@ -87,7 +87,6 @@ def test_paste_back_self_reenactment_beats_the_static_frame(posed_video, tmp_pat
     produced = sorted(out.glob("*.png"))
     assert len(produced) == len(frames)
     tracking = api.track(video, tmp_path / "truth.track", quiet=True)
-    from headsplat.avatar.create import crop_camera
     from headsplat.media.image import read_image
     from headsplat.rig.open_rig import OpenRig
     rig = OpenRig()
@@ -148,4 +147,7 @@ def test_create_bad_input(tmp_path, capsys, insightface_dir, astronaut_path):
     assert "--rig open" in capsys.readouterr().err
     assert main(["-q", "create", str(astronaut_path), "-o", str(tmp_path / "x.zip")]) == 1
     assert "must end in .avatar" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["-q", "create", str(astronaut_path), "-o", str(tmp_path / "x.avatar"), "--device", "cuda"]) == 1
+        assert "no CUDA GPU is visible" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
