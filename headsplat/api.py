@@ -198,8 +198,9 @@ def demo(output_dir: str | os.PathLike = "headsplat-demo", quiet: bool = False, 
     return paths
 
 
-def doctor() -> list[tuple[str, str, bool]]:
-    """What headsplat can use here: (item, detail, ok) rows."""
+def doctor(flame_model: str | os.PathLike | None = None) -> list[tuple[str, str, bool]]:
+    """What headsplat can use here: (item, detail, ok) rows. ``flame_model`` (or the configured FLAME file)
+    is loaded and described; without one FLAME is reported as not configured (it is optional)."""
     from headsplat.core.errors import MissingDependencyError
     from headsplat.face.assets import find_mediapipe_assets
 
@@ -223,7 +224,24 @@ def doctor() -> list[tuple[str, str, bool]]:
         rows.append(("gsplat", importlib.metadata.version("gsplat"), True))
     except ImportError:
         rows.append(("gsplat", "not installed (optional, CUDA only: pip install headsplat[cuda])", True))
+    rows.append(_flame_row(flame_model))
     return rows
+
+
+def _flame_row(flame_model) -> tuple[str, str, bool]:
+    from headsplat.core.errors import InputError
+    from headsplat.rig.flame.loader import load_flame_file, resolve_flame_model
+
+    try:
+        path = resolve_flame_model(flame_model)
+    except InputError:
+        return ("FLAME model", "not configured (optional; see README: FLAME)", True)
+    try:
+        d = load_flame_file(path)
+    except InputError as e:
+        return ("FLAME model", str(e), False)
+    return ("FLAME model", f"{d.version}: {d.n_vertices} vertices, {len(d.faces)} faces, "
+            f"{d.shapedirs.shape[-1]} shape and {d.exprdirs.shape[-1]} expression coefficients ({path})", True)
 
 
 

@@ -65,7 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output-dir", default="headsplat-demo", help="folder for the results")
     p.add_argument("--preset", default="fast", choices=("fast", "quality"), help="fitting preset")
 
-    sub.add_parser("doctor", help="versions, face models and device found")
+    p = sub.add_parser("doctor", help="versions, face models, device and FLAME file found")
+    p.add_argument("--flame-model", help="check this FLAME model file (default: $HEADSPLAT_FLAME_MODEL or the "
+                                         "per-user config)")
     return ap
 
 
@@ -132,7 +134,7 @@ def _run(args, t0: float) -> int:
               f"{paths['frames']} frames animated in {time.perf_counter() - t0:.1f} s -> {paths['video']}")
         return 0
     if args.command == "doctor":
-        rows = api.doctor()
+        rows = api.doctor(flame_model=args.flame_model)
         w = max(len(r[0]) for r in rows)
         for name, detail, ok in rows:
             print(f"{'ok ' if ok else 'MISSING'} {name:<{w}}  {detail}")

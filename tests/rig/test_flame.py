@@ -1,0 +1,135 @@
+"""FLAME: safe loading of official-layout files, validation, version detection, and the skinned model."""
+
+import math
+import pickle
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from headsplat.core.errors import InputError
+from headsplat.core.rotation import axis_angle_to_matrix
+from headsplat.rig.flame.loader import ENV_VAR, load_flame_file, resolve_flame_model
+from headsplat.rig.flame.model import FlameRig
+
+
+def test_loads_the_official_layout_without_chumpy(tmp_path, synthetic_flame):
+    path = synthetic_flame(tmp_path / "generic_model.pkl")
+    assert b"chumpy.ch\nCh" in path.read_bytes() and b"scipy.sparse.csc\ncsc_matrix" in path.read_bytes()
+    assert b"numpy.core.multiarray\n_reconstruct" in path.read_bytes()
+    data = load_flame_file(path)
+    assert "chumpy" not in sys.modules
+    assert data.version == "FLAME 2020"
+    assert data.shapedirs.shape == (120, 3, 300) and data.exprdirs.shape == (120, 3, 100)
+    assert data.posedirs.shape == (36, 360) and data.J_regressor.shape == (5, 120)
+    assert data.parents.tolist() == [-1, 0, 1, 1, 1]
+    np.testing.assert_allclose(data.J_regressor.sum(1), 1.0, rtol=1e-6)
+    for name, version in [("flame2023.pkl", "FLAME 2023"), ("flame2023_no_jaw.pkl", "FLAME 2023 (no jaw)"),
+                          ("flame2023_Open.pkl", "FLAME 2023 Open")]:
+        assert load_flame_file(synthetic_flame(tmp_path / name)).version == version
+
+
+def test_refuses_any_other_global_and_runs_nothing(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+            return os.system, (f"touch {marker}",)
+
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps({"v_template": Evil()}, protocol=2))
+    with pytest.raises(InputError, match=r"evil.pkl: refusing global (posix|os|nt)\.system"):
+        load_flame_file(tmp_path / "evil.pkl")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(drop=("weights",)), "not a FLAME model file: missing weights"),
+    (dict(extra={"weights": np.zeros((120, 4))}), r"weights has shape \(120, 4\), expected \(120, 5\)"),
+    (dict(extra={"posedirs": np.zeros((120, 3, 35))}), r"posedirs has shape \(120, 3, 35\), expected \(120, 3, 36\)"),
+    (dict(extra={"f": np.array([[0, 1, 500]])}), "faces index vertices outside"),
+])
+def test_wrong_contents_say_exactly_what_is_wrong(tmp_path, synthetic_flame, change, message):
+    path = synthetic_flame(tmp_path / "generic_model.pkl", **change)
+    with pytest.raises(InputError, match=message):
+        load_flame_file(path)
+
+
+def test_truncated_and_foreign_files(tmp_path, synthetic_flame):
+    raw = synthetic_flame(tmp_path / "generic_model.pkl").read_bytes()
+    (tmp_path / "cut.pkl").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(InputError, match="cut.pkl: not a readable FLAME model file"):
+        load_flame_file(tmp_path / "cut.pkl")
+    (tmp_path / "list.pkl").write_bytes(pickle.dumps([1, 2, 3], protocol=2))
+    with pytest.raises(InputError, match="list.pkl: not a FLAME model file"):
+        load_flame_file(tmp_path / "list.pkl")
+    with pytest.raises(InputError, match="asked for 300 and 101"):
+        load_flame_file(tmp_path / "generic_model.pkl", n_expr=101)
+
+
+def test_model_zero_pose_is_the_template_and_global_rotation_turns_about_the_root(tmp_path, synthetic_flame):
+    rig = FlameRig.from_file(synthetic_flame(tmp_path / "generic_model.pkl"), n_shape=20, n_expr=10)
+    z = torch.zeros
+    out = rig(z(20), z(10), z(3), z(3), z(3), z(6), z(3))
+    assert torch.allclose(out.vertices, rig.v_template, atol=1e-7)
+    assert torch.allclose(out.transforms, torch.eye(4).expand(5, 4, 4), atol=1e-7)
+    # Identity and expression blend shapes add linearly.
+    shape = torch.randn(20) * 0.5
+    o2 = rig(shape, z(10), z(3), z(3), z(3), z(6), z(3))
+    assert torch.allclose(o2.vertices - rig.v_template, torch.einsum("s,vcs->vc", shape, rig.shapedirs), atol=1e-6)
+    # A global rotation with nothing else posed turns the whole head rigidly about the root joint.
+    aa = torch.tensor([0.2, -0.5, 0.1])
+    R = axis_angle_to_matrix(aa)
+    o3 = rig(z(20), z(10), aa, z(3), z(3), z(6), torch.tensor([0.0, 0.1, -1.0]))
+    j0 = out.joints[0]
+    expect = (rig.v_template - j0) @ R.T + j0 + torch.tensor([0.0, 0.1, -1.0])
+    assert torch.allclose(o3.vertices, expect, atol=1e-6)
+
+
+def test_jaw_moves_only_jaw_weighted_vertices_and_gradients_flow(tmp_path, synthetic_flame):
+    rig = FlameRig.from_file(synthetic_flame(tmp_path / "generic_model.pkl"), n_shape=5, n_expr=5).double()
+    z = lambda n: torch.zeros(n, dtype=torch.float64)  # noqa: E731
+    rest = rig(z(5), z(5), z(3), z(3), z(3), z(6), z(3)).vertices
+    jaw = torch.tensor([math.radians(20), 0, 0], dtype=torch.float64)
+    opened = rig(z(5), z(5), z(3), z(3), jaw, z(6), z(3)).vertices
+    moved = (opened - rest).norm(dim=-1) > 1e-6
+    jaw_w = rig.weights[:, 2] > 0
+    # vertices move through the jaw's skinning weight or through the pose correctives; the jaw ones move most
+    assert (opened - rest).norm(dim=-1)[jaw_w].mean() > 10 * (opened - rest).norm(dim=-1)[~jaw_w].mean()
+    assert moved[jaw_w].all()
+
+    def fn(shape, expr, pose):
+        return rig(shape, expr, pose[:3], pose[3:6], pose[6:9], pose[9:], z(3)).vertices
+
+    args = (torch.randn(5, dtype=torch.float64, requires_grad=True) * 0.1,
+            torch.randn(5, dtype=torch.float64, requires_grad=True) * 0.1,
+            (torch.randn(15, dtype=torch.float64) * 0.2).requires_grad_(True))
+    assert torch.autograd.gradcheck(fn, tuple(a.detach().requires_grad_(True) for a in args))
+
+
+def test_model_file_resolution(tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    with pytest.raises(InputError, match="no FLAME model file given: pass --flame-model PATH"):
+        resolve_flame_model(None)
+    (tmp_path / "cfg" / "headsplat").mkdir(parents=True)
+    (tmp_path / "cfg" / "headsplat" / "config.json").write_text('{"flame_model": "/data/flame2023_Open.pkl"}')
+    assert str(resolve_flame_model(None)) == "/data/flame2023_Open.pkl"
+    monkeypatch.setenv(ENV_VAR, "/env/generic_model.pkl")
+    assert str(resolve_flame_model(None)) == "/env/generic_model.pkl"
+    assert str(resolve_flame_model(tmp_path / "given.pkl")) == str(tmp_path / "given.pkl")
+
+
+def test_doctor_describes_the_flame_file_or_fails_with_the_reason(tmp_path, synthetic_flame, capsys, monkeypatch):
+    from headsplat.cli.main import main
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    path = synthetic_flame(tmp_path / "flame2023_Open.pkl")
+    main(["doctor", "--flame-model", str(path)])
+    out = capsys.readouterr().out
+    assert "FLAME 2023 Open: 120 vertices" in out and "300 shape and 100 expression coefficients" in out
+    (tmp_path / "bad.pkl").write_bytes(b"\x80\x02}q\x00.")  # an empty dict
+    assert main(["doctor", "--flame-model", str(tmp_path / "bad.pkl")]) == 1
+    assert "bad.pkl: not a FLAME model file: missing v_template" in capsys.readouterr().out
