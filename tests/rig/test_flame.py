@@ -133,3 +133,50 @@ def test_doctor_describes_the_flame_file_or_fails_with_the_reason(tmp_path, synt
     (tmp_path / "bad.pkl").write_bytes(b"\x80\x02}q\x00.")  # an empty dict
     assert main(["doctor", "--flame-model", str(tmp_path / "bad.pkl")]) == 1
     assert "bad.pkl: not a FLAME model file: missing v_template" in capsys.readouterr().out
+
+
+def _mediapipe_head_as_flame(tmp_path, synthetic_flame, scale=1.08, angle_deg=6.0, shift=(0.004, -0.02, 0.01)):
+    """A FLAME-layout file whose template is the open rig's head moved by a known similarity: the embedding
+    must find each MediaPipe landmark on its own (moved) vertex."""
+    from headsplat.rig.open_rig import OpenRig
+
+    rig = OpenRig()
+    v = rig.template.double().numpy()
+    f = rig.triangles.numpy()
+    a = math.radians(angle_deg)
+    R = np.array([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+    moved = scale * v @ R.T + np.array(shift)
+    n = len(moved)
+    path = synthetic_flame(tmp_path / "flame2023_Open.pkl", n_verts=n, extra={
+        "v_template": moved, "f": f.astype(np.uint32)})
+    return path, moved, f
+
+
+def test_embedding_finds_the_landmarks_on_a_registered_surface(tmp_path, synthetic_flame):
+    from headsplat.face.indices import NOSE_TIP
+    from headsplat.rig.flame.embedding import LandmarkEmbedding, compute_embedding, flame_embedding, \
+        load_embedding_npz
+    from headsplat.rig.open_rig import load_face_template
+
+    path, moved, faces = _mediapipe_head_as_flame(tmp_path, synthetic_flame)
+    mp, _, _ = load_face_template()
+    emb = compute_embedding(moved, faces, mp, int(np.atleast_1d(NOSE_TIP)[0]))
+    pts = emb.points(torch.from_numpy(moved), torch.from_numpy(faces)).numpy()
+    # The 468 mesh landmarks land on their own vertices; the 10 iris points are not on any surface (they
+    # project onto the closed eyelids), so they are left out of the check.
+    err_mm = np.linalg.norm(pts[:468] - moved[:468], axis=1) * 1000
+    assert emb.rms_mm < 0.5 and err_mm.max() < 0.2, (emb.rms_mm, err_mm.max())
+    # computed once, then read from the cache beside the settings
+    cache = tmp_path / "cache"
+    first = flame_embedding(path, moved, faces, cache_dir=cache)
+    assert len(list(cache.glob("flame_mediapipe_embedding_*.npz"))) == 1
+    again = flame_embedding(path, moved, faces, cache_dir=cache)
+    assert np.array_equal(first.face_idx, again.face_idx)
+    # a user file in the common layout overrides it, and is validated
+    np.savez(tmp_path / "mine.npz", lmk_face_idx=np.array([3, 4]), lmk_b_coords=np.full((2, 3), 1 / 3),
+             landmark_indices=np.array([1, 2]))
+    mine = flame_embedding(path, moved, faces, override=tmp_path / "mine.npz")
+    assert isinstance(mine, LandmarkEmbedding) and mine.landmark_indices.tolist() == [1, 2]
+    np.savez(tmp_path / "bad.npz", lmk_face_idx=np.array([3]))
+    with pytest.raises(InputError, match="bad.npz: landmark embedding without lmk_b_coords, landmark_indices"):
+        load_embedding_npz(tmp_path / "bad.npz")
