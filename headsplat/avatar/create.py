@@ -22,12 +22,12 @@ from tqdm import tqdm
 
 from headsplat.avatar.avatar import Avatar, avatar_triangles
 from headsplat.avatar.losses import masked_l1, psnr, ssim_map
-from headsplat.core.camera import Camera
+from headsplat.core.camera import Camera, project_points
 from headsplat.face.align import CropTransform, warp_to_crop
 from headsplat.render.projection import camera_centre
 from headsplat.render.rasterize import render
 from headsplat.rig.open_rig import OpenRig
-from headsplat.splat.binding import bound_to_world, init_by_area, triangle_frames
+from headsplat.splat.binding import bound_to_world, init_by_area, pose_gaussians, triangle_frames
 from headsplat.splat.gaussians import SH_C0, GaussianSet
 from headsplat.track.tracking import Tracking
 
@@ -95,8 +95,6 @@ def crop_camera(tracking: Tracking, t: int, size: int) -> tuple[Camera, CropTran
 
 def head_region(vertices: torch.Tensor, camera: Camera, grow: float = 0.06) -> np.ndarray:
     """(S, S) float32 mask: the convex hull of the projected head, grown by ``grow`` × the image size."""
-    from headsplat.core.camera import project_points
-
     uv, z = project_points(vertices.double(), camera.viewmat.double(), camera.K.double())
     pts = uv[z > 0].numpy()
     mask = np.zeros((camera.height, camera.width), np.uint8)
@@ -139,8 +137,6 @@ def _sample(image: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
 def visibility(gs: GaussianSet, frame: FitFrame, triangles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Which Gaussians a frame sees (facing the camera, inside the image and the matte, not occluded), and
     where they land: (N,) bool and (N, 2) pixel positions."""
-    from headsplat.core.camera import project_points
-
     cam = frame.camera
     with torch.no_grad():
         uv, z = project_points(gs.means, cam.viewmat, cam.K)
@@ -218,8 +214,7 @@ def seed_gaussians(frames: list[FitFrame], rig: OpenRig, cfg: CreateConfig, gene
     with torch.no_grad():
         neutral = rig(torch.zeros(478, 3), torch.tensor(1.0), torch.zeros(rig.n_expressions), torch.zeros(3),
                       torch.zeros(3)).vertices
-        canonical, _, _ = bound_to_world(gs.parent, gs.local_means, gs.local_quats, gs.local_log_scales,
-                                         triangle_frames(neutral, tris))
+        canonical = pose_gaussians(gs, neutral, tris).means
     return fill_unseen(gs, seen, canonical, part, hair_line(rig)), seen, canonical, part
 
 
@@ -315,21 +310,17 @@ def _create(images, indices, tracking, rig, cfg, seed, quiet, matter, provenance
         tris = avatar_triangles(rig)
         scores = []
         for f in frames:
-            means, quats, log_scales = bound_to_world(gs.parent, gs.local_means, gs.local_quats,
-                                                      gs.local_log_scales, triangle_frames(f.vertices, tris))
-            out = render(replace(gs, means=means, quats=quats, log_scales=log_scales), f.camera, background=0.0)
+            out = render(pose_gaussians(gs, f.vertices, tris), f.camera, background=0.0)
             scores.append(psnr(out.rgb, f.image * f.matte[..., None], f.mask * f.matte))
         ref = frames[0]
-        means, quats, log_scales = bound_to_world(gs.parent, gs.local_means, gs.local_quats, gs.local_log_scales,
-                                                  triangle_frames(ref.vertices, tris))
-    gs = replace(gs, means=means, quats=quats, log_scales=log_scales)
-    cam, crop = crop_camera(tracking, ref.index, cfg.output_size)
-    source = warp_to_crop(images[0], crop)
-    # The fit measured at the avatar's own framing (output size), comparable across presets.
-    with torch.no_grad():
+        gs = pose_gaussians(gs, ref.vertices, tris)
+        # The reference frame at the avatar's own framing (output size): its camera and crop are the
+        # avatar's, and the fit is measured there too, comparable across presets.
         full = prepare_frames(images[:1], [ref.index], tracking, rig, cfg.output_size, matter)[0]
         out = render(gs, full.camera, background=0.0)
         score = psnr(out.rgb, full.image * full.matte[..., None], full.mask * full.matte)
+    cam = full.camera
+    source = (full.image * 255).round().to(torch.uint8).numpy()
     info = dict(provenance or {})
     info.update(seed=seed, preset_size=cfg.size, iterations=cfg.iterations, n_gaussians=len(gs),
                 frames=[int(f.index) for f in frames], fit_psnr_foreground=[round(s, 2) for s in scores],
