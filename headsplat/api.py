@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from headsplat.avatar.animate import Motion
+from headsplat.avatar.animate import offset_motion
 from headsplat.core.camera import intrinsics_from_fov, project_points, world_to_opencv
-from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
+from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.core.errors import HeadsplatError, OutputError
 from headsplat.core.fileio import atomic_path, check_writable
 from headsplat.media.frames import FrameSource, open_frames
@@ -153,15 +153,22 @@ def render_posed_photo(photo: str | os.PathLike | np.ndarray, output: str | os.P
                            src.identity_scale, float(K[0, 0]), size, fps)
 
 
-def _track_array(img: np.ndarray, rig: OpenRig, quiet: bool) -> Tracking:
+def _track_arrays(images: list[np.ndarray], rig: OpenRig, quiet: bool) -> Tracking:
+    """Track in-memory images (one image, or several of one size) through temporary PNGs."""
     import tempfile
 
     from headsplat.media.image import write_png
 
     with tempfile.TemporaryDirectory() as d:
-        p = Path(d) / "photo.png"
-        write_png(p, img)
-        return track_source(open_frames(p), rig=rig, quiet=quiet)
+        files = []
+        for i, img in enumerate(images):
+            files.append(Path(d) / f"{i:04d}.png")
+            write_png(files[-1], img)
+        return track_source(open_frames(files if len(files) > 1 else files[0]), rig=rig, quiet=quiet)
+
+
+def _track_array(img: np.ndarray, rig: OpenRig, quiet: bool) -> Tracking:
+    return _track_arrays([img], rig, quiet)
 
 
 def sample_portrait() -> np.ndarray:
@@ -189,9 +196,7 @@ def demo(output_dir: str | os.PathLike = "headsplat-demo", quiet: bool = False, 
                                  provenance={"inputs": ["skimage.data.astronaut()"]})
     perf = demo_performance(n_frames)
     exp, rot = controls_to_params(perf, rig.expression_names, n_frames)
-    motion = Motion(avatar.expression + exp, matrix_to_axis_angle(axis_angle_to_matrix(avatar.rotation) @
-                                                                  axis_angle_to_matrix(rot)),
-                    avatar.translation.expand(n_frames, 3).clone())
+    motion = offset_motion(avatar, exp, axis_angle_to_matrix(rot))
     _write_animation(avatar, rig, motion, paths["video"], fps=25.0, background="source", quiet=quiet)
     paths["frames"] = n_frames
     paths["info"] = avatar.info
@@ -273,16 +278,7 @@ def _select_frames(tracking: Tracking, max_frames: int) -> list[int]:
 
 def _create_from_arrays(images: list[np.ndarray], output: Path, rig: OpenRig, preset: str, seed: int,
                         quiet: bool, provenance: dict, device: str = "cpu"):
-    import tempfile
-
-    from headsplat.media.image import write_png
-
-    with tempfile.TemporaryDirectory() as d:
-        files = []
-        for i, img in enumerate(images):
-            files.append(Path(d) / f"{i:04d}.png")
-            write_png(files[-1], img)
-        tracking = track_source(open_frames(files if len(files) > 1 else files[0]), rig=rig, quiet=quiet)
+    tracking = _track_arrays(images, rig, quiet)
     return _create_from_tracking(images, list(range(len(images))), tracking, output, rig, preset, seed, quiet,
                                  provenance, device)
 
@@ -396,13 +392,18 @@ def _frame_sink(out: Path, fps: float):
     return sink()
 
 
+def _straight_rgb8(rgb: torch.Tensor, alpha: torch.Tensor) -> np.ndarray:
+    """(H, W, 3) uint8 straight (un-premultiplied) colour of a render over black with alpha (H, W, 1)."""
+    a = alpha.cpu().numpy()
+    straight = np.where(a > 1e-6, rgb.cpu().numpy() / np.maximum(a, 1e-6), 0)
+    return (np.clip(straight, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
 def _compose(rgb: torch.Tensor, alpha: torch.Tensor, bg: np.ndarray | None) -> np.ndarray:
     rgb8 = (rgb.clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
     a = alpha.clamp(0, 1).cpu().numpy()
     if bg is None:  # transparent: premultiplied render -> straight RGBA
-        straight = np.where(a > 1e-6, rgb.cpu().numpy() / np.maximum(a, 1e-6), 0)
-        return np.concatenate([(np.clip(straight, 0, 1) * 255 + 0.5).astype(np.uint8),
-                               (a * 255 + 0.5).astype(np.uint8)], -1)
+        return np.concatenate([_straight_rgb8(rgb, alpha.clamp(0, 1)), (a * 255 + 0.5).astype(np.uint8)], -1)
     return (rgb8 + (1 - a) * bg + 0.5).clip(0, 255).astype(np.uint8)
 
 
@@ -487,10 +488,7 @@ def _write_paste_back(avatar, rig, motion, tracking: Tracking, source: FrameSour
             a = r.alpha[..., 0].cpu().numpy()
             # Soften the edge: pull the mask in a little so the driver's own hairline and neck frame the head.
             a = cv2.GaussianBlur(cv2.erode(a, np.ones((5, 5), np.uint8)), (0, 0), 2.0)
-            straight = np.where(r.alpha.cpu().numpy() > 1e-6, r.rgb.cpu().numpy() / np.maximum(
-                r.alpha.cpu().numpy(), 1e-6), 0)
-            rgb8 = (np.clip(straight, 0, 1) * 255 + 0.5).astype(np.uint8)
-            write(paste_back(frame.rgb, rgb8, a, crop, feather=0.0))
+            write(paste_back(frame.rgb, _straight_rgb8(r.rgb, r.alpha), a, crop, feather=0.0))
 
 
 def render(avatar: str | os.PathLike, output: str | os.PathLike, orbit: bool = True, frames: int = 90,
@@ -498,23 +496,17 @@ def render(avatar: str | os.PathLike, output: str | os.PathLike, orbit: bool = T
            fps: float = 30.0, quiet: bool = False) -> Path:
     """Turntable video (``orbit``) or a still from a given yaw/pitch (degrees, a .png output)."""
     from headsplat.avatar.animate import orbit_motion, render_avatar_frame, turned_motion
-    from headsplat.core.camera import Camera
     from headsplat.media.image import write_png
 
     av, rig = _load_checked(avatar)
-    cam = av.camera
-    scale = torch.tensor([size / cam.width, size / cam.height, 1.0])
-    av_cam = Camera(cam.viewmat, cam.K * scale[:, None], size, size)
-    from dataclasses import replace as _replace
-    av = _replace(av, camera=av_cam, source=cv2.resize(av.source, (size, size), interpolation=cv2.INTER_AREA))
     out = Path(output)
     if orbit and out.suffix.lower() != ".png":
         out = _check_animation_output(out, background)
-        _write_animation(av, rig, orbit_motion(av, frames), out, fps, background, quiet)
+        _write_animation(av, rig, orbit_motion(av, frames), out, fps, background, quiet, size=size)
         return out
     out = _check_output(out, (".png",), "a still")
     motion = turned_motion(av, torch.tensor([math.radians(yaw)]), torch.tensor([math.radians(pitch)]))
-    r = render_avatar_frame(av, rig, motion, 0, av_cam, background=0.0)
+    r = render_avatar_frame(av, rig, motion, 0, av.camera, width=size, height=size)
     write_png(out, _compose(r.rgb, r.alpha, _background_image(av, background, (size, size))))
     return out
 

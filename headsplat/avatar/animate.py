@@ -86,11 +86,17 @@ def orbit_motion(avatar: Avatar, n_frames: int, yaw_range: float = 360.0, pitch:
     return turned_motion(avatar, yaw, torch.full_like(yaw, np.radians(pitch)))
 
 
+def offset_motion(avatar: Avatar, expression: torch.Tensor, turn: torch.Tensor) -> Motion:
+    """The reference frame plus expression offsets (T, E) and head turns (T, 3, 3) rotation matrices, the
+    latter applied in the head's own frame; the head stays where it was."""
+    rot = matrix_to_axis_angle(axis_angle_to_matrix(avatar.rotation) @ turn)
+    n = turn.shape[0]
+    return Motion(avatar.expression + expression, rot, avatar.translation.expand(n, 3).clone())
+
+
 def turned_motion(avatar: Avatar, yaw: torch.Tensor, pitch: torch.Tensor) -> Motion:
     """The reference frame with extra head yaw/pitch (radians, (T,)) applied in the head's own frame."""
     from headsplat.core.rotation import euler_yxz_to_matrix
 
     turn = euler_yxz_to_matrix(yaw, pitch, torch.zeros_like(yaw))
-    rot = matrix_to_axis_angle(axis_angle_to_matrix(avatar.rotation) @ turn)
-    n = yaw.shape[0]
-    return Motion(avatar.expression.expand(n, -1).clone(), rot, avatar.translation.expand(n, 3).clone())
+    return offset_motion(avatar, torch.zeros(yaw.shape[0], avatar.expression.shape[0]), turn)
