@@ -26,7 +26,8 @@ from headsplat.render.mesh_overlay import draw_mesh
 from headsplat.render.mesh_texture import render_textured
 from headsplat.rig.controls import controls_to_params, demo_performance
 from headsplat.rig.open_rig import OpenRig
-from headsplat.track.tracker import track_source
+from headsplat.rig.factory import make_rig
+from headsplat.track.tracker import refit_tracking, track_source
 from headsplat.track.tracking import Tracking
 
 
@@ -39,7 +40,9 @@ def _check_output(path: str | os.PathLike, suffixes: tuple[str, ...], what: str)
 
 
 def track(input: str | os.PathLike, output: str | os.PathLike, overlay: str | os.PathLike | None = None,
-          face: int = 0, fov: float | None = None, style: str = "shaded", quiet: bool = False) -> Tracking:
+          face: int = 0, fov: float | None = None, style: str = "shaded", quiet: bool = False, rig: str = "open",
+          flame_model: str | os.PathLike | None = None, flame_embedding: str | os.PathLike | None = None
+          ) -> Tracking:
     """Track a face in an image, a folder of images or a video and save a ``.track`` file.
 
     Args:
@@ -51,20 +54,23 @@ def track(input: str | os.PathLike, output: str | os.PathLike, overlay: str | os
         fov: fix the horizontal field of view in degrees instead of estimating it.
         style: overlay style, ``"shaded"`` or ``"wireframe"``.
         quiet: no progress bars.
+        rig: ``"open"`` (default) or ``"flame"`` (needs the user's FLAME file: ``flame_model``,
+            ``$HEADSPLAT_FLAME_MODEL`` or the per-user config).
+        flame_model: the FLAME file. flame_embedding: a landmark embedding .npz overriding the computed one.
     """
     out = _check_output(output, (".track", ".npz"), "the tracking output")
     if overlay is not None:
         _check_output(overlay, (".mp4",) + IMAGE_SUFFIXES, "the overlay")
+    head = make_rig(rig, flame_model, flame_embedding)
     source = open_frames(input)
-    rig = OpenRig()
-    tracking = track_source(source, face=face, fov_deg=fov, rig=rig, quiet=quiet)
+    tracking = track_source(source, face=face, fov_deg=fov, rig=head, quiet=quiet)
     tracking.save(out)
     if overlay is not None:
-        write_overlay(source, tracking, overlay, rig=rig, style=style, quiet=quiet)
+        write_overlay(source, tracking, overlay, rig=head, style=style, quiet=quiet)
     return tracking
 
 
-def write_overlay(source: FrameSource, tracking: Tracking, path: str | os.PathLike, rig: OpenRig | None = None,
+def write_overlay(source: FrameSource, tracking: Tracking, path: str | os.PathLike, rig=None,
                   style: str = "shaded", quiet: bool = False) -> None:
     """Draw the tracked rig over each frame of ``source`` into a video, or an image for one frame."""
     rig = rig or OpenRig()
@@ -97,14 +103,14 @@ class PosedPhotoVideo:
 
     Attributes:
         expression: (T, E), rotation: (T, 3), translation: (T, 3) rig parameters per frame.
-        identity_offsets: (478, 3), identity_scale: the photo's fitted identity.
+        identity: (478, 3), identity_scale: the photo's fitted identity.
         focal: focal length in pixels; size: frame side in pixels; fps: frame rate.
     """
 
     expression: np.ndarray
     rotation: np.ndarray
     translation: np.ndarray
-    identity_offsets: np.ndarray
+    identity: np.ndarray
     identity_scale: float
     focal: float
     size: int
@@ -134,7 +140,7 @@ def render_posed_photo(photo: str | os.PathLike | np.ndarray, output: str | os.P
     bg = cv2.GaussianBlur(cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA), (0, 0), size / 40)
     bg = (bg * 0.6).astype(np.uint8)
     with torch.no_grad():
-        verts = rig(torch.from_numpy(src.identity_offsets), torch.tensor(src.identity_scale), exp, rot, trans).vertices
+        verts = rig(torch.from_numpy(src.identity), torch.tensor(src.identity_scale), exp, rot, trans).vertices
     out = Path(output)
     frames = (render_textured(img, tex_uv, verts[t], rig.triangles, view, K, size, size, background=bg)[0]
               for t in range(n_frames))
@@ -149,7 +155,7 @@ def render_posed_photo(photo: str | os.PathLike | np.ndarray, output: str | os.P
         out.mkdir(parents=True, exist_ok=True)
         for t, f in enumerate(frames):
             write_png(out / f"{t:05d}.png", f)
-    return PosedPhotoVideo(exp.numpy(), rot.numpy(), trans.numpy().copy(), src.identity_offsets,
+    return PosedPhotoVideo(exp.numpy(), rot.numpy(), trans.numpy().copy(), src.identity,
                            src.identity_scale, float(K[0, 0]), size, fps)
 
 
@@ -255,12 +261,6 @@ def _flame_row(flame_model) -> tuple[str, str, bool]:
 BACKGROUNDS = ("source", "white", "black", "transparent")
 
 
-def _check_rig(rig: str) -> None:
-    if rig != "open":
-        raise HeadsplatError(f"rig {rig!r} is not available in this version: use --rig open (FLAME support is "
-                             "planned: it needs the user's own FLAME model file)")
-
-
 def _check_device(device: str) -> torch.device:
     if device not in ("cpu", "cuda"):
         raise HeadsplatError(f"device must be cpu or cuda, got {device!r}")
@@ -299,13 +299,15 @@ def _create_from_tracking(images, indices, tracking, output, rig, preset, seed, 
 
 
 def create(inputs, output: str | os.PathLike, rig: str = "open", preset: str = "fast", device: str = "cpu",
-           seed: int = 0, face: int = 0, quiet: bool = False):
+           seed: int = 0, face: int = 0, quiet: bool = False, flame_model: str | os.PathLike | None = None,
+           flame_embedding: str | os.PathLike | None = None):
     """Create an avatar from one photo, several photos of one person (same size), or a video.
 
     Args:
         inputs: a path or a list of paths.
         output: the ``.avatar`` folder to write.
-        rig: ``"open"``.
+        rig: ``"open"`` (default) or ``"flame"`` (the user's FLAME file: ``flame_model``,
+            ``$HEADSPLAT_FLAME_MODEL`` or the per-user config; ``flame_embedding`` overrides its landmarks).
         preset: ``"fast"`` (default) or ``"quality"``.
         device: ``"cpu"`` or ``"cuda"``.
         seed: the same seed gives the same avatar on the same machine.
@@ -316,14 +318,13 @@ def create(inputs, output: str | os.PathLike, rig: str = "open", preset: str = "
     """
     from headsplat.avatar.create import PRESETS
 
-    _check_rig(rig)
     _check_device(device)
     if preset not in PRESETS:
         raise HeadsplatError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
     out = _check_output(output, (".avatar",), "the avatar")
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    r = make_rig(rig, flame_model, flame_embedding)
     source = open_frames(paths if len(paths) > 1 else paths[0])
-    r = OpenRig()
     tracking = track_source(source, face=face, rig=r, quiet=quiet)
     indices = _select_frames(tracking, PRESETS[preset].max_frames)
     wanted = set(indices)
@@ -335,11 +336,12 @@ def create(inputs, output: str | os.PathLike, rig: str = "open", preset: str = "
                                  {"inputs": [str(p) for p in paths], "face": face}, device)
 
 
-def _load_checked(path):
+def _load_checked(path, flame_model=None):
+    """The avatar and its rig (FLAME: the user's file, which must be the one it was made with)."""
     from headsplat.avatar.avatar import check_rig_compatible, load_avatar
 
     avatar = load_avatar(path)
-    rig = OpenRig()
+    rig = make_rig(avatar.rig, flame_model)
     check_rig_compatible(avatar, rig, path)
     return avatar, rig
 
@@ -422,13 +424,17 @@ def _write_animation(avatar, rig, motion, output: Path, fps: float, background: 
             write(_compose(out.rgb, out.alpha, bg))
 
 
-def _driver_tracking(driver, face: int, quiet: bool, rig: OpenRig) -> tuple[Tracking, FrameSource | None]:
+def _driver_tracking(driver, face: int, quiet: bool, rig) -> tuple[Tracking, FrameSource | None]:
+    """The driver tracked with the avatar's rig: a video or images are tracked; a ``.track`` of another rig
+    is re-fitted from its stored landmarks."""
     p = Path(driver)
     if p.suffix.lower() in (".track", ".npz"):
         tracking = Tracking.load(p)
         if not tracking.found.any():
             from headsplat.core.errors import NoFaceError
             raise NoFaceError(f"{p}: the driver has no face in any frame")
+        if tracking.rig != rig.kind:
+            tracking = refit_tracking(tracking, rig, quiet=quiet, path=p)
         return tracking, None
     source = open_frames(p)
     return track_source(source, face=face, rig=rig, quiet=quiet), source
@@ -436,7 +442,8 @@ def _driver_tracking(driver, face: int, quiet: bool, rig: OpenRig) -> tuple[Trac
 
 def animate(avatar: str | os.PathLike, driver: str | os.PathLike, output: str | os.PathLike,
             pose: str = "relative", expression_scale: float = 1.0, background: str = "source",
-            paste_back: bool = False, face: int = 0, quiet: bool = False) -> dict:
+            paste_back: bool = False, face: int = 0, quiet: bool = False,
+            flame_model: str | os.PathLike | None = None) -> dict:
     """Drive an avatar with a video, an image, a folder of images or a ``.track`` file.
 
     Args:
@@ -448,6 +455,7 @@ def animate(avatar: str | os.PathLike, driver: str | os.PathLike, output: str | 
         background: ``source``, ``white``, ``black`` or ``transparent`` (PNG folder only).
         paste_back: render in each driver frame's own geometry and composite the head over the driver frame.
         face: which face of the driver when there are several.
+        flame_model: for a FLAME avatar, its FLAME file (default: the configured one).
 
     Returns:
         ``frames`` written, ``fps``, ``output``.
@@ -457,7 +465,7 @@ def animate(avatar: str | os.PathLike, driver: str | os.PathLike, output: str | 
     if pose not in POSE_MODES:
         raise HeadsplatError(f"unknown pose mode {pose!r}; choose {', '.join(POSE_MODES)}")
     out = _check_animation_output(output, background)
-    av, rig = _load_checked(avatar)
+    av, rig = _load_checked(avatar, flame_model)
     tracking, source = _driver_tracking(driver, face, quiet, rig)
     params = tracking.params()
     if paste_back:
@@ -493,12 +501,12 @@ def _write_paste_back(avatar, rig, motion, tracking: Tracking, source: FrameSour
 
 def render(avatar: str | os.PathLike, output: str | os.PathLike, orbit: bool = True, frames: int = 90,
            size: int = 512, yaw: float = 0.0, pitch: float = 0.0, background: str = "white",
-           fps: float = 30.0, quiet: bool = False) -> Path:
+           fps: float = 30.0, quiet: bool = False, flame_model: str | os.PathLike | None = None) -> Path:
     """Turntable video (``orbit``) or a still from a given yaw/pitch (degrees, a .png output)."""
     from headsplat.avatar.animate import orbit_motion, render_avatar_frame, turned_motion
     from headsplat.media.image import write_png
 
-    av, rig = _load_checked(avatar)
+    av, rig = _load_checked(avatar, flame_model)
     out = Path(output)
     if orbit and out.suffix.lower() != ".png":
         out = _check_animation_output(out, background)
@@ -512,7 +520,8 @@ def render(avatar: str | os.PathLike, output: str | os.PathLike, orbit: bool = T
 
 
 def export(avatar: str | os.PathLike, ply: str | os.PathLike | None = None, driver: str | os.PathLike | None = None,
-           frame: int = 0, ply_sequence: str | os.PathLike | None = None, face: int = 0, quiet: bool = False) -> list:
+           frame: int = 0, ply_sequence: str | os.PathLike | None = None, face: int = 0, quiet: bool = False,
+           flame_model: str | os.PathLike | None = None) -> list:
     """Posed Gaussians in the standard 3DGS PLY layout: the reference frame, frame ``frame`` of a driver,
     or (``ply_sequence``) every frame of a driver into a folder. Returns the paths written."""
     from headsplat.avatar.animate import retarget
@@ -524,7 +533,7 @@ def export(avatar: str | os.PathLike, ply: str | os.PathLike | None = None, driv
         raise HeadsplatError("export: give exactly one of --ply FILE or --ply-sequence DIR")
     if ply_sequence is not None and driver is None:
         raise HeadsplatError("export: --ply-sequence needs --driver")
-    av, rig = _load_checked(avatar)
+    av, rig = _load_checked(avatar, flame_model)
     if driver is not None:
         tracking, _ = _driver_tracking(driver, face, quiet, rig)
         p = tracking.params()
@@ -548,3 +557,51 @@ def export(avatar: str | os.PathLike, ply: str | os.PathLike | None = None, driv
                                                           motion.translation[t]))
             written.append(folder / f"{t:05d}.ply")
     return written
+
+
+def view(avatar: str | os.PathLike, driver: str | os.PathLike | None = None, port: int = 8080,
+         host: str = "127.0.0.1", open_browser: bool = True, face: int = 0, quiet: bool = False,
+         flame_model: str | os.PathLike | None = None, screenshot_dir: str | os.PathLike = ".", block: bool = True):
+    """Serve the browser viewer of an avatar (``headsplat view``): orbit camera, the rig's controls, playback
+    of a driver, screenshots. Everything is checked before the server starts (avatar, driver, port).
+
+    Args:
+        avatar: the ``.avatar`` folder. driver: a video, image(s) or ``.track`` to play (optional).
+        port, host: where the page is served (localhost by default).
+        open_browser: open the page in the default browser.
+        screenshot_dir: where the page's screenshot button saves PNGs.
+        block: serve until interrupted (Ctrl-C); otherwise return the running viewer (call ``close()``).
+
+    Returns:
+        the :class:`~headsplat.viewer.server.AvatarViewer` (after it stopped, when ``block``).
+    """
+    from headsplat.avatar.animate import retarget
+    from headsplat.viewer.server import AvatarViewer, check_port_free
+
+    av, rig = _load_checked(avatar, flame_model)
+    check_port_free(host, port)
+    motion, fps = None, 25.0
+    if driver is not None:
+        tracking, _ = _driver_tracking(driver, face, quiet, rig)
+        p = tracking.params()
+        motion = retarget(av, p["expression"], p["rotation"], p["translation"], pose="relative")
+        fps = tracking.fps
+    viewer = AvatarViewer(av, rig, motion, fps=fps, host=host, port=port, screenshot_dir=screenshot_dir)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(viewer.url)
+    if not block:
+        return viewer
+    if not quiet:
+        print(f"headsplat view: {viewer.url} (Ctrl-C to stop)", flush=True)
+    try:
+        while True:
+            import time
+
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        viewer.close()
+    return viewer

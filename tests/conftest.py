@@ -69,10 +69,12 @@ def astro_avatar(tmp_path_factory, astronaut_path):
 
 
 def write_synthetic_flame(path, n_verts: int = 120, seed: int = 0, extra: dict | None = None,
-                          drop: tuple = ()):
+                          drop: tuple = (), mesh: dict | None = None):
     """Write a small FLAME file in the official layout: a Python-2-style protocol-2 pickle whose
     shapedirs/posedirs are chumpy ``Ch`` objects, J_regressor a scipy csc matrix, arrays referenced through
-    ``numpy.core.multiarray`` - the globals the official files carry - without chumpy or old scipy installed."""
+    ``numpy.core.multiarray`` - the globals the official files carry - without chumpy or old scipy installed.
+    ``mesh`` replaces the generated arrays (keys v, faces, weights, reg, shapedirs, posedirs) before they are
+    packaged the official way; ``extra`` replaces packaged entries."""
     import pickle
 
     import numpy as np
@@ -140,6 +142,13 @@ def write_synthetic_flame(path, n_verts: int = 120, seed: int = 0, extra: dict |
     reg[3, eyes_l] = 1.0
     reg[4, eyes_r] = 1.0
     reg /= reg.sum(1, keepdims=True)
+    shapedirs = rng.normal(scale=1e-3, size=(n_verts, 3, 400))
+    posedirs = rng.normal(scale=1e-4, size=(n_verts, 3, 36))
+    if mesh:
+        v, faces, weights, reg = (mesh.get(k, d) for k, d in zip(("v", "faces", "weights", "reg"),
+                                                                   (v, faces, weights, reg)))
+        shapedirs, posedirs = mesh.get("shapedirs", shapedirs), mesh.get("posedirs", posedirs)
+        faces = faces.astype(np.uint32)
     import scipy.sparse as sp
 
     csc = sp.csc_matrix(reg)
@@ -149,8 +158,8 @@ def write_synthetic_flame(path, n_verts: int = 120, seed: int = 0, extra: dict |
     model = {
         "f": faces,
         "v_template": v,
-        "shapedirs": ch(rng.normal(scale=1e-3, size=(n_verts, 3, 400))),
-        "posedirs": ch(rng.normal(scale=1e-4, size=(n_verts, 3, 36))),
+        "shapedirs": ch(shapedirs),
+        "posedirs": ch(posedirs),
         "J_regressor": jr,
         "kintree_table": np.array([[4294967295, 0, 1, 1, 1], [0, 1, 2, 3, 4]], dtype=np.int64),
         "weights": ch(weights),
@@ -170,3 +179,84 @@ def write_synthetic_flame(path, n_verts: int = 120, seed: int = 0, extra: dict |
 def synthetic_flame():
     """The writer of small official-layout FLAME files (see write_synthetic_flame)."""
     return write_synthetic_flame
+
+
+def write_flame_like_head(path, seed: int = 0):
+    """A trackable FLAME-layout file built from the open rig's head: its template and triangles, the first
+    expression directions from the open rig's named expressions, linear-stretch shape directions, a jaw
+    joint behind the mouth skinning the lower face, and two eyeballs behind the eye openings. Returns the
+    path. The real FLAME cannot be downloaded; this file has its layout and enough of its behaviour for
+    round trips."""
+    import numpy as np
+
+    from headsplat.face.indices import MOUTH_CORNERS, eye_centres
+    from headsplat.rig.open_rig import OpenRig
+
+    rng = np.random.default_rng(seed)
+    rig = OpenRig()
+    n_head = int(rig.triangles.max()) + 1  # the mouth cavity's vertices come after the head's
+    v = rig.template[:n_head].double().numpy()
+    faces = rig.triangles.numpy()
+    spread = rig.spread[:n_head].double().numpy()
+    # eyeballs: icosphere-like point sets (convex hulls) 12 mm in radius behind each eye
+    from scipy.spatial import ConvexHull
+
+    d = rng.normal(size=(60, 3))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    d[0] = (0, 0, 1)  # the pupil
+    ball_f = ConvexHull(d).simplices
+    eyes = []
+    # FLAME's joint 3 is the eye on the +x side, joint 4 the other: put that eyeball first
+    for centre in sorted(eye_centres(v[:478]), key=lambda c: -c[0]):
+        c = centre - np.array([0.0, 0.0, 0.014])
+        eyes.append(c + 0.012 * d)
+    all_v = np.concatenate([v] + eyes)
+    nv = len(all_v)
+    all_f = np.concatenate([faces, ball_f + n_head, ball_f + n_head + 60])
+    # joints: root and neck low in the head, jaw hinge behind the mouth, eye centres
+    corners = v[MOUTH_CORNERS]
+    mouth_y, mouth_z = corners[:, 1].mean(), corners[:, 2].mean()
+
+    def between(target):  # a symmetric pair of vertices whose midpoint is near target (inside the head)
+        i = np.argmin(((v - target) ** 2).sum(1))
+        j = np.argmin(((v - target * np.array([-1, 1, 1])) ** 2).sum(1))
+        return i, j
+
+    reg = np.zeros((5, nv))
+    for row, target in ((0, (0.06, mouth_y - 0.06, mouth_z - 0.09)), (1, (0.06, mouth_y - 0.06, mouth_z - 0.09)),
+                        (2, (0.065, mouth_y + 0.01, mouth_z - 0.085))):
+        i, j = between(np.array(target))
+        reg[row, [i, j]] = 0.5
+    reg[3, n_head:n_head + 60] = 1 / 60
+    reg[4, n_head + 60:] = 1 / 60
+    # skinning: the lower face (below the line through the mouth corners, in front of the hinge) is the jaw's
+    t = (v[:, 0] - corners[0, 0]) / (corners[1, 0] - corners[0, 0])
+    line_y = corners[0, 1] + t * (corners[1, 1] - corners[0, 1])
+    jaw_w = 1 / (1 + np.exp(-(line_y - v[:, 1]) / 0.0015)) * np.clip((v[:, 2] - (mouth_z - 0.06)) / 0.03, 0, 1)
+    weights = np.zeros((nv, 5))
+    weights[:n_head, 1] = 1 - jaw_w
+    weights[:n_head, 2] = jaw_w
+    weights[n_head:n_head + 60, 3] = 1
+    weights[n_head + 60:, 4] = 1
+    # expression directions: the open rig's named expressions, spread onto the head; shape: linear stretches
+    # orthogonalised like FLAME's PCA directions (1 unit: about 2 mm RMS over the face)
+    exprdirs = np.zeros((nv, 3, 100))
+    basis = rig.basis.double().numpy().reshape(len(rig.basis), -1)
+    q, _ = np.linalg.qr(basis.T)
+    basis = (q.T * np.sqrt(basis.shape[1] / 3) * 0.002).reshape(-1, 478, 3)
+    for k in range(min(len(basis), 100)):
+        exprdirs[:n_head, :, k] = spread @ basis[k]
+    shapedirs = np.zeros((nv, 3, 300))
+    for k in range(20):
+        A = rng.normal(scale=0.03, size=(3, 3))
+        A = (A + A.T) / 2  # stretches only: a rotation in the shape space would be ambiguous with head pose
+        shapedirs[:, :, k] = all_v @ A.T
+    return write_synthetic_flame(path, n_verts=nv, seed=seed, mesh=dict(
+        v=all_v, faces=all_f, weights=weights, reg=reg, shapedirs=np.concatenate([shapedirs, exprdirs], 2),
+        posedirs=rng.normal(scale=1e-5, size=(nv, 3, 36))))
+
+
+@pytest.fixture(scope="session")
+def flame_head_file(tmp_path_factory):
+    """A trackable FLAME-layout file (see write_flame_like_head), named like FLAME 2023 Open."""
+    return write_flame_like_head(tmp_path_factory.mktemp("flame") / "flame2023_Open.pkl")

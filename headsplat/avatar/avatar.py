@@ -4,7 +4,7 @@ in. Saved as a versioned folder (``NAME.avatar/``) of JSON, safetensors and PNGs
     NAME.avatar/
       avatar.json            format, version, rig, size, expression names, provenance
       gaussians.safetensors  the bound GaussianSet (headsplat.splat.store)
-      rig.safetensors        identity offsets and the reference frame: expression, rotation, translation,
+      rig.safetensors        identity and the reference frame: expression, rotation, translation,
                              camera viewmat and K
       source.png             the reference crop (the background option "source")
       preview.png            the avatar rendered in its reference frame
@@ -26,14 +26,14 @@ from headsplat.core.camera import Camera
 from headsplat.core.errors import InputError
 from headsplat.core.fileio import atomic_dir
 from headsplat.media.image import read_image_uint8, write_png
-from headsplat.rig.open_rig import OpenRig
 from headsplat.splat.binding import pose_gaussians
 from headsplat.splat.gaussians import GaussianSet
 from headsplat.splat.store import load_gaussians, save_gaussians
 
 FORMAT = "headsplat.avatar"
-VERSION = 1
-_RIG_TENSORS = {"identity_offsets": (478, 3), "expression": (None,), "rotation": (3,), "translation": (3,),
+VERSION = 2  # 2: FLAME avatars; "identity" replaces version 1's "identity_offsets"
+RIGS = ("open", "flame")
+_RIG_TENSORS = {"identity": None, "expression": (None,), "rotation": (3,), "translation": (3,),
                 "viewmat": (4, 4), "K": (3, 3)}
 
 
@@ -42,9 +42,9 @@ class Avatar:
     """An animatable head.
 
     Attributes:
-        rig: rig kind (``"open"``).
+        rig: rig kind (``"open"`` or ``"flame"``).
         gaussians: Gaussians bound to ``avatar_triangles(rig)``.
-        identity_offsets: (478, 3) identity offsets of the rig's face vertices, metres.
+        identity: the rig's identity: open (478, 3) face-vertex offsets in metres; FLAME (S,) shape coefficients.
         identity_scale: identity scale.
         expression_names: the rig's expression names.
         expression: (E,) expression of the reference frame.
@@ -57,7 +57,7 @@ class Avatar:
 
     rig: str
     gaussians: GaussianSet
-    identity_offsets: torch.Tensor
+    identity: torch.Tensor
     identity_scale: float
     expression_names: tuple
     expression: torch.Tensor
@@ -66,20 +66,21 @@ class Avatar:
     camera: Camera
     source: np.ndarray
     info: dict = field(default_factory=dict)
+    rig_record: dict = field(default_factory=dict)  # FLAME: {"flame": {version, sha1, ...}} of the model file
 
 
-def avatar_triangles(rig: OpenRig) -> torch.Tensor:
+def avatar_triangles(rig) -> torch.Tensor:
     """(F, 3) triangles avatars bind to: the rig's head triangles followed by its mouth cavity."""
     return torch.cat([rig.triangles, rig.mouth_triangles])
 
 
-def posed_vertices(avatar: Avatar, rig: OpenRig, expression: torch.Tensor, rotation: torch.Tensor,
+def posed_vertices(avatar: Avatar, rig, expression: torch.Tensor, rotation: torch.Tensor,
                    translation: torch.Tensor) -> torch.Tensor:
     """(..., V, 3) rig vertices of the avatar's identity for parameters with leading dims (...)."""
-    return rig(avatar.identity_offsets, torch.tensor(avatar.identity_scale), expression, rotation, translation).vertices
+    return rig(avatar.identity, torch.tensor(avatar.identity_scale), expression, rotation, translation).vertices
 
 
-def pose_avatar(avatar: Avatar, rig: OpenRig, expression: torch.Tensor, rotation: torch.Tensor,
+def pose_avatar(avatar: Avatar, rig, expression: torch.Tensor, rotation: torch.Tensor,
                 translation: torch.Tensor) -> GaussianSet:
     """The avatar's Gaussians in world space for one frame: expression (E,), rotation (3,), translation (3,)."""
     verts = posed_vertices(avatar, rig, expression, rotation, translation)
@@ -92,8 +93,9 @@ def save_avatar(avatar: Avatar, path: str | os.PathLike, preview: np.ndarray | N
     path = Path(path)
     meta = {"format": FORMAT, "version": VERSION, "rig": avatar.rig, "identity_scale": avatar.identity_scale,
             "expression_names": list(avatar.expression_names), "width": avatar.camera.width,
-            "height": avatar.camera.height, "n_gaussians": len(avatar.gaussians), "info": avatar.info}
-    rig_tensors = {"identity_offsets": avatar.identity_offsets, "expression": avatar.expression,
+            "height": avatar.camera.height, "n_gaussians": len(avatar.gaussians), "info": avatar.info,
+            "rig_record": avatar.rig_record}
+    rig_tensors = {"identity": avatar.identity, "expression": avatar.expression,
                    "rotation": avatar.rotation, "translation": avatar.translation,
                    "viewmat": avatar.camera.viewmat, "K": avatar.camera.K}
     with atomic_dir(path) as tmp:
@@ -130,8 +132,9 @@ def load_avatar(path: str | os.PathLike) -> Avatar:
     if int(meta.get("version", 0)) > VERSION:
         raise InputError(f"{p}: avatar format version {meta['version']} is newer than this headsplat reads "
                          f"({VERSION}); upgrade headsplat")
-    if meta.get("rig") != "open":
-        raise InputError(f"{p}: rig {meta.get('rig')!r} is not supported by this headsplat (supported: open)")
+    if meta.get("rig") not in RIGS:
+        raise InputError(f"{p}: rig {meta.get('rig')!r} is not supported by this headsplat (supported: "
+                         f"{', '.join(RIGS)})")
     for name in ("gaussians.safetensors", "rig.safetensors", "source.png"):
         if not (p / name).is_file():
             raise InputError(f"{p}: incomplete avatar: {name} is missing")
@@ -140,10 +143,13 @@ def load_avatar(path: str | os.PathLike) -> Avatar:
         t = load_file(str(p / "rig.safetensors"))
     except (SafetensorError, OSError, ValueError) as e:
         raise InputError(f"{p / 'rig.safetensors'}: not a readable safetensors file ({e})") from None
+    if "identity" not in t and "identity_offsets" in t:  # version 1
+        t["identity"] = t.pop("identity_offsets")
     for name, shape in _RIG_TENSORS.items():
         if name not in t:
             raise InputError(f"{p / 'rig.safetensors'}: missing tensor {name}")
-        if any(s is not None and s != a for s, a in zip(shape, t[name].shape)) or len(shape) != t[name].dim():
+        if shape is not None and (any(s is not None and s != a for s, a in zip(shape, t[name].shape))
+                                  or len(shape) != t[name].dim()):
             raise InputError(f"{p / 'rig.safetensors'}: {name} has shape {tuple(t[name].shape)}, expected {shape}")
     if not gaussians.is_bound:
         raise InputError(f"{p / 'gaussians.safetensors'}: Gaussians are not bound to the rig")
@@ -151,17 +157,31 @@ def load_avatar(path: str | os.PathLike) -> Avatar:
     if len(names) != t["expression"].shape[0]:
         raise InputError(f"{p}: {len(names)} expression names but {t['expression'].shape[0]} coefficients")
     camera = Camera(t["viewmat"], t["K"], int(meta["width"]), int(meta["height"]))
-    return Avatar(rig=meta["rig"], gaussians=gaussians, identity_offsets=t["identity_offsets"],
+    return Avatar(rig=meta["rig"], gaussians=gaussians, identity=t["identity"],
                   identity_scale=float(meta["identity_scale"]), expression_names=names,
                   expression=t["expression"], rotation=t["rotation"], translation=t["translation"],
-                  camera=camera, source=read_image_uint8(p / "source.png"), info=meta.get("info", {}))
+                  camera=camera, source=read_image_uint8(p / "source.png"), info=meta.get("info", {}),
+                  rig_record=meta.get("rig_record", {}))
 
 
-def check_rig_compatible(avatar: Avatar, rig: OpenRig, path: str | os.PathLike = "avatar") -> None:
-    """Raise InputError when the avatar was bound to a different rig topology or expression set."""
+def check_rig_compatible(avatar: Avatar, rig, path: str | os.PathLike = "avatar") -> None:
+    """Raise InputError when the avatar was bound to another rig: kind, FLAME model file, topology,
+    expression set or identity size."""
+    if avatar.rig != rig.kind:
+        raise InputError(f"{path}: the avatar uses the {avatar.rig} rig, not {rig.kind}")
+    name = "open rig" if rig.kind == "open" else "FLAME model"
+    if rig.kind == "flame":
+        made, given = avatar.rig_record.get("flame", {}), rig.describe()
+        if made.get("sha1") and made.get("sha1") != given["sha1"]:
+            raise InputError(f"{path}: made with another FLAME file ({made.get('version')}, sha1 {made.get('sha1')}) "
+                             f"than {given['file']} ({given['version']}, sha1 {given['sha1']}); pass the same "
+                             "file with --flame-model")
     n_tris = len(avatar_triangles(rig))
     if int(avatar.gaussians.parent.max()) >= n_tris:
         raise InputError(f"{path}: Gaussians reference triangle {int(avatar.gaussians.parent.max())} but this "
-                         f"headsplat's open rig has {n_tris}; re-create the avatar")
+                         f"headsplat's {name} has {n_tris}; re-create the avatar")
     if tuple(avatar.expression_names) != tuple(rig.expression_names):
-        raise InputError(f"{path}: expression set differs from this headsplat's open rig; re-create the avatar")
+        raise InputError(f"{path}: expression set differs from this headsplat's {name}; re-create the avatar")
+    if tuple(avatar.identity.shape) != tuple(rig.identity_shape):
+        raise InputError(f"{path}: identity of shape {tuple(avatar.identity.shape)}, this {name} takes "
+                         f"{tuple(rig.identity_shape)}; re-create the avatar")

@@ -1,4 +1,4 @@
-"""Create an avatar: Gaussians bound to the open rig, fitted to tracked photos through the rasterizer.
+"""Create an avatar: Gaussians bound to a head rig (open or FLAME), fitted to tracked photos through the rasterizer.
 
 Steps: crop each frame around the head (the tracked crop, as a pinhole camera), matte it; seed Gaussians by
 area on the rig (head and mouth cavity) with colours projected from the photo; fit them with L1 + D-SSIM on
@@ -26,9 +26,9 @@ from headsplat.core.camera import Camera, project_points
 from headsplat.face.align import CropTransform, warp_to_crop
 from headsplat.render.projection import camera_centre
 from headsplat.render.rasterize import render
-from headsplat.rig.open_rig import OpenRig
 from headsplat.splat.binding import bound_to_world, init_by_area, pose_gaussians, triangle_frames
 from headsplat.splat.gaussians import SH_C0, GaussianSet
+from headsplat.track.tracker import rig_record
 from headsplat.track.tracking import Tracking
 
 CAVITY_RGB = (0.22, 0.07, 0.07)
@@ -106,18 +106,18 @@ def head_region(vertices: torch.Tensor, camera: Camera, grow: float = 0.06) -> n
     return mask.astype(np.float32)
 
 
-def prepare_frames(images: list[np.ndarray], indices: list[int], tracking: Tracking, rig: OpenRig, size: int,
+def prepare_frames(images: list[np.ndarray], indices: list[int], tracking: Tracking, rig, size: int,
                    matter) -> list[FitFrame]:
     """Crop, matte and pose the rig for each reference frame."""
     frames = []
-    offsets = torch.from_numpy(tracking.identity_offsets).float()
+    identity = torch.from_numpy(tracking.identity).float()
     scale = torch.tensor(float(tracking.identity_scale))
     for img, t in zip(images, indices):
         cam, crop = crop_camera(tracking, t, size)
         crop_rgb = warp_to_crop(img, crop)
         p = tracking.params([t])
         with torch.no_grad():
-            verts = rig(offsets, scale, p["expression"][0], p["rotation"][0], p["translation"][0]).vertices
+            verts = rig(identity, scale, p["expression"][0], p["rotation"][0], p["translation"][0]).vertices
         frames.append(FitFrame(
             image=torch.from_numpy(crop_rgb).float() / 255, matte=torch.from_numpy(matter(crop_rgb)),
             mask=torch.from_numpy(head_region(verts, cam)), camera=cam,
@@ -181,24 +181,24 @@ def fill_unseen(gs: GaussianSet, seen: torch.Tensor, canonical: torch.Tensor, pa
     return replace(gs, sh=sh)
 
 
-def hair_line(rig: OpenRig) -> float:
+def hair_line(rig) -> float:
     """Head-space height of the scalp's lower edge: 2 cm below the eyes of the neutral template (hair
 usually covers the sides of the head down to the ears)."""
     from headsplat.face.indices import eye_centres
 
-    r, l = eye_centres(rig.template[:478].numpy())
+    r, l = eye_centres(rig.neutral_landmarks().numpy())
     return float(r[1] + l[1]) / 2 - 0.02
 
 
-def seed_gaussians(frames: list[FitFrame], rig: OpenRig, cfg: CreateConfig, generator: torch.Generator
+def seed_gaussians(frames: list[FitFrame], rig, cfg: CreateConfig, generator: torch.Generator
                    ) -> tuple[GaussianSet, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gaussians by area on the avatar triangles, coloured from the frames. Returns the set, which
     Gaussians some frame saw, their neutral head-space positions and their part (0 face, 1 shell, 2 mouth)."""
     tris = avatar_triangles(rig)
     ref = frames[0]
     gs = init_by_area(ref.vertices, tris, cfg.n_gaussians, generator=generator, opacity=0.9, coverage=0.8)
-    n_face, n_head = rig.n_face_triangles, len(rig.triangles)
-    part = torch.where(gs.parent < n_face, 0, torch.where(gs.parent < n_head, 1, 2))
+    n_head = len(rig.triangles)
+    part = rig.triangle_parts()[gs.parent]
     rgb = torch.full((len(gs), 3), 0.5)
     seen = torch.zeros(len(gs), dtype=torch.bool)
     for f in frames:
@@ -212,13 +212,13 @@ def seed_gaussians(frames: list[FitFrame], rig: OpenRig, cfg: CreateConfig, gene
     rgb[teeth] = torch.tensor(TEETH_RGB)
     gs = replace(gs, sh=((rgb - 0.5) / SH_C0)[:, None, :].contiguous())
     with torch.no_grad():
-        neutral = rig(torch.zeros(478, 3), torch.tensor(1.0), torch.zeros(rig.n_expressions), torch.zeros(3),
+        neutral = rig(torch.zeros(rig.identity_shape), torch.tensor(1.0), torch.zeros(rig.n_expressions), torch.zeros(3),
                       torch.zeros(3)).vertices
         canonical = pose_gaussians(gs, neutral, tris).means
     return fill_unseen(gs, seen, canonical, part, hair_line(rig)), seen, canonical, part
 
 
-def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig: OpenRig, cfg: CreateConfig,
+def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfig,
                   generator: torch.Generator, quiet: bool = False) -> tuple[GaussianSet, list[float]]:
     """Optimise the Gaussians' local fields, opacities and colours against the frames. Returns the fitted
     set and the loss history."""
@@ -262,7 +262,7 @@ def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig: OpenRig, cfg: Cr
     return fitted, losses
 
 
-def create_avatar(images: list[np.ndarray], indices: list[int], tracking: Tracking, rig: OpenRig,
+def create_avatar(images: list[np.ndarray], indices: list[int], tracking: Tracking, rig,
                   cfg: CreateConfig = CreateConfig(), seed: int = 0, quiet: bool = False, matter=None,
                   provenance: dict | None = None, device: torch.device | str = "cpu") -> Avatar:
     """Fit an avatar to reference frames.
@@ -270,13 +270,15 @@ def create_avatar(images: list[np.ndarray], indices: list[int], tracking: Tracki
     Args:
         images: (H, W, 3) uint8 frames; ``indices`` their frame indices in ``tracking``.
         tracking: the tracked sequence (shared identity, per-frame pose and expression, crops).
-        rig: the open rig.
+        rig: the head rig the tracking was made with (open or FLAME).
         cfg: fitting settings.
         seed: seeds every random choice; the same seed and thread count give the same avatar.
         matter: a foreground matter (default: MediaPipe's selfie segmentation).
         provenance: recorded in the avatar's info.
         device: where the fit runs (seeding and the result stay on the CPU).
     """
+    if tracking.rig != rig.kind:
+        raise ValueError(f"the tracking was made with the {tracking.rig} rig, not {rig.kind}")
     t0 = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     own_matter = matter is None
@@ -327,7 +329,7 @@ def _create(images, indices, tracking, rig, cfg, seed, quiet, matter, provenance
                 psnr_foreground=round(score, 2),
                 final_loss=round(losses[-1], 5) if losses else None, seen_share=round(float(seen.float().mean()), 3),
                 seconds=round(time.perf_counter() - t0, 1))
-    return Avatar(rig=rig.kind, gaussians=gs, identity_offsets=torch.from_numpy(tracking.identity_offsets).float(),
+    return Avatar(rig=rig.kind, gaussians=gs, identity=torch.from_numpy(tracking.identity).float(),
                   identity_scale=float(tracking.identity_scale), expression_names=tuple(rig.expression_names),
                   expression=ref.expression, rotation=ref.rotation, translation=ref.translation, camera=cam,
-                  source=source, info=info)
+                  source=source, info=info, rig_record=rig_record(rig))

@@ -8,6 +8,16 @@ import time
 import warnings
 
 
+def _flame_args(p, rig_choice: bool) -> None:
+    if rig_choice:
+        p.add_argument("--rig", default="open", choices=("open", "flame"),
+                       help="head rig: open (default, no licensed asset) or flame (your FLAME model file)")
+        p.add_argument("--flame-embedding", help="FLAME: a MediaPipe landmark embedding .npz (lmk_face_idx, "
+                       "lmk_b_coords, landmark_indices) instead of the one headsplat computes")
+    p.add_argument("--flame-model", help="FLAME model file (default: $HEADSPLAT_FLAME_MODEL or "
+                   "~/.config/headsplat/config.json)" + ("" if rig_choice else "; for FLAME avatars"))
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="headsplat", description="Animatable 3D Gaussian head avatars.")
     ap.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
@@ -20,15 +30,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--face", type=int, default=0, help="which face when there are several (0: largest)")
     p.add_argument("--fov", type=float, help="fix the horizontal field of view in degrees (default: estimated)")
     p.add_argument("--style", choices=("shaded", "wireframe"), default="shaded", help="overlay style")
+    _flame_args(p, True)
 
     p = sub.add_parser("create", help="create an avatar from a photo, several photos or a video")
     p.add_argument("inputs", nargs="+", help="one photo, several photos of one person (same size), or a video")
     p.add_argument("-o", "--output", required=True, help="the NAME.avatar folder to write")
-    p.add_argument("--rig", default="open", help="head rig (open)")
     p.add_argument("--preset", default="fast", choices=("fast", "quality"), help="fitting preset")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where fitting runs")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same avatar)")
     p.add_argument("--face", type=int, default=0, help="which face when there are several (0: largest)")
+    _flame_args(p, True)
 
     p = sub.add_parser("animate", help="drive an avatar with a video, image(s) or a .track file")
     p.add_argument("avatar", help="the .avatar folder")
@@ -43,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--paste-back", action="store_true",
                    help="render in each driver frame's geometry and composite the head over the driver frame")
     p.add_argument("--face", type=int, default=0, help="which face of the driver when there are several")
+    _flame_args(p, False)
 
     p = sub.add_parser("render", help="turntable video or stills of an avatar")
     p.add_argument("avatar", help="the .avatar folder")
@@ -53,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--yaw", type=float, default=0.0, help="still: head yaw in degrees")
     p.add_argument("--pitch", type=float, default=0.0, help="still: head pitch in degrees")
     p.add_argument("--background", default="white", choices=("source", "white", "black", "transparent"))
+    _flame_args(p, False)
 
     p = sub.add_parser("export", help="posed Gaussians as a standard 3DGS PLY")
     p.add_argument("avatar", help="the .avatar folder")
@@ -60,6 +73,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ply-sequence", help="a folder with one PLY per driver frame")
     p.add_argument("--driver", help="pose from a driver (video, images or .track)")
     p.add_argument("--frame", type=int, default=0, help="which driver frame for --ply")
+    _flame_args(p, False)
+
+    p = sub.add_parser("view", help="look at an avatar in the browser: orbit, controls, driver playback")
+    p.add_argument("avatar", help="the .avatar folder")
+    p.add_argument("--driver", help="a video, image(s) or .track to play on the avatar")
+    p.add_argument("--port", type=int, default=8080, help="port of the local page (default 8080)")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.add_argument("--screenshots", default=".", help="folder for the page's screenshots (default: here)")
+    p.add_argument("--face", type=int, default=0, help="which face of the driver when there are several")
+    _flame_args(p, False)
 
     p = sub.add_parser("demo", help="the whole job on the built-in sample portrait")
     p.add_argument("-o", "--output-dir", default="headsplat-demo", help="folder for the results")
@@ -96,7 +120,8 @@ def _run(args, t0: float) -> int:
 
     if args.command == "track":
         tr = api.track(args.input, args.output, overlay=args.overlay, face=args.face, fov=args.fov,
-                       style=args.style, quiet=args.quiet)
+                       style=args.style, quiet=args.quiet, rig=args.rig, flame_model=args.flame_model,
+                       flame_embedding=args.flame_embedding)
         err = float(tr.fit_error[tr.found].mean())
         extra = f", overlay {args.overlay}" if args.overlay else ""
         print(f"tracked {len(tr)} frame(s) in {time.perf_counter() - t0:.1f} s (fov {tr.camera().fov_x_deg:.1f} deg, "
@@ -104,14 +129,16 @@ def _run(args, t0: float) -> int:
         return 0
     if args.command == "create":
         av = api.create(args.inputs, args.output, rig=args.rig, preset=args.preset, device=args.device,
-                        seed=args.seed, face=args.face, quiet=args.quiet)
+                        seed=args.seed, face=args.face, quiet=args.quiet, flame_model=args.flame_model,
+                        flame_embedding=args.flame_embedding)
         print(f"created an avatar of {len(av.gaussians)} Gaussians from {len(av.info['frames'])} frame(s) in "
               f"{time.perf_counter() - t0:.1f} s (foreground PSNR {av.info['psnr_foreground']:.1f} dB) -> {args.output}")
         return 0
     if args.command == "animate":
         res = api.animate(args.avatar, args.driver, args.output, pose=args.pose,
                           expression_scale=args.expression_scale, background=args.background,
-                          paste_back=args.paste_back, face=args.face, quiet=args.quiet)
+                          paste_back=args.paste_back, face=args.face, quiet=args.quiet,
+                          flame_model=args.flame_model)
         dt = time.perf_counter() - t0
         print(f"animated {res['frames']} frame(s) at {res['fps']:.2f} fps in {dt:.1f} s "
               f"({res['frames'] / dt:.1f} frames/s) -> {res['output']}")
@@ -119,14 +146,19 @@ def _run(args, t0: float) -> int:
     if args.command == "render":
         out = api.render(args.avatar, args.output, orbit=args.orbit or not args.output.lower().endswith(".png"),
                          frames=args.frames, size=args.size, yaw=args.yaw, pitch=args.pitch,
-                         background=args.background, quiet=args.quiet)
+                         background=args.background, quiet=args.quiet, flame_model=args.flame_model)
         print(f"rendered in {time.perf_counter() - t0:.1f} s -> {out}")
         return 0
     if args.command == "export":
         paths = api.export(args.avatar, ply=args.ply, driver=args.driver, frame=args.frame,
-                           ply_sequence=args.ply_sequence, quiet=args.quiet)
+                           ply_sequence=args.ply_sequence, quiet=args.quiet, flame_model=args.flame_model)
         where = paths[0] if args.ply else args.ply_sequence
         print(f"exported {len(paths)} PLY file(s) in {time.perf_counter() - t0:.1f} s -> {where}")
+        return 0
+    if args.command == "view":
+        api.view(args.avatar, driver=args.driver, port=args.port, host=args.host, open_browser=not args.no_browser,
+                 face=args.face, quiet=args.quiet, flame_model=args.flame_model, screenshot_dir=args.screenshots,
+                 block=True)
         return 0
     if args.command == "demo":
         paths = api.demo(args.output_dir, quiet=args.quiet, preset=args.preset)

@@ -18,8 +18,30 @@ CONTROLS = {
     "blink_right": {"blink_right": 1.0},
     "brows_up": {"brow_up_left": 1.0, "brow_up_right": 1.0},
 }
+# FLAME heads: the jaw opens by rotation (radians at full opening); other FLAME coefficients are controls by name.
+FLAME_CONTROLS = {"jaw_open": {"jaw_rx": 0.35}}
 HEAD_CONTROLS = ("head_yaw", "head_pitch", "head_roll")
 CONTROL_NAMES = tuple(CONTROLS) + HEAD_CONTROLS
+
+
+def _mapping(name: str, names: list) -> dict | None:
+    for table in (CONTROLS, FLAME_CONTROLS):
+        m = table.get(name)
+        if m is not None and all(c in names for c in m):
+            return m
+    return {name: 1.0} if name in names else None
+
+
+def rig_controls(expression_names, n_coefficients: int = 10) -> dict[str, tuple[float, float]]:
+    """The controls a rig offers, name -> (min, max): the named ones its coefficients support, then (for a
+    rig with unnamed coefficients, FLAME) its first ``n_coefficients`` expression coefficients, then head
+    yaw/pitch/roll in degrees."""
+    names = list(expression_names)
+    out = {k: (0.0, 1.0) for k in list(CONTROLS) + list(FLAME_CONTROLS) if _mapping(k, names)}
+    coefficients = [k for k in names if k.startswith("expr_")][:n_coefficients]
+    out.update({k: (-3.0, 3.0) for k in coefficients})
+    out.update({"head_yaw": (-60.0, 60.0), "head_pitch": (-30.0, 30.0), "head_roll": (-30.0, 30.0)})
+    return out
 
 
 def controls_to_params(controls: dict, expression_names, n_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,9 +63,10 @@ def controls_to_params(controls: dict, expression_names, n_frames: int) -> tuple
     for k, v in controls.items():
         if k in HEAD_CONTROLS:
             continue
-        if k not in CONTROLS:
-            raise KeyError(f"unknown control {k!r}; known: {', '.join(CONTROL_NAMES)}")
-        for coef, w in CONTROLS[k].items():
+        mapping = _mapping(k, names)
+        if mapping is None:
+            raise KeyError(f"unknown control {k!r}; known: {', '.join(CONTROL_NAMES)} and the rig's coefficients")
+        for coef, w in mapping.items():
             exp[:, names.index(coef)] += w * torch.as_tensor(np.broadcast_to(v, (n_frames,)).copy(), dtype=torch.float32)
     ang = [torch.as_tensor(np.broadcast_to(controls.get(k, 0.0), (n_frames,)).copy(), dtype=torch.float32)
            for k in HEAD_CONTROLS]

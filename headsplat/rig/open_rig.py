@@ -104,6 +104,7 @@ class OpenRig(torch.nn.Module):
     """
 
     kind = "open"
+    frame_iterations = 150  # the tracker's L-BFGS iterations per window
     expression_names = EXPRESSION_NAMES
 
     def __init__(self, shell: ShellConfig = ShellConfig()):
@@ -146,30 +147,67 @@ class OpenRig(torch.nn.Module):
     def n_expressions(self) -> int:
         return self.basis.shape[0]
 
-    def neutral(self, offsets: torch.Tensor, scale: torch.Tensor, face_only: bool = False) -> torch.Tensor:
+    @property
+    def identity_shape(self) -> tuple[int, ...]:
+        """Shape of the identity parameter: per-vertex offsets of the 478 face vertices."""
+        return (N_FACE, 3)
+
+    @property
+    def fit_points(self) -> np.ndarray:
+        """MediaPipe landmarks the tracker fits: the 468 mesh points (the iris points move with gaze, which
+        this rig does not model)."""
+        return np.arange(468)
+
+    def expression_prior_weights(self) -> torch.Tensor:
+        """(E,) relative weights of the tracker's magnitude prior on each expression coefficient."""
+        return torch.ones(self.n_expressions)
+
+    def point_weights(self) -> torch.Tensor:
+        """(478,) weight of each landmark in the fit (all equal)."""
+        return torch.ones(N_FACE)
+
+    def neutral_landmarks(self) -> torch.Tensor:
+        """(478, 3) the MediaPipe landmarks of the neutral template, head space."""
+        return self.template[:N_FACE]
+
+    def triangle_parts(self) -> torch.Tensor:
+        """(F + M,) int64 part of each avatar triangle (``triangles`` then ``mouth_triangles``): 0 face (and
+        eyes), 1 the rest of the head, 2 mouth interior."""
+        n_head, n_mouth = len(self.triangles), len(self.mouth_triangles)
+        part = torch.ones(n_head + n_mouth, dtype=torch.int64)
+        part[: self.n_face_triangles] = 0
+        part[n_head:] = 2
+        return part
+
+    def landmarks(self, identity: torch.Tensor, scale: torch.Tensor, expression: torch.Tensor,
+                  rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+        """(..., 478, 3) posed positions of the MediaPipe landmarks (the face vertices themselves)."""
+        return self(identity, scale, expression, rotation, translation, face_only=True).vertices
+
+    def neutral(self, identity: torch.Tensor, scale: torch.Tensor, face_only: bool = False) -> torch.Tensor:
         """Identity shape in head space.
 
         Args:
-            offsets: (..., 478, 3) identity offsets of the face vertices from the template, metres.
+            identity: (..., 478, 3) identity offsets of the face vertices from the template, metres.
             scale: (...) global size factor.
             face_only: return only the 478 face vertices (cheaper, for landmark fitting).
 
         Returns:
             (..., V, 3) or (..., 478, 3) vertices.
         """
-        check_shape("offsets", offsets, ("...", N_FACE, 3))
+        check_shape("identity", identity, ("...", N_FACE, 3))
         if face_only:
-            base = self.template[:N_FACE] + offsets
+            base = self.template[:N_FACE] + identity
         else:
-            base = self.template + self.spread @ offsets
+            base = self.template + self.spread @ identity
         return base * scale[..., None, None]
 
-    def forward(self, offsets: torch.Tensor, scale: torch.Tensor, expression: torch.Tensor,
+    def forward(self, identity: torch.Tensor, scale: torch.Tensor, expression: torch.Tensor,
                 rotation: torch.Tensor, translation: torch.Tensor, face_only: bool = False) -> RigOutput:
         """Pose the rig.
 
         Args:
-            offsets: (..., 478, 3) identity offsets (broadcast against the frame dims).
+            identity: (..., 478, 3) identity offsets (broadcast against the frame dims).
             scale: (...) identity scale.
             expression: (..., E) expression coefficients (0 is neutral).
             rotation: (..., 3) head rotation, axis-angle, applied about the head-space origin.
@@ -183,7 +221,7 @@ class OpenRig(torch.nn.Module):
         check_shape("rotation", rotation, ("...", 3))
         check_shape("translation", translation, ("...", 3))
         # 1. identity: the neutral shape
-        neutral = self.neutral(offsets, scale, face_only)
+        neutral = self.neutral(identity, scale, face_only)
         # 2. expression: linear displacements of the face, spread onto the shell
         disp = torch.einsum("...e,evc->...vc", expression, self.basis)
         if not face_only:

@@ -1,6 +1,7 @@
 """Fit rig identity, camera focal length, per-frame head pose and expression to face landmarks.
 
-Robust (pseudo-Huber) reprojection of the rig's landmark vertices onto detected landmarks, MediaPipe's
+Works with any head rig (the open rig, FLAME): robust (pseudo-Huber) reprojection of the rig's landmarks onto
+detected landmarks, MediaPipe's
 relative depth as a weak cue for the identity's shape, priors on identity and expression, and for videos a
 penalty on the second differences of pose and expression: a non-causal smoother, so a still head does not
 jitter and fast motion does not lag. Stage 1 fits identity and focal length on key frames; stage 2 fits
@@ -22,7 +23,6 @@ from headsplat.face.indices import RIGHT_EYE_CORNERS, LEFT_EYE_CORNERS
 from headsplat.rig.mesh_ops import graph_laplacian
 from headsplat.rig.open_rig import N_FACE, OpenRig
 
-FIT_POINTS = np.arange(468)  # the iris points move with gaze, which the rig does not model
 FLIP = torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64)  # world (y up, z to viewer) -> OpenCV camera
 
 
@@ -35,7 +35,7 @@ class FitConfig:
     fov_prior_weight: float = 20.0  # strength of that prior (in log-focal units)
     key_frames: int = 24  # frames used to fit identity and focal length
     identity_iters: int = 200  # L-BFGS iterations of stage 1
-    frame_iters: int = 150  # L-BFGS iterations per window of stage 2
+    frame_iters: int | None = None  # L-BFGS iterations per window of stage 2 (None: the rig's default)
     window: int = 300  # frames per stage-2 window
     robust: float = 0.03  # pseudo-Huber scale, fraction of the inter-ocular distance
     depth_weight: float = 0.3  # weight of MediaPipe's relative depth in stage 1
@@ -47,6 +47,7 @@ class FitConfig:
     smooth_rotation: float = 0.05  # temporal smoothness of rotation (robust, videos)
     smooth_translation: float = 0.05  # temporal smoothness of translation (robust, videos)
     smooth_expression: float = 0.3  # temporal smoothness of expression (videos)
+    flame_shape_size: float = 0.002  # magnitude prior on FLAME shape coefficients (unit variance)
 
 
 @dataclass(frozen=True)
@@ -54,19 +55,18 @@ class FitResult:
     """Fitted parameters (numpy, float32 unless noted); see :class:`headsplat.track.tracking.Tracking`."""
 
     focal: float
-    identity_offsets: np.ndarray
+    identity: np.ndarray
     identity_scale: float
     rotation: np.ndarray
     translation: np.ndarray
     expression: np.ndarray
     fit_error: np.ndarray
-    reprojected: np.ndarray  # (T, 478, 2) the fitted rig's landmark vertices in pixels
+    reprojected: np.ndarray  # (T, 478, 2) the fitted rig's landmarks in pixels (NaN outside its fit points)
 
 
-def project(rig: OpenRig, offsets, log_scale, expression, rotation, translation, focal, width, height):
-    """Landmark vertices in pixels and camera depth: (T, 478, 2), (T, 478)."""
-    out = rig(offsets, log_scale.exp(), expression, rotation, translation, face_only=True)
-    pc = out.vertices * FLIP.to(out.vertices)
+def project(rig, identity, log_scale, expression, rotation, translation, focal, width, height):
+    """The rig's landmarks in pixels and camera depth: (T, 478, 2), (T, 478)."""
+    pc = rig.landmarks(identity, log_scale.exp(), expression, rotation, translation) * FLIP.to(identity.dtype)
     z = pc[..., 2]
     uv = pc[..., :2] / z[..., None] * focal + torch.tensor([width / 2, height / 2], dtype=pc.dtype)
     return uv, z
@@ -100,6 +100,32 @@ def _pseudo_huber(r2: torch.Tensor, c: float) -> torch.Tensor:
     return c * c * (torch.sqrt(1 + r2 / (c * c)) - 1)
 
 
+def _open_identity_prior(rig: OpenRig, cfg: FitConfig):
+    """Prior on the open rig's per-vertex identity offsets (in centimetres): smooth, small, symmetric, and
+    free of what expression, pose and scale explain."""
+    lap = torch.from_numpy(graph_laplacian(rig.triangles[: rig.n_face_triangles].numpy(), N_FACE).toarray())
+    mirror = rig.mirror
+    mirror_sign = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    excluded = _excluded_modes(rig)
+
+    def prior(o):
+        smooth = ((lap @ o) ** 2).sum(-1).mean()
+        size = (o ** 2).sum(-1).mean()
+        sym = ((o - o[mirror] * mirror_sign) ** 2).sum(-1).mean()
+        # Per-vertex offsets could otherwise absorb the mean expression, a small rotation or a size change.
+        leak = ((excluded.T @ o.reshape(-1)) ** 2).sum()
+        return (cfg.identity_smooth * smooth + cfg.identity_size * size + cfg.identity_symmetry * sym
+                + cfg.identity_exclusive * leak)
+    return prior
+
+
+def _identity_problem(rig, cfg: FitConfig):
+    """(optimisation unit of the identity, its prior as a function of the identity in those units)."""
+    if rig.kind == "open":
+        return 0.01, _open_identity_prior(rig, cfg)  # offsets optimised in centimetres
+    return 1.0, lambda beta: cfg.flame_shape_size * (beta ** 2).sum()
+
+
 def _interocular(lm: np.ndarray) -> np.ndarray:
     r = lm[..., RIGHT_EYE_CORNERS, :2].mean(-2)
     l = lm[..., LEFT_EYE_CORNERS, :2].mean(-2)
@@ -119,7 +145,7 @@ def _lbfgs(params, closure_fn, iters: int) -> None:
     opt.step(closure)
 
 
-def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: int, rig: OpenRig,
+def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: int, rig,
                   temporal: bool, cfg: FitConfig = FitConfig(), progress=None) -> FitResult:
     """Fit the rig to a sequence of landmarks.
 
@@ -128,7 +154,7 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
             are ignored.
         found: (T,) bool; at least one True.
         width, height: frame size in pixels.
-        rig: the rig to fit.
+        rig: the head rig to fit (:class:`OpenRig` or :class:`~headsplat.rig.flame.head.FlameHead`).
         temporal: frames are consecutive video frames (smooth them and fill the missing ones).
         cfg: settings.
         progress: optional callable(n_frames_done) for progress display.
@@ -150,18 +176,19 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
     focal0 = width / (2 * math.tan(math.radians(fov) / 2))
     log_focal = torch.tensor(math.log(focal0), dtype=dt, requires_grad=not fixed_focal)
 
-    template = rig.template[:N_FACE].double().numpy()
+    fit_points = rig.fit_points
+    template = rig.neutral_landmarks().double().numpy()
     rot0 = np.zeros((T, 3))
     trans0 = np.zeros((T, 3))
     for t in range(T):
-        rot0[t], trans0[t] = _pnp(lm[t, FIT_POINTS, :2], template[FIT_POINTS], focal0, width, height)
+        rot0[t], trans0[t] = _pnp(lm[t, fit_points, :2], template[fit_points], focal0, width, height)
 
     rig = copy.deepcopy(rig).double()  # fit in float64; the caller's rig is left as it is
-    lap = graph_laplacian(rig.triangles[: rig.n_face_triangles].numpy(), N_FACE)
-    lap = torch.from_numpy(lap.toarray())
-    mirror = rig.mirror
-    mirror_sign = torch.tensor([-1.0, 1.0, 1.0], dtype=dt)
-    pts = torch.from_numpy(FIT_POINTS)
+    unit, identity_prior = _identity_problem(rig, cfg)
+    expr_w = rig.expression_prior_weights().double()
+    pts = torch.from_numpy(fit_points)
+    point_w = rig.point_weights().double()[pts]
+    point_w = point_w / point_w.sum()
     lm_t = torch.from_numpy(lm)
     iod_t = torch.from_numpy(iod)
     E = rig.n_expressions
@@ -170,7 +197,7 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
         target = lm_t[frames][:, pts]
         r = (uv[:, pts] - target[..., :2]) / iod_t[frames][:, None, None]
         # Divided by c^2 so that a residual at the robust scale costs about 1 per landmark.
-        loss = _pseudo_huber((r * r).sum(-1), cfg.robust).mean(-1) / cfg.robust ** 2
+        loss = (_pseudo_huber((r * r).sum(-1), cfg.robust) * point_w).sum(-1) / cfg.robust ** 2
         if with_depth:
             # MediaPipe's z is relative depth in pixels, on the x scale: compare centred profiles.
             zp = z[:, pts] * (uv.new_tensor(1.0) * log_focal.exp()) / z[:, pts].mean(-1, keepdim=True)
@@ -182,39 +209,27 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
     # Stage 1: identity and focal length on key frames.
     keys = idx_found[np.unique(np.linspace(0, len(idx_found) - 1, min(cfg.key_frames, len(idx_found))).round().astype(int))]
     keys_t = torch.from_numpy(keys)
-    # Offsets and translations are optimised in centimetres so that every parameter is O(1).
-    offsets_cm = torch.zeros(N_FACE, 3, dtype=dt, requires_grad=True)
+    # Identity offsets and translations are optimised in centimetres so that every parameter is O(1).
+    ident = torch.zeros(rig.identity_shape, dtype=dt, requires_grad=True)
     log_scale = torch.zeros((), dtype=dt, requires_grad=True)
     k_rot = torch.tensor(rot0[keys], requires_grad=True)
     k_trans_cm = torch.tensor(trans0[keys] / 0.01, requires_grad=True)
     k_exp = torch.zeros(len(keys), E, dtype=dt, requires_grad=True)
 
-    excluded = _excluded_modes(rig)
-
-    def identity_prior():
-        o = offsets_cm
-        smooth = ((lap @ o) ** 2).sum(-1).mean()
-        size = (o ** 2).sum(-1).mean()
-        sym = ((o - o[mirror] * mirror_sign) ** 2).sum(-1).mean()
-        # Per-vertex offsets could otherwise absorb the mean expression, a small rotation or a size change.
-        leak = ((excluded.T @ o.reshape(-1)) ** 2).sum()
-        return (cfg.identity_smooth * smooth + cfg.identity_size * size + cfg.identity_symmetry * sym
-                       + cfg.identity_exclusive * leak)
-
     def focal_prior():
         return cfg.fov_prior_weight * (log_focal - math.log(focal0)) ** 2
 
     def stage1():
-        uv, z = project(rig, offsets_cm * 0.01, log_scale, k_exp, k_rot, k_trans_cm * 0.01, log_focal.exp(),
+        uv, z = project(rig, ident * unit, log_scale, k_exp, k_rot, k_trans_cm * 0.01, log_focal.exp(),
                         width, height)
-        return (data_term(uv, z, keys_t, True) + identity_prior() + focal_prior()
-                + cfg.expression_size * (k_exp ** 2).sum(-1).mean() + log_scale ** 2)
+        return (data_term(uv, z, keys_t, True) + identity_prior(ident) + focal_prior()
+                + cfg.expression_size * (expr_w * k_exp ** 2).sum(-1).mean() + log_scale ** 2)
 
-    params = [offsets_cm, log_scale, k_rot, k_trans_cm, k_exp] + ([log_focal] if not fixed_focal else [])
+    params = [ident, log_scale, k_rot, k_trans_cm, k_exp] + ([log_focal] if not fixed_focal else [])
     _lbfgs(params, stage1, cfg.identity_iters)
 
     # Stage 2: pose and expression of every frame, identity fixed, window by window.
-    offsets_f, log_scale_f, focal_f = offsets_cm.detach() * 0.01, log_scale.detach(), log_focal.detach().exp()
+    ident_f, log_scale_f, focal_f = ident.detach() * unit, log_scale.detach(), log_focal.detach().exp()
     rot = torch.tensor(rot0)
     trans = torch.tensor(trans0)
     rot[keys_t], trans[keys_t] = k_rot.detach(), k_trans_cm.detach() * 0.01
@@ -233,8 +248,8 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
             r_all = torch.cat([anchor[0], w_rot[ctx:]]) if ctx else w_rot
             t_all = torch.cat([anchor[1], w_trans[ctx:]]) if ctx else w_trans
             e_all = torch.cat([anchor[2], w_exp[ctx:]]) if ctx else w_exp
-            uv, z = project(rig, offsets_f, log_scale_f, e_all, r_all, t_all * 0.01, focal_f, width, height)
-            loss = data_term(uv, z, frames, False) + cfg.expression_size * (e_all ** 2).sum(-1).mean()
+            uv, z = project(rig, ident_f, log_scale_f, e_all, r_all, t_all * 0.01, focal_f, width, height)
+            loss = data_term(uv, z, frames, False) + cfg.expression_size * (expr_w * e_all ** 2).sum(-1).mean()
             if temporal and len(frames) > 2:
                 acc = lambda x: x[2:] - 2 * x[1:-1] + x[:-2]  # noqa: E731
                 # Robust: small accelerations (noise) are smoothed, real sudden motion is let through.
@@ -243,7 +258,7 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
                                + cfg.smooth_expression * (acc(e_all) ** 2).sum(-1).mean())
             return loss
 
-        _lbfgs([w_rot, w_trans, w_exp], stage2, cfg.frame_iters)
+        _lbfgs([w_rot, w_trans, w_exp], stage2, cfg.frame_iters or rig.frame_iterations)
         rot[frames[ctx:]] = w_rot.detach()[ctx:]
         trans[frames[ctx:]] = w_trans.detach()[ctx:] * 0.01
         exp[frames[ctx:]] = w_exp.detach()[ctx:]
@@ -252,9 +267,12 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
         start = stop
 
     with torch.no_grad():
-        uv, _ = project(rig, offsets_f, log_scale_f, exp, rot, trans, focal_f, width, height)
+        uv, _ = project(rig, ident_f, log_scale_f, exp, rot, trans, focal_f, width, height)
         err = (uv[:, pts] - lm_t[:, pts, :2]).norm(dim=-1).mean(-1).numpy()
+        outside = torch.ones(478, dtype=torch.bool)
+        outside[pts] = False
+        uv[:, outside] = float("nan")
     err = np.where(found, err, np.nan)
-    return FitResult(float(focal_f), offsets_f.float().numpy(), float(log_scale_f.exp()),
+    return FitResult(float(focal_f), ident_f.float().numpy(), float(log_scale_f.exp()),
                      rot.float().numpy(), trans.float().numpy(), exp.float().numpy(), err.astype(np.float32),
                      uv.float().numpy())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def detect_landmarks(source: FrameSource, face: int = 0, quiet: bool = False
 
 
 def track_source(source: FrameSource, face: int = 0, fov_deg: float | None = None, crop_size: int = 512,
-                 rig: OpenRig | None = None, quiet: bool = False, config: FitConfig | None = None) -> Tracking:
+                 rig=None, quiet: bool = False, config: FitConfig | None = None) -> Tracking:
     """Track a face through an image, a folder of images or a video.
 
     Args:
@@ -46,7 +47,8 @@ def track_source(source: FrameSource, face: int = 0, fov_deg: float | None = Non
         face: which face when there are several (0: the largest).
         fov_deg: fix the horizontal field of view instead of estimating it.
         crop_size: side of the recorded square crops.
-        rig: the rig to fit (default: a new :class:`OpenRig`).
+        rig: the head rig to fit (default: a new :class:`OpenRig`; or a
+            :class:`~headsplat.rig.flame.head.FlameHead`).
         quiet: no progress bars.
         config: fitter settings.
 
@@ -68,10 +70,44 @@ def track_source(source: FrameSource, face: int = 0, fov_deg: float | None = Non
     with tqdm(total=len(found), desc="fitting", unit="frame", disable=quiet, leave=False) as bar:
         res = fit_landmarks(lms, found, width, height, rig, temporal=source.kind == "video", cfg=cfg,
                             progress=bar.update)
-    crops = np.stack([crop_from_landmarks(p, crop_size).matrix for p in res.reprojected])
-    return Tracking(rig=rig.kind, width=width, height=height, fps=float(source.fps), focal=res.focal,
-                    identity_offsets=res.identity_offsets, identity_scale=res.identity_scale,
+    return _tracking_from_fit(res, rig, lms, found, width, height, float(source.fps), times, crop_size,
+                              str(Path(source.path)))
+
+
+def _tracking_from_fit(res, rig, lms, found, width, height, fps, times, crop_size, source) -> Tracking:
+    # Crops from the fitted rig's landmarks (steadier than the detections), detections where the rig has none.
+    pts = np.where(np.isfinite(res.reprojected), res.reprojected, lms[..., :2])
+    crops = np.stack([crop_from_landmarks(p, crop_size).matrix for p in pts])
+    return Tracking(rig=rig.kind, width=width, height=height, fps=fps, focal=res.focal,
+                    identity=res.identity, identity_scale=res.identity_scale,
                     expression_names=tuple(rig.expression_names), rotation=res.rotation,
                     translation=res.translation, expression=res.expression, landmarks=lms.astype(np.float32),
                     found=found, fit_error=res.fit_error, crops=crops, crop_size=crop_size, times=times,
-                    source=str(Path(source.path)))
+                    source=source, extra=rig_record(rig))
+
+
+def rig_record(rig) -> dict:
+    """What a tracking or avatar file records about its rig beyond the kind (FLAME: which model file)."""
+    return {"flame": rig.describe()} if rig.kind == "flame" else {}
+
+
+def refit_tracking(tracking: Tracking, rig, quiet: bool = False, path: str | os.PathLike | None = None) -> Tracking:
+    """The same sequence fitted with another rig, from the landmarks the tracking file stores (its camera's
+    field of view is kept): how a FLAME ``.track`` drives an open-rig avatar and the other way round.
+
+    Raises:
+        InputError: the file holds no landmarks to re-fit (nothing was detected in any frame).
+    """
+    from headsplat.core.errors import InputError
+
+    name = path or tracking.source or "tracking"
+    if not tracking.found.any() or not np.isfinite(tracking.landmarks[tracking.found]).all():
+        raise InputError(f"{name}: made with the {tracking.rig} rig and holds no landmarks to re-fit with the "
+                         f"{rig.kind} rig; track the driver video again with --rig {rig.kind}")
+    fov = float(np.degrees(2 * np.arctan(tracking.width / (2 * tracking.focal))))
+    temporal = len(tracking) > 1 and bool(np.all(np.diff(tracking.times) > 0))
+    with tqdm(total=len(tracking), desc="re-fitting", unit="frame", disable=quiet, leave=False) as bar:
+        res = fit_landmarks(tracking.landmarks, tracking.found, tracking.width, tracking.height, rig,
+                            temporal=temporal, cfg=FitConfig(fov_deg=fov), progress=bar.update)
+    return _tracking_from_fit(res, rig, tracking.landmarks, tracking.found, tracking.width, tracking.height,
+                              tracking.fps, tracking.times, tracking.crop_size, tracking.source)

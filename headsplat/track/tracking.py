@@ -18,8 +18,8 @@ from headsplat.core.errors import InputError
 from headsplat.core.fileio import atomic_path
 
 FORMAT = "headsplat.tracking"
-VERSION = 1
-_ARRAYS = ("identity_offsets", "rotation", "translation", "expression", "landmarks", "found", "fit_error",
+VERSION = 2  # 2: "identity" (any rig) replaces version 1's "identity_offsets" (open rig)
+_ARRAYS = ("identity", "rotation", "translation", "expression", "landmarks", "found", "fit_error",
            "crops", "times")
 
 
@@ -31,13 +31,16 @@ class Tracking:
     (``viewmat = diag(1, -1, -1, 1)``), so a head with rotation 0 faces the camera.
 
     Attributes:
-        rig: the rig kind the parameters belong to (``"open"``).
+        rig: the rig kind the parameters belong to: ``"open"`` or ``"flame"`` (``extra["flame"]`` then names
+            the model file: version, sha1, coefficient counts).
         width, height: frame size in pixels.
         fps: frame rate.
         focal: focal length in pixels (square pixels, principal point at the centre).
-        identity_offsets: (478, 3) float32 identity offsets, metres.
+        identity: float32 identity: open rig (478, 3) offsets of the face vertices in metres; FLAME (S,) shape
+            coefficients.
         identity_scale: identity scale factor.
-        expression_names: names of the expression coefficients.
+        expression_names: names of the per-frame coefficients (FLAME: its expression coefficients, then jaw
+            and eye rotations as axis-angle).
         rotation: (T, 3) float32 head rotation, axis-angle.
         translation: (T, 3) float32 head position, metres.
         expression: (T, E) float32 coefficients.
@@ -55,7 +58,7 @@ class Tracking:
     height: int
     fps: float
     focal: float
-    identity_offsets: np.ndarray
+    identity: np.ndarray
     identity_scale: float
     expression_names: tuple
     rotation: np.ndarray
@@ -85,7 +88,7 @@ class Tracking:
         """Rig forward arguments for the given frames (all by default) as tensors."""
         sl = slice(None) if frames is None else frames
         t = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype)  # noqa: E731
-        return dict(offsets=t(self.identity_offsets), scale=t(self.identity_scale),
+        return dict(identity=t(self.identity), scale=t(self.identity_scale),
                     expression=t(self.expression[sl]), rotation=t(self.rotation[sl]),
                     translation=t(self.translation[sl]))
 
@@ -115,7 +118,8 @@ class Tracking:
         try:
             with np.load(p, allow_pickle=False) as d:
                 header = json.loads(bytes(d["header"]).decode())
-                arrays = {k: d[k] for k in _ARRAYS}
+                arrays = {k: d[k] for k in _ARRAYS if k != "identity"}
+                arrays["identity"] = d["identity"] if "identity" in d.files else d["identity_offsets"]  # v1
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as e:
             raise InputError(f"{p}: not a headsplat tracking file ({type(e).__name__}: {e})") from None
         if header.get("format") != FORMAT:

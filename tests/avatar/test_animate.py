@@ -94,7 +94,7 @@ def test_paste_back_self_reenactment_beats_the_static_frame(posed_video, tmp_pat
     for t in range(1, len(frames)):
         p = tracking.params([t])
         with torch.no_grad():
-            verts = rig(p["offsets"], p["scale"], p["expression"][0], p["rotation"][0], p["translation"][0]).vertices
+            verts = rig(p["identity"], p["scale"], p["expression"][0], p["rotation"][0], p["translation"][0]).vertices
         cam = tracking.camera()
         mask = torch.from_numpy(head_region(verts[:478], cam, grow=0.0))
         gt = torch.from_numpy(frames[t]).float() / 255
@@ -140,14 +140,16 @@ def test_animate_bad_input_is_one_line_and_writes_nothing(astro_avatar, insightf
     assert not list(tmp_path.glob("o.*")) and not list(tmp_path.glob(".o.*"))
 
 
-def test_create_bad_input(tmp_path, capsys, insightface_dir, astronaut_path):
+def test_create_bad_input(tmp_path, capsys, insightface_dir, astronaut_path, monkeypatch):
+    monkeypatch.delenv("HEADSPLAT_FLAME_MODEL", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     assert main(["-q", "create", str(insightface_dir / "mask_white.jpg"), "-o", str(tmp_path / "x.avatar")]) == 1
     assert "no face found" in capsys.readouterr().err
     assert main(["-q", "create", str(astronaut_path), "-o", str(tmp_path / "x.avatar"), "--rig", "flame"]) == 1
-    assert "--rig open" in capsys.readouterr().err
+    assert "no FLAME model file given: pass --flame-model PATH" in capsys.readouterr().err
     assert main(["-q", "create", str(astronaut_path), "-o", str(tmp_path / "x.zip")]) == 1
     assert "must end in .avatar" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert main(["-q", "create", str(astronaut_path), "-o", str(tmp_path / "x.avatar"), "--device", "cuda"]) == 1
         assert "no CUDA GPU is visible" in capsys.readouterr().err
-    assert not list(tmp_path.iterdir())
+    assert [p.name for p in tmp_path.iterdir()] == []

@@ -10,7 +10,7 @@ from headsplat.track.tracking import Tracking
 def _tracking(n=3):
     rng = np.random.default_rng(0)
     return Tracking(rig="open", width=64, height=48, fps=25.0, focal=80.0,
-                    identity_offsets=rng.normal(size=(478, 3)).astype(np.float32), identity_scale=1.02,
+                    identity=rng.normal(size=(478, 3)).astype(np.float32), identity_scale=1.02,
                     expression_names=("a", "b"), rotation=rng.normal(size=(n, 3)).astype(np.float32),
                     translation=rng.normal(size=(n, 3)).astype(np.float32),
                     expression=rng.normal(size=(n, 2)).astype(np.float32),
@@ -28,7 +28,7 @@ def test_save_load_round_trip_without_pickle(tmp_path):
         header = json.loads(bytes(d["header"]).decode())
     assert header["format"] == "headsplat.tracking" and header["n_frames"] == 3
     back = Tracking.load(p)
-    for k in ("identity_offsets", "rotation", "translation", "expression", "landmarks", "found", "crops", "times"):
+    for k in ("identity", "rotation", "translation", "expression", "landmarks", "found", "crops", "times"):
         assert np.array_equal(getattr(back, k), getattr(tr, k)), k
     assert np.array_equal(back.fit_error, tr.fit_error, equal_nan=True)
     assert back.expression_names == ("a", "b") and back.focal == 80.0 and back.n_missing == 1

@@ -177,25 +177,37 @@ def save_embedding_npz(path: str | os.PathLike, emb: LandmarkEmbedding) -> None:
                      rms_mm=np.float64(emb.rms_mm))
 
 
+def file_digest(path: str | os.PathLike) -> str:
+    """First 16 hex digits of the file's SHA-1 (identifies a FLAME file in caches and saved files)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
 def flame_embedding(flame_path: str | os.PathLike, flame_vertices: np.ndarray, flame_faces: np.ndarray,
-                    override: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None
-                    ) -> LandmarkEmbedding:
+                    override: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+                    surface: np.ndarray | None = None) -> LandmarkEmbedding:
     """The MediaPipe embedding for a FLAME file: ``override`` if given, else the cached one, else computed
-    (and cached in ``cache_dir``, default: beside the per-user config)."""
+    (and cached in ``cache_dir``, default: beside the per-user config). ``surface``: (F,) bool, the
+    triangles landmarks may lie on (FLAME: not the eyeballs, which fill the eye openings)."""
     if override is not None:
         return load_embedding_npz(override, len(flame_faces))
     from headsplat.rig.flame.loader import config_file
 
-    digest = hashlib.sha1(Path(flame_path).read_bytes()).hexdigest()[:16]
+    digest = file_digest(flame_path)
     cache = Path(cache_dir) if cache_dir is not None else config_file().parent
-    cached = cache / f"flame_mediapipe_embedding_{digest}.npz"
+    cached = cache / f"flame_mediapipe_embedding_{digest}.npz"  # (the surface mask follows from the file)
     if cached.is_file():
         return load_embedding_npz(cached, len(flame_faces))
     from headsplat.face.indices import NOSE_TIP
     from headsplat.rig.open_rig import load_face_template
 
     mp, _, _ = load_face_template()
-    emb = compute_embedding(flame_vertices, flame_faces, mp, int(np.atleast_1d(NOSE_TIP)[0]))
+    keep = np.flatnonzero(surface) if surface is not None else np.arange(len(flame_faces))
+    emb = compute_embedding(flame_vertices, flame_faces[keep], mp, int(np.atleast_1d(NOSE_TIP)[0]))
+    emb = LandmarkEmbedding(keep[emb.face_idx], emb.bary, emb.landmark_indices, emb.rms_mm)
     cache.mkdir(parents=True, exist_ok=True)
     save_embedding_npz(cached, emb)
     return emb

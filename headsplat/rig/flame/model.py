@@ -30,22 +30,30 @@ class FlameOutput:
 
 def lbs(shape: torch.Tensor, expression: torch.Tensor, pose: torch.Tensor, v_template: torch.Tensor,
         shapedirs: torch.Tensor, exprdirs: torch.Tensor, posedirs: torch.Tensor, J_regressor: torch.Tensor,
-        parents: list[int], weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        parents: list[int], weights: torch.Tensor, vertex_ids: torch.Tensor | None = None
+        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Linear blend skinning with pose correctives (the FLAME/SMPL model).
 
     Args:
         shape: (..., S). expression: (..., E). pose: (..., J, 3) axis-angle per joint.
         v_template: (V, 3). shapedirs: (V, 3, S). exprdirs: (V, 3, E). posedirs: (9 (J - 1), 3 V).
         J_regressor: (J, V). parents: J parent indices (-1 for the root). weights: (V, J).
+        vertex_ids: (K,) pose only these vertices (the joints still come from the whole mesh); all when None.
 
     Returns:
-        vertices (..., V, 3), joints (..., J, 3), joint transforms (..., J, 4, 4).
+        vertices (..., V or K, 3), joints (..., J, 3), joint transforms (..., J, 4, 4).
     """
-    # 1. identity and expression blend shapes
+    # 1. rest joints of the shaped mesh; the regressor is linear, so it is applied to the template and the
+    # blend shapes rather than to every shaped vertex
+    joints = J_regressor @ v_template + torch.einsum("...s,jcs->...jc", shape,
+                                                     torch.einsum("jv,vcs->jcs", J_regressor, shapedirs)) \
+        + torch.einsum("...e,jce->...jc", expression, torch.einsum("jv,vce->jce", J_regressor, exprdirs))
+    # 2. identity and expression blend shapes
+    if vertex_ids is not None:
+        v_template, shapedirs, exprdirs, weights = (x[vertex_ids] for x in (v_template, shapedirs, exprdirs, weights))
+        posedirs = posedirs.unflatten(-1, (-1, 3))[:, vertex_ids].flatten(-2)
     v_shaped = v_template + torch.einsum("...s,vcs->...vc", shape, shapedirs) \
         + torch.einsum("...e,vce->...vc", expression, exprdirs)
-    # 2. rest joints from the shaped mesh
-    joints = torch.einsum("jv,...vc->...jc", J_regressor, v_shaped)
     # 3. pose correctives from the non-root joint rotations
     rot = axis_angle_to_matrix(pose)  # (..., J, 3, 3)
     eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
@@ -103,20 +111,22 @@ class FlameRig(torch.nn.Module):
         return self.exprdirs.shape[-1]
 
     def forward(self, shape: torch.Tensor, expression: torch.Tensor, global_rotation: torch.Tensor,
-                neck: torch.Tensor, jaw: torch.Tensor, eyes: torch.Tensor, translation: torch.Tensor) -> FlameOutput:
+                neck: torch.Tensor, jaw: torch.Tensor, eyes: torch.Tensor, translation: torch.Tensor,
+                vertex_ids: torch.Tensor | None = None) -> FlameOutput:
         """Pose FLAME.
 
         Args:
             shape: (..., S) identity coefficients. expression: (..., E).
             global_rotation, neck, jaw: (..., 3) axis-angle. eyes: (..., 6) left then right eye axis-angle.
             translation: (..., 3) metres.
+            vertex_ids: (K,) return only these vertices (cheaper, e.g. for landmark fitting).
         """
         check_shape("shape", shape, ("...", self.n_shape))
         check_shape("expression", expression, ("...", self.n_expressions))
         check_shape("eyes", eyes, ("...", 6))
         pose = torch.stack([global_rotation, neck, jaw, eyes[..., :3], eyes[..., 3:]], -2)
         verts, joints, tf = lbs(shape, expression, pose, self.v_template, self.shapedirs, self.exprdirs,
-                                self.posedirs, self.J_regressor, self.parents, self.weights)
+                                self.posedirs, self.J_regressor, self.parents, self.weights, vertex_ids)
         t = translation[..., None, :]
         tf = tf.clone()
         tf[..., :3, 3] = tf[..., :3, 3] + t
