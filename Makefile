@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.headsplat-installed
 ASSETS := .test-assets/insightface/Tom_Hanks_54745.png
 
-.PHONY: demo test test-all bench install clean
+.PHONY: demo test test-all bench install clean browser
 
 install: $(STAMP)
 
@@ -29,13 +29,20 @@ $(ASSETS): | $(STAMP)
 	[open(os.path.join('.test-assets/insightface', os.path.basename(n)),'wb').write(z.read(n)) \
 	 for n in z.namelist() if n.startswith('insightface/data/images/')]"
 
+# The viewer's browser tests load the page in Debian's chromium (never a downloaded browser). Installing it
+# needs root and apt; without them the browser tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium is not installed (needs root and apt-get): the browser tests will be skipped"
+
 demo: $(STAMP)
 	$(VENV)/bin/headsplat demo -o out/demo
 
-test: $(STAMP) $(ASSETS)
+test: $(STAMP) $(ASSETS) browser
 	$(PY) -m pytest -q
 
-test-all: $(STAMP) $(ASSETS)
+test-all: $(STAMP) $(ASSETS) browser
 	$(PY) -m pytest -q -m "slow or not slow"
 
 bench: $(STAMP)

@@ -1,0 +1,1 @@
+"""The browser viewer (interface layer): ``headsplat view``."""
