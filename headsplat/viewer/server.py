@@ -85,7 +85,7 @@ class AvatarViewer:
         self.server = viser.ViserServer(host=host, port=port, verbose=False)
         self.url = f"http://{host}:{self.server.get_port()}"
         self.server.scene.set_up_direction("+y")
-        self.server.gui.configure_theme(control_layout="fixed", show_logo=False)
+        self.server.gui.configure_theme(show_logo=False)
         centres, cov, rgb, op = splat_arrays(self.posed())
         self.splats = self.server.scene.add_gaussian_splats("/avatar", centers=centres, covariances=cov,
                                                             rgbs=rgb, opacities=op)

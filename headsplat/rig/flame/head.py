@@ -76,6 +76,7 @@ class FlameHead(torch.nn.Module):
         self.flame = rig
         self.path = rig.path
         self.version = rig.version
+        self.digest = ""  # the file's SHA-1 prefix, set by from_file
         self.n_shape, self.n_expr = n_shape, n_expr
         self.expression_names = tuple(f"expr_{i:03d}" for i in range(n_expr)) + POSE_NAMES
         faces = rig.triangles.numpy()
@@ -136,7 +137,7 @@ class FlameHead(torch.nn.Module):
 
     def describe(self) -> dict:
         """The model this head was built from (recorded in tracking and avatar files)."""
-        return {"version": self.version, "file": str(self.path), "sha1": getattr(self, "digest", ""),
+        return {"version": self.version, "file": str(self.path), "sha1": self.digest,
                 "n_shape": self.n_shape, "n_expr": self.n_expr}
 
     # -- the head-rig interface (shared with OpenRig) -------------------------------------------------------
