@@ -595,10 +595,10 @@ def view(avatar: str | os.PathLike, driver: str | os.PathLike | None = None, por
         return viewer
     if not quiet:
         print(f"headsplat view: {viewer.url} (Ctrl-C to stop)", flush=True)
+    import time
+
     try:
         while True:
-            import time
-
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass

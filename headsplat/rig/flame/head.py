@@ -16,6 +16,7 @@ triangles plus a mouth cavity built behind the lips' boundary loop whose rings a
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -25,17 +26,23 @@ from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.core.validate import check_shape
 from headsplat.face.indices import LEFT_IRIS, LIPS_INNER_LOWER, LIPS_INNER_UPPER, RIGHT_IRIS
 from headsplat.rig.flame.embedding import LandmarkEmbedding, file_digest, flame_embedding
+from headsplat.rig.flame.loader import load_flame_file
 from headsplat.rig.flame.model import FlameRig
 from headsplat.rig.mesh_ops import boundary_loops
 from headsplat.rig.open_rig import RigOutput, build_mouth_cavity, load_face_template
 
-JAW, LEFT_EYE, RIGHT_EYE = 2, 3, 4  # FLAME's joints: global, neck, jaw, left eye, right eye
+LEFT_EYE, RIGHT_EYE = 3, 4  # FLAME's joints: global, neck, jaw, left eye, right eye
 POSE_NAMES = ("jaw_rx", "jaw_ry", "jaw_rz", "eye_l_rx", "eye_l_ry", "eye_l_rz", "eye_r_rx", "eye_r_ry", "eye_r_rz")
 
 
+def _joint_owner(rig: FlameRig) -> np.ndarray:
+    """(V,) the joint each vertex is skinned to most (eyeball vertices: an eye joint)."""
+    return rig.weights.argmax(1).numpy()
+
+
 def _pupils(rig: FlameRig) -> dict[int, int]:
-    """The front vertex of each eyeball (vertices skinned mostly to an eye joint): {joint: vertex}."""
-    owner = rig.weights.argmax(1).numpy()
+    """The front vertex of each eyeball: {joint: vertex}."""
+    owner = _joint_owner(rig)
     v = rig.v_template.numpy()
     out = {}
     for joint in (LEFT_EYE, RIGHT_EYE):
@@ -102,10 +109,11 @@ class FlameHead(torch.nn.Module):
         self.register_buffer("lmk_tri", torch.from_numpy(np.searchsorted(self.lmk_ids.numpy(), lmk_tri)))
         self.register_buffer("lmk_w", torch.from_numpy(lmk_w).float())
         # mouth cavity behind the lips' boundary loop
-        lips_w = torch.from_numpy(lmk_w)
-        inner = np.unique(np.concatenate([LIPS_INNER_UPPER, LIPS_INNER_LOWER]))
-        lips = (lips_w[inner, :, None].numpy() * v[lmk_tri[inner]]).sum(1)
-        loop = _mouth_loop(faces, v, lips, self.path)
+        def rest(rows):  # those landmarks on the template
+            return (lmk_w[rows, :, None] * v[lmk_tri[rows]]).sum(1)
+
+        inner_lips = np.unique(np.concatenate([LIPS_INNER_UPPER, LIPS_INNER_LOWER]))
+        loop = _mouth_loop(faces, v, rest(inner_lips), self.path)
         cav_v, cav_t, follow, upper = build_mouth_cavity(v, loop, len(v))
         follow = follow[:, loop]  # (C, L) weights over the loop vertices
         self.register_buffer("mouth_loop", torch.from_numpy(loop.astype(np.int64)))
@@ -117,8 +125,7 @@ class FlameHead(torch.nn.Module):
         # face part: triangles within 8 mm of a landmark on the template (the rest is scalp, ears, neck, eyes)
         from scipy.spatial import cKDTree
 
-        lmk_rest = (lmk_w[self._fit_points, :, None] * v[lmk_tri[self._fit_points]]).sum(1)
-        d, _ = cKDTree(lmk_rest).query(v[faces].mean(1))
+        d, _ = cKDTree(rest(self._fit_points)).query(v[faces].mean(1))
         self.register_buffer("_face_tris", torch.from_numpy(d < 0.008))
 
     @classmethod
@@ -126,8 +133,12 @@ class FlameHead(torch.nn.Module):
                   n_expr: int = 50, cache_dir: str | os.PathLike | None = None) -> "FlameHead":
         """Load a FLAME file and its MediaPipe embedding (``embedding``: a user's .npz; default: computed from
         the file once and cached, see :func:`~headsplat.rig.flame.embedding.flame_embedding`)."""
-        rig = FlameRig.from_file(path)
-        eyeball = np.isin(rig.weights.argmax(1).numpy(), (LEFT_EYE, RIGHT_EYE))
+        data = load_flame_file(path)
+        # only the coefficients the head uses: every pose then sums over fewer directions
+        n_shape, n_expr = min(n_shape, data.shapedirs.shape[-1]), min(n_expr, data.exprdirs.shape[-1])
+        rig = FlameRig(replace(data, shapedirs=data.shapedirs[..., :n_shape].copy(),
+                               exprdirs=data.exprdirs[..., :n_expr].copy()))
+        eyeball = np.isin(_joint_owner(rig), (LEFT_EYE, RIGHT_EYE))
         surface = ~eyeball[rig.triangles.numpy()].all(1)
         emb = flame_embedding(path, rig.v_template.numpy(), rig.triangles.numpy(), override=embedding,
                               cache_dir=cache_dir, surface=surface)

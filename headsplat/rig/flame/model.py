@@ -29,25 +29,27 @@ class FlameOutput:
 
 
 def lbs(shape: torch.Tensor, expression: torch.Tensor, pose: torch.Tensor, v_template: torch.Tensor,
-        shapedirs: torch.Tensor, exprdirs: torch.Tensor, posedirs: torch.Tensor, J_regressor: torch.Tensor,
-        parents: list[int], weights: torch.Tensor, vertex_ids: torch.Tensor | None = None
-        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        shapedirs: torch.Tensor, exprdirs: torch.Tensor, posedirs: torch.Tensor,
+        joint_basis: tuple[torch.Tensor, torch.Tensor, torch.Tensor], parents: list[int], weights: torch.Tensor,
+        vertex_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Linear blend skinning with pose correctives (the FLAME/SMPL model).
 
     Args:
         shape: (..., S). expression: (..., E). pose: (..., J, 3) axis-angle per joint.
         v_template: (V, 3). shapedirs: (V, 3, S). exprdirs: (V, 3, E). posedirs: (9 (J - 1), 3 V).
-        J_regressor: (J, V). parents: J parent indices (-1 for the root). weights: (V, J).
+        joint_basis: the joint regressor (J, V) applied to the template, the shape and the expression
+            directions: (J, 3), (J, 3, S), (J, 3, E) (see :func:`joint_basis`); it is linear, so the rest joints
+            of a shaped mesh come from these without regressing every vertex.
+        parents: J parent indices (-1 for the root). weights: (V, J).
         vertex_ids: (K,) pose only these vertices (the joints still come from the whole mesh); all when None.
 
     Returns:
         vertices (..., V or K, 3), joints (..., J, 3), joint transforms (..., J, 4, 4).
     """
-    # 1. rest joints of the shaped mesh; the regressor is linear, so it is applied to the template and the
-    # blend shapes rather than to every shaped vertex
-    joints = J_regressor @ v_template + torch.einsum("...s,jcs->...jc", shape,
-                                                     torch.einsum("jv,vcs->jcs", J_regressor, shapedirs)) \
-        + torch.einsum("...e,jce->...jc", expression, torch.einsum("jv,vce->jce", J_regressor, exprdirs))
+    # 1. rest joints of the shaped mesh
+    j_template, j_shapedirs, j_exprdirs = joint_basis
+    joints = j_template + torch.einsum("...s,jcs->...jc", shape, j_shapedirs) \
+        + torch.einsum("...e,jce->...jc", expression, j_exprdirs)
     # 2. identity and expression blend shapes
     if vertex_ids is not None:
         v_template, shapedirs, exprdirs, weights = (x[vertex_ids] for x in (v_template, shapedirs, exprdirs, weights))
@@ -80,6 +82,14 @@ def lbs(shape: torch.Tensor, expression: torch.Tensor, pose: torch.Tensor, v_tem
     return verts, posed_joints, rel_tf
 
 
+def joint_basis(J_regressor: torch.Tensor, v_template: torch.Tensor, shapedirs: torch.Tensor,
+                exprdirs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The joint regressor (J, V) applied to the template (V, 3) and the directions (V, 3, S), (V, 3, E):
+    (J, 3), (J, 3, S), (J, 3, E)."""
+    return (J_regressor @ v_template, torch.einsum("jv,vcs->jcs", J_regressor, shapedirs),
+            torch.einsum("jv,vce->jce", J_regressor, exprdirs))
+
+
 class FlameRig(torch.nn.Module):
     """FLAME from the user's official model file. Buffers only; per-subject parameters go to :meth:`forward`.
 
@@ -97,6 +107,17 @@ class FlameRig(torch.nn.Module):
         for name in ("v_template", "shapedirs", "exprdirs", "posedirs", "J_regressor", "weights"):
             self.register_buffer(name, torch.from_numpy(getattr(data, name)))
         self.register_buffer("triangles", torch.from_numpy(data.faces))
+        self._update_joint_basis()
+
+    def _update_joint_basis(self) -> None:
+        # Derived once per dtype/device, not per pose: every pose needs the rest joints, a regression over the
+        # whole mesh. Computed from the module's own (cast) buffers, so .double() gives float64 joints.
+        self.rest_joint_basis = joint_basis(self.J_regressor, self.v_template, self.shapedirs, self.exprdirs)
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        self._update_joint_basis()
+        return self
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, n_shape: int = 300, n_expr: int = 100) -> "FlameRig":
@@ -126,7 +147,7 @@ class FlameRig(torch.nn.Module):
         check_shape("eyes", eyes, ("...", 6))
         pose = torch.stack([global_rotation, neck, jaw, eyes[..., :3], eyes[..., 3:]], -2)
         verts, joints, tf = lbs(shape, expression, pose, self.v_template, self.shapedirs, self.exprdirs,
-                                self.posedirs, self.J_regressor, self.parents, self.weights, vertex_ids)
+                                self.posedirs, self.rest_joint_basis, self.parents, self.weights, vertex_ids)
         t = translation[..., None, :]
         tf = tf.clone()
         tf[..., :3, 3] = tf[..., :3, 3] + t
