@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	# The face models only: mediapipe's declared dependencies (jax, jaxlib, sounddevice, opencv-contrib)
 	# are never used by them; what they do use is in headsplat's own dependencies.
 	$(PY) -m pip install -q --no-deps "mediapipe==0.10.14"
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,eval]"
 	touch $(STAMP)
 
 # Real test images without the network: the samples inside the insightface wheel (extracted, never imported).

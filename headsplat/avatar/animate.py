@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
 from headsplat.avatar.avatar import Avatar, pose_avatar
+from headsplat.avatar.create import crop_camera
 from headsplat.core.camera import Camera
 from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
+from headsplat.face.align import paste_back
 from headsplat.render.rasterize import RenderOutput, render
 
 POSE_MODES = ("relative", "absolute", "none")
@@ -33,16 +36,18 @@ class Motion:
 
 
 def retarget(avatar: Avatar, expression: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor,
-             pose: str = "relative", expression_scale: float = 1.0) -> Motion:
+             pose: str = "relative", expression_scale: float = 1.0, reference: int = 0) -> Motion:
     """Map a driver's parameters onto the avatar.
 
     Args:
         avatar: the avatar (its reference expression and pose are the starting point).
-        expression: (T, E) driver expression; frame 0 is taken as the driver's neutral.
+        expression: (T, E) driver expression; frame ``reference`` is matched to the avatar's own expression.
         rotation: (T, 3) driver head rotation, axis-angle.
         translation: (T, 3) driver head position, metres.
         pose: "relative", "absolute" or "none".
         expression_scale: multiplies the driver's expression change.
+        reference: the driver frame whose expression the avatar's reference expression stands for (0: the
+            first; self-reenactment passes the frame the avatar was made from).
     """
     if pose not in POSE_MODES:
         raise ValueError(f"pose must be one of {', '.join(POSE_MODES)}, got {pose!r}")
@@ -50,7 +55,7 @@ def retarget(avatar: Avatar, expression: torch.Tensor, rotation: torch.Tensor, t
         raise ValueError(f"driver has {expression.shape[-1]} expression coefficients, the avatar "
                          f"{avatar.expression.shape[0]}")
     n = expression.shape[0]
-    exp = avatar.expression + expression_scale * (expression - expression[:1])
+    exp = avatar.expression + expression_scale * (expression - expression[reference:reference + 1])
     if pose == "absolute":
         rot, trans = rotation.clone(), translation.clone()
     elif pose == "none":
@@ -99,3 +104,23 @@ def turned_motion(avatar: Avatar, yaw: torch.Tensor, pitch: torch.Tensor) -> Mot
 
     turn = euler_yxz_to_matrix(yaw, pitch, torch.zeros_like(yaw))
     return offset_motion(avatar, torch.zeros(yaw.shape[0], avatar.expression.shape[0]), turn)
+
+
+def straight_rgb8(rgb: torch.Tensor, alpha: torch.Tensor) -> np.ndarray:
+    """(H, W, 3) uint8 straight (un-premultiplied) colour of a render over black with alpha (H, W, 1)."""
+    a = alpha.cpu().numpy()
+    straight = np.where(a > 1e-6, rgb.cpu().numpy() / np.maximum(a, 1e-6), 0)
+    return (np.clip(straight, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def paste_back_frame(avatar: Avatar, rig, motion: Motion, tracking, t: int, frame: np.ndarray,
+                     crop_size: int = 512) -> np.ndarray:
+    """Frame ``t`` of ``motion`` rendered in the driver frame's own tracked crop and composited over the
+    (H, W, 3) uint8 driver ``frame`` -> (H, W, 3) uint8 (``motion`` should carry the driver's absolute pose)."""
+    cam, crop = crop_camera(tracking, t, crop_size)
+    r = render_avatar_frame(avatar, rig, motion, t, cam, background=0.0)
+    a = r.alpha.clamp(0, 1).cpu().numpy()
+    rgb8 = straight_rgb8(r.rgb, r.alpha.clamp(0, 1))
+    # Soften the edge: pull the mask in a little so the driver's own hairline and neck frame the head.
+    soft = cv2.GaussianBlur(cv2.erode(a[..., 0], np.ones((5, 5), np.uint8)), (0, 0), 2.0)
+    return paste_back(frame, rgb8, soft, crop, feather=0.0)

@@ -18,6 +18,15 @@ def _flame_args(p, rig_choice: bool) -> None:
                    "~/.config/headsplat/config.json)" + ("" if rig_choice else "; for FLAME avatars"))
 
 
+def _eval_args(p) -> None:
+    p.add_argument("--max-frames", type=int, help="evaluate at most this many frames")
+    p.add_argument("--preset", default="fast", choices=("fast", "quality"), help="avatar fitting preset")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where fitting runs")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the avatar fit")
+    p.add_argument("--face", type=int, default=0, help="which face when there are several (0: largest)")
+    _flame_args(p, True)
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="headsplat", description="Animatable 3D Gaussian head avatars.")
     ap.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
@@ -89,6 +98,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output-dir", default="headsplat-demo", help="folder for the results")
     p.add_argument("--preset", default="fast", choices=("fast", "quality"), help="fitting preset")
 
+    p = sub.add_parser("eval", help="reenactment metrics on a video (self: reenact; cross: another driver)")
+    protocols = p.add_subparsers(dest="protocol", required=True, metavar="PROTOCOL")
+    q = protocols.add_parser("reenact", help="self-reenactment: avatar from one frame, driven by the rest of the "
+                             "video, every frame compared with the real one, beside two baselines")
+    q.add_argument("video", nargs="?", help="a video (or a folder of frames) of one person")
+    q.add_argument("--sample", action="store_true", help="instead of a video, the built-in sample: the built-in "
+                   "portrait re-posed with the demo's performance (known head parameters)")
+    q.add_argument("--source-frame", type=int, action="append", dest="source_frames",
+                   help="frame the avatar is made from (default 0; repeat for several)")
+    q.add_argument("--avatar-from", nargs="+", help="build the avatar from these photos (or use this .avatar) "
+                   "instead of the video's frames")
+    q.add_argument("-o", "--output", required=True, help="the report folder to write")
+    _eval_args(q)
+    q = protocols.add_parser("cross", help="cross-reenactment: identity kept from the source, motion from "
+                             "another person's video")
+    q.add_argument("--source", required=True, nargs="+", help="the source photo(s), or a .avatar")
+    q.add_argument("--driver", required=True, help="the driver video (or a folder of frames)")
+    q.add_argument("-o", "--output", required=True, help="the report folder to write")
+    _eval_args(q)
+
     p = sub.add_parser("doctor", help="versions, face models, device and FLAME file found")
     p.add_argument("--flame-model", help="check this FLAME model file (default: $HEADSPLAT_FLAME_MODEL or the "
                                          "per-user config)")
@@ -115,8 +144,24 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _eval_line(report: dict) -> str:
+    def f(v, spec):
+        return "n/a" if v is None else format(v, spec)
+
+    s = report["summary"]["headsplat"]
+    if report["protocol"] == "self":
+        base = report["summary"]
+        return (f"self-reenactment on {len(report['frames'])} frames: face PSNR {f(s['psnr_face'], '.2f')} dB "
+                f"(source frame {f(base['source frame']['psnr_face'], '.2f')}, 2D warp "
+                f"{f(base['2D warp']['psnr_face'], '.2f')}), SSIM {f(s['ssim_face'], '.3f')}, CSIM "
+                f"{f(s['csim'], '.3f')}, NME {f(s['nme'], '.4f')}")
+    return (f"cross-reenactment on {len(report['frames'])} frames: CSIM to source {f(s['csim'], '.3f')}, "
+            f"mouth corr {f(s['mouth_corr'], '.2f')}, yaw corr {f(s.get('yaw_corr'), '.2f')}")
+
+
 def _run(args, t0: float) -> int:
     from headsplat import api
+    from headsplat.core.errors import HeadsplatError
 
     if args.command == "track":
         tr = api.track(args.input, args.output, overlay=args.overlay, face=args.face, fov=args.fov,
@@ -164,6 +209,19 @@ def _run(args, t0: float) -> int:
         paths = api.demo(args.output_dir, quiet=args.quiet, preset=args.preset)
         print(f"demo: avatar {paths['avatar']} (foreground PSNR {paths['info']['psnr_foreground']:.1f} dB), "
               f"{paths['frames']} frames animated in {time.perf_counter() - t0:.1f} s -> {paths['video']}")
+        return 0
+    if args.command == "eval":
+        common = dict(rig=args.rig, preset=args.preset, max_frames=args.max_frames, seed=args.seed, face=args.face,
+                      device=args.device, quiet=args.quiet, flame_model=args.flame_model,
+                      flame_embedding=args.flame_embedding)
+        if args.protocol == "reenact":
+            if (args.video is None) == (not args.sample):
+                raise HeadsplatError("eval reenact: give a VIDEO or --sample (not both)")
+            rep = api.eval_reenact(args.video, args.output, source_frames=args.source_frames or (0,),
+                                   avatar_from=args.avatar_from, **common)
+        else:
+            rep = api.eval_cross(args.source, args.driver, args.output, **common)
+        print(_eval_line(rep) + f" in {time.perf_counter() - t0:.0f} s -> {args.output}/report.md")
         return 0
     if args.command == "doctor":
         rows = api.doctor(flame_model=args.flame_model)

@@ -67,11 +67,19 @@ def track_source(source: FrameSource, face: int = 0, fov_deg: float | None = Non
         warnings.warn(f"{source.path}: no face in {int((~found).sum())} of {len(found)} frames; "
                       "their parameters were interpolated", MissingFacesWarning, stacklevel=2)
     width, height = source.size
-    with tqdm(total=len(found), desc="fitting", unit="frame", disable=quiet, leave=False) as bar:
-        res = fit_landmarks(lms, found, width, height, rig, temporal=source.kind == "video", cfg=cfg,
+    return fit_sequence(lms, found, times, width, height, float(source.fps), rig, temporal=source.kind == "video",
+                        cfg=cfg, crop_size=crop_size, quiet=quiet, source=str(Path(source.path)))
+
+
+def fit_sequence(landmarks: np.ndarray, found: np.ndarray, times: np.ndarray, width: int, height: int, fps: float,
+                 rig, temporal: bool, cfg: FitConfig | None = None, crop_size: int = 512, quiet: bool = False,
+                 source: str = "", desc: str = "fitting") -> Tracking:
+    """Fit ``rig`` to landmarks already detected: (T, 478, 3) pixels (NaN where ``found`` (T,) is False),
+    frame ``times`` (T,) in seconds; ``temporal`` smooths a video's frames together."""
+    with tqdm(total=len(found), desc=desc, unit="frame", disable=quiet, leave=False) as bar:
+        res = fit_landmarks(landmarks, found, width, height, rig, temporal=temporal, cfg=cfg or FitConfig(),
                             progress=bar.update)
-    return _tracking_from_fit(res, rig, lms, found, width, height, float(source.fps), times, crop_size,
-                              str(Path(source.path)))
+    return _tracking_from_fit(res, rig, landmarks, found, width, height, fps, times, crop_size, source)
 
 
 def _tracking_from_fit(res, rig, lms, found, width, height, fps, times, crop_size, source) -> Tracking:
@@ -106,8 +114,6 @@ def refit_tracking(tracking: Tracking, rig, quiet: bool = False, path: str | os.
                          f"{rig.kind} rig; track the driver video again with --rig {rig.kind}")
     fov = float(np.degrees(2 * np.arctan(tracking.width / (2 * tracking.focal))))
     temporal = len(tracking) > 1 and bool(np.all(np.diff(tracking.times) > 0))
-    with tqdm(total=len(tracking), desc="re-fitting", unit="frame", disable=quiet, leave=False) as bar:
-        res = fit_landmarks(tracking.landmarks, tracking.found, tracking.width, tracking.height, rig,
-                            temporal=temporal, cfg=FitConfig(fov_deg=fov), progress=bar.update)
-    return _tracking_from_fit(res, rig, tracking.landmarks, tracking.found, tracking.width, tracking.height,
-                              tracking.fps, tracking.times, tracking.crop_size, tracking.source)
+    return fit_sequence(tracking.landmarks, tracking.found, tracking.times, tracking.width, tracking.height,
+                        tracking.fps, rig, temporal=temporal, cfg=FitConfig(fov_deg=fov),
+                        crop_size=tracking.crop_size, quiet=quiet, source=tracking.source, desc="re-fitting")

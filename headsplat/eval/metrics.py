@@ -1,0 +1,129 @@
+"""Reenactment metrics as plain functions: images or landmarks or parameters in, numbers out.
+
+Images are (H, W, 3) uint8 or float in [0, 1]; masks (H, W) bool or weights in [0, 1]; landmarks (..., 478, 2+)
+MediaPipe face-mesh points in pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from headsplat.avatar.losses import psnr as _psnr
+from headsplat.avatar.losses import ssim_map
+from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
+from headsplat.face.indices import (LEFT_EYE_CORNERS, LEFT_EYE_LOWER, LEFT_EYE_UPPER, LIPS_INNER_LOWER,
+                                    LIPS_INNER_UPPER, MOUTH_CORNERS, RIGHT_EYE_CORNERS, RIGHT_EYE_LOWER,
+                                    RIGHT_EYE_UPPER, interocular)
+
+
+def _float_image(img: np.ndarray) -> torch.Tensor:
+    a = np.asarray(img)
+    if a.ndim != 3 or a.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) image, got shape {a.shape}")
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t.float() / 255.0 if a.dtype == np.uint8 else t.float()
+
+
+def _mask(mask: np.ndarray | None, shape) -> torch.Tensor | None:
+    if mask is None:
+        return None
+    m = np.asarray(mask, np.float32)
+    if m.shape != tuple(shape[:2]):
+        raise ValueError(f"mask shape {m.shape} does not match the image's {tuple(shape[:2])}")
+    return torch.from_numpy(m)
+
+
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """PSNR in dB between two images (peak 1.0, or 255 for uint8), over ``mask`` when given.
+    Identical images give 120 dB (the MSE is floored at 1e-12)."""
+    ta, tb = _float_image(a), _float_image(b)
+    if ta.shape != tb.shape:
+        raise ValueError(f"images differ in shape: {tuple(ta.shape)} vs {tuple(tb.shape)}")
+    return _psnr(ta, tb, _mask(mask, ta.shape))
+
+
+def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """SSIM (11 px Gaussian window, sigma 1.5, the usual constants) averaged over the image or ``mask``."""
+    ta, tb = _float_image(a), _float_image(b)
+    if ta.shape != tb.shape:
+        raise ValueError(f"images differ in shape: {tuple(ta.shape)} vs {tuple(tb.shape)}")
+    s = ssim_map(ta, tb)
+    m = _mask(mask, ta.shape)
+    if m is None:
+        return float(s.mean())
+    return float((s * m).sum() / m.sum().clamp_min(1.0))
+
+
+def error_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(H, W) float32 mean absolute error per pixel, in [0, 1]."""
+    return (_float_image(a) - _float_image(b)).abs().mean(-1).numpy()
+
+
+def landmark_errors(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame landmark distances of (T, 478, 2+) point sets.
+
+    Returns:
+        (akd, nme): (T,) mean point distance in pixels, and the same divided by the ground truth's
+        inter-ocular distance (eye-corner centres). NaN where either has no face.
+    """
+    p, g = np.asarray(pred, np.float64)[..., :2], np.asarray(gt, np.float64)[..., :2]
+    akd = np.linalg.norm(p - g, axis=-1).mean(-1)
+    return akd, akd / np.maximum(interocular(g), 1e-9)
+
+
+def mouth_opening(points: np.ndarray) -> np.ndarray:
+    """(T,) inner-lip gap relative to the mouth width, from (T, 478, 2+) landmarks (0 when closed)."""
+    p = np.asarray(points, np.float64)[..., :2]
+    gap = np.linalg.norm(p[..., LIPS_INNER_UPPER[1:-1], :] - p[..., LIPS_INNER_LOWER[1:-1], :], axis=-1).mean(-1)
+    width = np.linalg.norm(p[..., MOUTH_CORNERS[0], :] - p[..., MOUTH_CORNERS[1], :], axis=-1)
+    return gap / np.maximum(width, 1e-9)
+
+
+def eye_opening(points: np.ndarray) -> np.ndarray:
+    """(T,) eyelid gap relative to the eye width, mean of both eyes (the eye aspect ratio; low = blink)."""
+    p = np.asarray(points, np.float64)[..., :2]
+
+    def one(upper, lower, corners):
+        gap = np.linalg.norm(p[..., upper[1:-1], :] - p[..., lower[1:-1], :], axis=-1).mean(-1)
+        return gap / np.maximum(np.linalg.norm(p[..., corners[0], :] - p[..., corners[1], :], axis=-1), 1e-9)
+
+    return 0.5 * (one(RIGHT_EYE_UPPER, RIGHT_EYE_LOWER, RIGHT_EYE_CORNERS)
+                  + one(LEFT_EYE_UPPER, LEFT_EYE_LOWER, LEFT_EYE_CORNERS))
+
+
+def correlation(a: np.ndarray, b: np.ndarray, min_std: float = 1e-6) -> float:
+    """Pearson correlation of two (T,) series over the frames where both are finite; NaN when either
+    hardly varies (std below ``min_std``) or fewer than 3 frames remain."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3:
+        return float("nan")
+    a, b = a[ok], b[ok]
+    if a.std() < min_std or b.std() < min_std:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def expression_distance(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(T,) mean absolute difference of (T, E) expression coefficients (the AED of the papers, on the rig's
+    own coefficients)."""
+    return np.abs(np.asarray(pred, np.float64) - np.asarray(gt, np.float64)).mean(-1)
+
+
+def rotation_angle_deg(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """(T,) geodesic angle in degrees between (T, 3) axis-angle head rotations (the APD, as an angle)."""
+    rp = axis_angle_to_matrix(torch.as_tensor(np.asarray(pred), dtype=torch.float64))
+    rg = axis_angle_to_matrix(torch.as_tensor(np.asarray(gt), dtype=torch.float64))
+    # The relative rotation's angle through its quaternion (arccos of the trace loses precision near 0).
+    return torch.rad2deg(matrix_to_axis_angle(rp.transpose(-1, -2) @ rg).norm(dim=-1)).numpy()
+
+
+def yaw_pitch_deg(rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Head yaw and pitch in degrees from (T, 3) axis-angle rotations, read off where the face's +z axis
+    points in world space (+y up): yaw > 0 when it points towards +x, pitch > 0 when it points down (-y)."""
+    r = axis_angle_to_matrix(torch.as_tensor(np.asarray(rotation), dtype=torch.float64)).numpy()
+    fwd = r[..., :, 2]  # where the face's +z points
+    yaw = np.degrees(np.arctan2(fwd[..., 0], fwd[..., 2]))
+    pitch = np.degrees(np.arcsin(np.clip(-fwd[..., 1], -1, 1)))
+    return yaw, pitch

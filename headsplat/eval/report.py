@@ -1,0 +1,152 @@
+"""Evaluation reports: report.json (every figure, settings, versions, timing), report.md (a table like the
+papers'), plot.png (per-frame curves) and the side-by-side frames (ground truth | output | error)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from headsplat.eval.metrics import error_map
+from headsplat.eval.protocol import ReenactResult
+
+#: column name -> (heading, format, better), in table order.
+COLUMNS = {
+    "psnr_face": ("PSNR face (dB) ↑", "{:.2f}", "high"),
+    "ssim_face": ("SSIM face ↑", "{:.3f}", "high"),
+    "psnr": ("PSNR full (dB) ↑", "{:.2f}", "high"),
+    "ssim": ("SSIM full ↑", "{:.3f}", "high"),
+    "csim": ("CSIM ↑", "{:.3f}", "high"),
+    "id_distance": ("ID dist ↓", "{:.3f}", "low"),
+    "same_person": ("same person ↑", "{:.0%}", "high"),
+    "nme": ("NME ↓", "{:.4f}", "low"),
+    "akd_px": ("AKD px ↓", "{:.2f}", "low"),
+    "aed": ("AED ↓", "{:.4f}", "low"),
+    "apd_deg": ("APD ° ↓", "{:.2f}", "low"),
+    "expression_corr": ("expr. corr ↑", "{:.3f}", "high"),
+    "mouth_corr": ("mouth corr ↑", "{:.3f}", "high"),
+    "blink_corr": ("blink corr ↑", "{:.3f}", "high"),
+    "yaw_corr": ("yaw corr ↑", "{:.3f}", "high"),
+    "pitch_corr": ("pitch corr ↑", "{:.3f}", "high"),
+    "face_found": ("face found ↑", "{:.0%}", "high"),
+}
+
+#: Published VFHQ self-reenactment figures (full-frame PSNR/SSIM, ArcFace CSIM), for orientation only: other
+#: videos, other crops and another identity network, so not comparable number for number.
+PUBLISHED_VFHQ = {"LAM": (22.65, 0.829, 0.822), "GAGAvatar": (21.83, 0.818, 0.816),
+                  "Portrait4D-v2": (21.34, 0.791, 0.803)}
+
+
+def heat_map(a: np.ndarray, b: np.ndarray, max_error: float = 0.25) -> np.ndarray:
+    """(H, W, 3) uint8 colour map (inferno) of the mean absolute error, saturating at ``max_error``."""
+    e = np.clip(error_map(a, b) / max_error, 0, 1)
+    return cv2.applyColorMap((e * 255 + 0.5).astype(np.uint8), cv2.COLORMAP_INFERNO)[..., ::-1].copy()
+
+
+def side_by_side(panels: list[np.ndarray], height: int = 360) -> np.ndarray:
+    """Panels (H_i, W_i, 3) uint8 scaled to one ``height`` (even widths) and put side by side."""
+    out = []
+    for p in panels:
+        w = max(2, int(round(p.shape[1] * height / p.shape[0] / 2)) * 2)
+        out.append(cv2.resize(p, (w, height), interpolation=cv2.INTER_AREA))
+    return np.concatenate(out, 1)
+
+
+def _clean(x):
+    """JSON-safe: NaN/inf -> None, numpy -> Python."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _clean(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def report_dict(result: ReenactResult, settings: dict, environment: dict, timing: dict) -> dict:
+    """Everything the report says, JSON-serialisable (NaN becomes null)."""
+    return _clean({"format": "headsplat.eval-report", "version": 1, "protocol": result.kind,
+                   "frames": result.frames, "summary": result.summary, "per_frame": result.per_frame,
+                   "settings": settings, "environment": environment, "timing_s": timing})
+
+
+def _fmt(key: str, value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return COLUMNS[key][1].format(value)
+
+
+def markdown(report: dict) -> str:
+    """The report as Markdown: settings, then one table row per method (best value in bold)."""
+    s = report["summary"]
+    methods = list(s)
+    keys = [k for k in COLUMNS if any(s[m].get(k) is not None for m in methods)]
+    kind = "Self-reenactment" if report["protocol"] == "self" else "Cross-reenactment"
+    st = report["settings"]
+    lines = [f"# {kind}: {st.get('video') or st.get('driver')}", ""]
+    for k, v in st.items():
+        lines.append(f"- **{k}**: {v}")
+    lines += [f"- **frames evaluated**: {len(report['frames'])}", ""]
+    lines.append("| method | " + " | ".join(COLUMNS[k][0] for k in keys) + " |")
+    lines.append("|---|" + "---|" * len(keys))
+    for m in methods:
+        cells = []
+        for k in keys:
+            vals = [s[x].get(k) for x in methods if s[x].get(k) is not None]
+            v = s[m].get(k)
+            best = v is not None and len(vals) > 1 and v == (max(vals) if COLUMNS[k][2] == "high" else min(vals))
+            cells.append(f"**{_fmt(k, v)}**" if best else _fmt(k, v))
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += [""] + [f"- {n}" for n in report.get("notes", [])]
+    env = report["environment"]
+    lines += ["", "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()),
+              "", "Timing (s): " + ", ".join(f"{k} {v}" for k, v in report["timing_s"].items()), ""]
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: Path) -> None:
+    """Per-frame curves: face-region PSNR (self) or CSIM to the source (cross), and mouth/eye opening of the
+    output against the reference's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pf, frames = report["per_frame"], report["frames"]
+    ref = "ground truth" if report["protocol"] == "self" else "driver"
+    fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
+    top = "psnr_face" if report["protocol"] == "self" else "csim"
+    for m, series in pf.items():
+        if top in series:
+            axes[0].plot(frames[: len(series[top])], _nan(series[top]), label=m)
+    axes[0].set_ylabel("PSNR face (dB)" if top == "psnr_face" else "CSIM to source")
+    axes[0].legend(loc="best", fontsize=8)
+    for ax, key, label in ((axes[1], "mouth", "mouth opening"), (axes[2], "eyes", "eye opening")):
+        ax.plot(frames, _nan(pf[ref][key]), "k-", label=ref)
+        ax.plot(frames, _nan(pf["headsplat"][key]), "C0-", label="headsplat")
+        ax.set_ylabel(label)
+        ax.legend(loc="best", fontsize=8)
+    axes[2].set_xlabel("frame")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _nan(values) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], np.float64)
+
+
+def write_report(report: dict, folder: Path) -> None:
+    """report.json, report.md and plot.png into ``folder`` (the caller makes the folder atomic)."""
+    (folder / "report.json").write_text(json.dumps(report, indent=1))
+    (folder / "report.md").write_text(markdown(report))
+    plot(report, folder / "plot.png")
