@@ -615,6 +615,23 @@ _EVAL_NOTES = [
 ]
 
 
+def _eval_checks(preset: str, device: str, output_dir) -> tuple:
+    """(identity encoder, report folder) once the model, the preset, the device and the folder are checked."""
+    from headsplat.avatar.create import PRESETS
+    from headsplat.eval.identity import IdentityEncoder
+
+    encoder = IdentityEncoder()
+    if preset not in PRESETS:
+        raise HeadsplatError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
+    _check_device(device)
+    out = Path(output_dir)
+    if out.suffix:
+        raise OutputError(f"{out}: the report is a folder; give a path without a suffix")
+    if not out.is_dir():
+        check_writable(out)
+    return encoder, out
+
+
 def _eval_writers(folder: Path, fps: float):
     """(side-by-side writer, output writer) mp4 writers inside the report folder."""
     return VideoWriter(folder / "side_by_side.mp4", fps=fps), VideoWriter(folder / "output.mp4", fps=fps)
@@ -642,22 +659,12 @@ def eval_reenact(video: str | os.PathLike, output_dir: str | os.PathLike, source
     Returns:
         the report (what report.json holds).
     """
-    from headsplat.avatar.create import PRESETS
     from headsplat.core.errors import InputError
     from headsplat.core.fileio import atomic_dir
-    from headsplat.eval.identity import IdentityEncoder
     from headsplat.eval.protocol import self_reenactment
     from headsplat.eval.report import heat_map, report_dict, side_by_side, write_report
 
-    encoder = IdentityEncoder()
-    if preset not in PRESETS:
-        raise HeadsplatError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
-    _check_device(device)
-    out = Path(output_dir)
-    if out.suffix:
-        raise OutputError(f"{out}: the report is a folder; give a path without a suffix")
-    if not out.is_dir():
-        check_writable(out)
+    encoder, out = _eval_checks(preset, device, output_dir)
     if video is None:
         import tempfile
 
@@ -750,23 +757,13 @@ def eval_cross(source, driver: str | os.PathLike, output_dir: str | os.PathLike,
         the report (what report.json holds).
     """
     from headsplat.avatar.animate import render_avatar_frame, retarget
-    from headsplat.avatar.create import PRESETS
     from headsplat.core.errors import InputError, NoFaceError
     from headsplat.core.fileio import atomic_dir
-    from headsplat.eval.identity import IdentityEncoder
     from headsplat.eval.protocol import cross_reenactment
     from headsplat.eval.report import report_dict, side_by_side, write_report
     from headsplat.face.landmarks import LandmarkDetector
 
-    encoder = IdentityEncoder()
-    if preset not in PRESETS:
-        raise HeadsplatError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
-    _check_device(device)
-    out = Path(output_dir)
-    if out.suffix:
-        raise OutputError(f"{out}: the report is a folder; give a path without a suffix")
-    if not out.is_dir():
-        check_writable(out)
+    encoder, out = _eval_checks(preset, device, output_dir)
     drv = open_frames(driver)
     if drv.kind == "image":
         raise InputError(f"{driver}: the driver must be a video or a folder of frames")

@@ -43,16 +43,27 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     return _psnr(ta, tb, _mask(mask, ta.shape))
 
 
-def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """SSIM (11 px Gaussian window, sigma 1.5, the usual constants) averaged over the image or ``mask``."""
+def ssim_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(H, W) float32 per-pixel SSIM (11 px Gaussian window, sigma 1.5, the usual constants), channel mean."""
     ta, tb = _float_image(a), _float_image(b)
     if ta.shape != tb.shape:
         raise ValueError(f"images differ in shape: {tuple(ta.shape)} vs {tuple(tb.shape)}")
-    s = ssim_map(ta, tb)
-    m = _mask(mask, ta.shape)
-    if m is None:
-        return float(s.mean())
-    return float((s * m).sum() / m.sum().clamp_min(1.0))
+    return ssim_map(ta, tb).numpy()
+
+
+def masked_mean(values: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean of (H, W) ``values`` over ``mask`` (bool or weights), or over all pixels."""
+    if mask is None:
+        return float(values.mean())
+    m = np.asarray(mask, np.float64)
+    if m.shape != values.shape:
+        raise ValueError(f"mask shape {m.shape} does not match the image's {values.shape}")
+    return float((values * m).sum() / max(m.sum(), 1.0))
+
+
+def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """SSIM averaged over the image or over ``mask``."""
+    return masked_mean(ssim_image(a, b), mask)
 
 
 def error_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:

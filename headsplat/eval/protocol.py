@@ -161,8 +161,9 @@ class ReenactResult:
 def _image_row(stream: Stream, img: np.ndarray, gt: np.ndarray, region: np.ndarray) -> None:
     stream.add_image_metric("psnr", M.psnr(img, gt))
     stream.add_image_metric("psnr_face", M.psnr(img, gt, region))
-    stream.add_image_metric("ssim", M.ssim(img, gt))
-    stream.add_image_metric("ssim_face", M.ssim(img, gt, region))
+    s = M.ssim_image(img, gt)
+    stream.add_image_metric("ssim", M.masked_mean(s))
+    stream.add_image_metric("ssim_face", M.masked_mean(s, region))
 
 
 def self_reenactment(avatar, rig, tracking: Tracking, source: FrameSource, reference: int,
