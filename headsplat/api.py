@@ -609,7 +609,8 @@ _EVAL_NOTES = [
     "same in pixels. AED: mean absolute difference of the rig's expression coefficients, tracked on output and "
     "ground truth with the same rig and camera; APD: head-rotation angle between them.",
     "Correlations (Pearson, over the evaluated frames): mouth opening and eye opening (blinks) from landmarks, "
-    "yaw and pitch and expression coefficients from the tracked rig; n/a where the reference does not move.",
+    "yaw and pitch and expression coefficients from the tracked rig; n/a where the reference hardly moves (std of "
+    "an opening below 1% of the mouth or eye width, of a head angle below 1 degree, of a coefficient below 0.01).",
     "LPIPS: not computed. Its backbone weights (torchvision's ImageNet AlexNet/VGG) are not shipped with any "
     "package headsplat installs, and nothing is downloaded at run time.",
 ]

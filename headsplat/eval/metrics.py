@@ -103,16 +103,19 @@ def eye_opening(points: np.ndarray) -> np.ndarray:
                   + one(LEFT_EYE_UPPER, LEFT_EYE_LOWER, LEFT_EYE_CORNERS))
 
 
-def correlation(a: np.ndarray, b: np.ndarray, min_std: float = 1e-6) -> float:
-    """Pearson correlation of two (T,) series over the frames where both are finite; NaN when either
-    hardly varies (std below ``min_std``) or fewer than 3 frames remain."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+def correlation(output: np.ndarray, reference: np.ndarray, min_std: float = 1e-6) -> float:
+    """Pearson correlation of an output's (T,) series with the reference's, over the frames where both are
+    finite. NaN when the reference hardly moves (std below ``min_std``: nothing to follow) or fewer than 3
+    frames remain; 0 when the reference moves and the output does not."""
+    a, b = np.asarray(output, np.float64), np.asarray(reference, np.float64)
     ok = np.isfinite(a) & np.isfinite(b)
     if ok.sum() < 3:
         return float("nan")
     a, b = a[ok], b[ok]
-    if a.std() < min_std or b.std() < min_std:
+    if b.std() < min_std:
         return float("nan")
+    if a.std() < 1e-12:
+        return 0.0
     return float(np.corrcoef(a, b)[0, 1])
 
 

@@ -99,6 +99,11 @@ def _nanmean(x) -> float:
     return float(np.nanmean(x)) if np.isfinite(x).any() else float("nan")
 
 
+#: How much a reference series must vary (std) before following it is measured: mouth/eye opening as a fraction
+#: of the mouth/eye width, expression coefficients, head angles in degrees.
+MIN_STD = {"opening": 0.01, "coefficient": 0.01, "angle_deg": 1.0}
+
+
 def motion_figures(out_lms: np.ndarray, ref_lms: np.ndarray, out_track: Tracking | None,
                    ref_track: Tracking, frames: np.ndarray, self_reenactment: bool) -> dict:
     """Motion-following figures of an output against the reference (ground truth or driver) on ``frames``.
@@ -108,19 +113,21 @@ def motion_figures(out_lms: np.ndarray, ref_lms: np.ndarray, out_track: Tracking
     coefficient (mean over the coefficients the reference moves)."""
     o, r = out_lms[frames], ref_lms[frames]
     res = {"face_found": float(np.isfinite(o).all(axis=(1, 2)).mean())}
-    res["mouth_corr"] = M.correlation(M.mouth_opening(o), M.mouth_opening(r))
-    res["blink_corr"] = M.correlation(M.eye_opening(o), M.eye_opening(r))
+    # Below these the reference does not really move (landmark noise), and a correlation would measure noise.
+    res["mouth_corr"] = M.correlation(M.mouth_opening(o), M.mouth_opening(r), min_std=MIN_STD["opening"])
+    res["blink_corr"] = M.correlation(M.eye_opening(o), M.eye_opening(r), min_std=MIN_STD["opening"])
     if self_reenactment:
         akd, nme = M.landmark_errors(o, r)
         res["akd_px"], res["nme"] = _nanmean(akd), _nanmean(nme)
     if out_track is None:
         return res
     oe, re = out_track.expression[frames], ref_track.expression[frames]
-    moving = re.std(0) > 1e-3
+    moving = re.std(0) > MIN_STD["coefficient"]
     res["expression_corr"] = _nanmean([M.correlation(oe[:, j], re[:, j]) for j in np.flatnonzero(moving)])
     oy, op = M.yaw_pitch_deg(out_track.rotation[frames])
     ry, rp = M.yaw_pitch_deg(ref_track.rotation[frames])
-    res["yaw_corr"], res["pitch_corr"] = M.correlation(oy, ry), M.correlation(op, rp)
+    res["yaw_corr"] = M.correlation(oy, ry, min_std=MIN_STD["angle_deg"])
+    res["pitch_corr"] = M.correlation(op, rp, min_std=MIN_STD["angle_deg"])
     if self_reenactment:
         res["aed"] = _nanmean(M.expression_distance(oe, re))
         res["apd_deg"] = _nanmean(M.rotation_angle_deg(out_track.rotation[frames], ref_track.rotation[frames]))

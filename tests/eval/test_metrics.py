@@ -86,7 +86,9 @@ def test_correlation():
     t = np.linspace(0, 1, 20)
     assert M.correlation(t, 2 * t + 1) == pytest.approx(1.0)
     assert M.correlation(t, -t) == pytest.approx(-1.0)
-    assert np.isnan(M.correlation(t, np.ones_like(t)))  # the reference does not move
+    assert np.isnan(M.correlation(t, np.ones_like(t)))  # the reference does not move: nothing to follow
+    assert M.correlation(np.ones_like(t), t) == 0.0  # the reference moves, the output does not
+    assert np.isnan(M.correlation(t, 1 + 0.001 * t, min_std=0.01))  # it moves less than the threshold
     with_nan = t.copy()
     with_nan[3] = np.nan
     assert M.correlation(with_nan, t) == pytest.approx(1.0)
