@@ -733,17 +733,22 @@ def eval_reenact(video: str | os.PathLike, output_dir: str | os.PathLike, source
     return report
 
 
-def _source_for_baselines(avatar, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The avatar's source image resized to the video's ``size`` and its landmarks, for the baselines."""
+def _face_points(img: np.ndarray, what: str) -> np.ndarray:
+    """(478, 3) landmarks of the face in one (H, W, 3) uint8 image; :class:`NoFaceError` naming ``what``."""
     from headsplat.core.errors import NoFaceError
     from headsplat.face.landmarks import LandmarkDetector
 
-    img = cv2.resize(avatar.source, size, interpolation=cv2.INTER_AREA)
     with LandmarkDetector(mode="image") as det:
         lm = det(img)
     if lm is None:
-        raise NoFaceError("no face found in the avatar's source image for the baselines")
-    return img, lm.points
+        raise NoFaceError(f"no face found in {what}")
+    return lm.points
+
+
+def _source_for_baselines(avatar, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The avatar's source image resized to the video's ``size`` and its landmarks, for the baselines."""
+    img = cv2.resize(avatar.source, size, interpolation=cv2.INTER_AREA)
+    return img, _face_points(img, "the avatar's source image for the baselines")
 
 
 def eval_cross(source, driver: str | os.PathLike, output_dir: str | os.PathLike, rig: str = "open",
@@ -758,11 +763,10 @@ def eval_cross(source, driver: str | os.PathLike, output_dir: str | os.PathLike,
         the report (what report.json holds).
     """
     from headsplat.avatar.animate import render_avatar_frame, retarget
-    from headsplat.core.errors import InputError, NoFaceError
+    from headsplat.core.errors import InputError
     from headsplat.core.fileio import atomic_dir
     from headsplat.eval.protocol import cross_reenactment
     from headsplat.eval.report import report_dict, side_by_side, write_report
-    from headsplat.face.landmarks import LandmarkDetector
 
     encoder, out = _eval_checks(preset, device, output_dir)
     drv = open_frames(driver)
@@ -779,11 +783,7 @@ def eval_cross(source, driver: str | os.PathLike, output_dir: str | os.PathLike,
             av = create(source, tmp / "avatar.avatar", rig=rig, preset=preset, device=device, seed=seed,
                         quiet=quiet, flame_model=flame_model, flame_embedding=flame_embedding)
         timing["create"] = round(time.perf_counter() - t0, 1)
-        with LandmarkDetector(mode="image") as det:
-            lm = det(av.source)
-        if lm is None:
-            raise NoFaceError(f"{first}: no face found in the avatar's source image")
-        source_desc = encoder(av.source, lm.points)
+        source_desc = encoder(av.source, _face_points(av.source, f"{first}: the avatar's source image"))
         t1 = time.perf_counter()
         tracking = track_source(drv, face=face, rig=r, quiet=quiet)
         timing["track driver"] = round(time.perf_counter() - t1, 1)

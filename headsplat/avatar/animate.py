@@ -119,8 +119,7 @@ def paste_back_frame(avatar: Avatar, rig, motion: Motion, tracking, t: int, fram
     (H, W, 3) uint8 driver ``frame`` -> (H, W, 3) uint8 (``motion`` should carry the driver's absolute pose)."""
     cam, crop = crop_camera(tracking, t, crop_size)
     r = render_avatar_frame(avatar, rig, motion, t, cam, background=0.0)
-    a = r.alpha.clamp(0, 1).cpu().numpy()
-    rgb8 = straight_rgb8(r.rgb, r.alpha.clamp(0, 1))
+    a = r.alpha[..., 0].cpu().numpy()
     # Soften the edge: pull the mask in a little so the driver's own hairline and neck frame the head.
-    soft = cv2.GaussianBlur(cv2.erode(a[..., 0], np.ones((5, 5), np.uint8)), (0, 0), 2.0)
-    return paste_back(frame, rgb8, soft, crop, feather=0.0)
+    soft = cv2.GaussianBlur(cv2.erode(a, np.ones((5, 5), np.uint8)), (0, 0), 2.0)
+    return paste_back(frame, straight_rgb8(r.rgb, r.alpha), soft, crop, feather=0.0)

@@ -25,6 +25,13 @@ def _float_image(img: np.ndarray) -> torch.Tensor:
     return t.float() / 255.0 if a.dtype == np.uint8 else t.float()
 
 
+def _image_pair(a: np.ndarray, b: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    ta, tb = _float_image(a), _float_image(b)
+    if ta.shape != tb.shape:
+        raise ValueError(f"images differ in shape: {tuple(ta.shape)} vs {tuple(tb.shape)}")
+    return ta, tb
+
+
 def _mask(mask: np.ndarray | None, shape) -> torch.Tensor | None:
     if mask is None:
         return None
@@ -37,18 +44,13 @@ def _mask(mask: np.ndarray | None, shape) -> torch.Tensor | None:
 def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     """PSNR in dB between two images (peak 1.0, or 255 for uint8), over ``mask`` when given.
     Identical images give 120 dB (the MSE is floored at 1e-12)."""
-    ta, tb = _float_image(a), _float_image(b)
-    if ta.shape != tb.shape:
-        raise ValueError(f"images differ in shape: {tuple(ta.shape)} vs {tuple(tb.shape)}")
+    ta, tb = _image_pair(a, b)
     return _psnr(ta, tb, _mask(mask, ta.shape))
 
 
 def ssim_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(H, W) float32 per-pixel SSIM (11 px Gaussian window, sigma 1.5, the usual constants), channel mean."""
-    ta, tb = _float_image(a), _float_image(b)
-    if ta.shape != tb.shape:
-        raise ValueError(f"images differ in shape: {tuple(ta.shape)} vs {tuple(tb.shape)}")
-    return ssim_map(ta, tb).numpy()
+    return ssim_map(*_image_pair(a, b)).numpy()
 
 
 def masked_mean(values: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -68,7 +70,8 @@ def ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
 
 def error_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(H, W) float32 mean absolute error per pixel, in [0, 1]."""
-    return (_float_image(a) - _float_image(b)).abs().mean(-1).numpy()
+    ta, tb = _image_pair(a, b)
+    return (ta - tb).abs().mean(-1).numpy()
 
 
 def landmark_errors(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -86,9 +86,9 @@ def fit_stream(stream: Stream, like: Tracking, rig, quiet: bool = True) -> Track
     are comparable with ``like``'s."""
     lms = np.stack(stream.landmarks).astype(np.float32)
     found = np.isfinite(lms).all(axis=(1, 2))
-    fov = float(np.degrees(2 * np.arctan(like.width / (2 * like.focal))))
     if not found.any():
         return None
+    fov = like.camera(torch.float64).fov_x_deg
     return fit_sequence(lms, found, like.times[: len(lms)], like.width, like.height, like.fps, rig,
                         temporal=len(lms) > 1, cfg=FitConfig(fov_deg=fov), quiet=quiet,
                         source=f"{stream.name} output")
@@ -105,13 +105,14 @@ MIN_STD = {"opening": 0.01, "coefficient": 0.01, "angle_deg": 1.0}
 
 
 def motion_figures(out_lms: np.ndarray, ref_lms: np.ndarray, out_track: Tracking | None,
-                   ref_track: Tracking, frames: np.ndarray, self_reenactment: bool) -> dict:
-    """Motion-following figures of an output against the reference (ground truth or driver) on ``frames``.
+                   ref_track: Tracking, self_reenactment: bool) -> dict:
+    """Motion-following figures of an output against the reference (ground truth or driver), frame for frame:
+    (T, 478, 3) landmarks of each and their trackings (``out_track`` None: no face was found in the output).
 
     Self-reenactment adds the absolute distances (landmark NME/AKD, expression distance, pose angle); both
     give correlations of mouth opening, eye opening (blinks), yaw and pitch, and of each expression
     coefficient (mean over the coefficients the reference moves)."""
-    o, r = out_lms[frames], ref_lms[frames]
+    o, r = out_lms, ref_lms
     res = {"face_found": float(np.isfinite(o).all(axis=(1, 2)).mean())}
     # Below these the reference does not really move (landmark noise), and a correlation would measure noise.
     res["mouth_corr"] = M.correlation(M.mouth_opening(o), M.mouth_opening(r), min_std=MIN_STD["opening"])
@@ -121,16 +122,16 @@ def motion_figures(out_lms: np.ndarray, ref_lms: np.ndarray, out_track: Tracking
         res["akd_px"], res["nme"] = _nanmean(akd), _nanmean(nme)
     if out_track is None:
         return res
-    oe, re = out_track.expression[frames], ref_track.expression[frames]
+    oe, re = out_track.expression, ref_track.expression
     moving = re.std(0) > MIN_STD["coefficient"]
     res["expression_corr"] = _nanmean([M.correlation(oe[:, j], re[:, j]) for j in np.flatnonzero(moving)])
-    oy, op = M.yaw_pitch_deg(out_track.rotation[frames])
-    ry, rp = M.yaw_pitch_deg(ref_track.rotation[frames])
+    oy, op = M.yaw_pitch_deg(out_track.rotation)
+    ry, rp = M.yaw_pitch_deg(ref_track.rotation)
     res["yaw_corr"] = M.correlation(oy, ry, min_std=MIN_STD["angle_deg"])
     res["pitch_corr"] = M.correlation(op, rp, min_std=MIN_STD["angle_deg"])
     if self_reenactment:
         res["aed"] = _nanmean(M.expression_distance(oe, re))
-        res["apd_deg"] = _nanmean(M.rotation_angle_deg(out_track.rotation[frames], ref_track.rotation[frames]))
+        res["apd_deg"] = _nanmean(M.rotation_angle_deg(out_track.rotation, ref_track.rotation))
     return res
 
 
@@ -143,7 +144,6 @@ def identity_figures(descriptors: np.ndarray, reference: np.ndarray) -> dict:
             "same_person": float((d[ok] < SAME_PERSON_DISTANCE).mean()) if ok.any() else float("nan")}
 
 
-IMAGE_METRICS = ("psnr", "psnr_face", "ssim", "ssim_face")
 SELF_METHODS = ("headsplat", "source frame", "2D warp")
 
 
@@ -218,18 +218,17 @@ def self_reenactment(avatar, rig, tracking: Tracking, source: FrameSource, refer
     if not frames:
         raise ValueError("no frame left to evaluate: every frame was excluded or had no face")
     streams = {name: m.close() for name, m in measurers.items()}
-    idx = np.asarray(frames)
-    gt_lms = tracking.landmarks[idx]
+    truth = _subset(tracking, np.asarray(frames))
+    gt_lms = truth.landmarks
     gt_desc = np.stack(gt_desc)
     summary, per_frame = {}, {}
     for name, st in streams.items():
         lms = np.stack(st.landmarks)
         desc = np.stack(st.descriptors)
-        fitted = fit_stream(st, _subset(tracking, idx), rig)
-        local = np.arange(len(idx))
+        fitted = fit_stream(st, truth, rig)
         row = {k: _nanmean(v) for k, v in st.image.items()}
         row.update(identity_figures(desc, gt_desc))
-        row.update(motion_figures(lms, gt_lms, fitted, _subset(tracking, idx), local, self_reenactment=True))
+        row.update(motion_figures(lms, gt_lms, fitted, truth, self_reenactment=True))
         summary[name] = row
         akd, nme = M.landmark_errors(lms, gt_lms)
         per_frame[name] = {**{k: np.asarray(v) for k, v in st.image.items()},
@@ -272,7 +271,7 @@ def cross_reenactment(avatar, rig, driver: Tracking, driver_source: FrameSource 
     # The output is framed like the avatar, so its camera (not the driver's) is the one to fit with.
     fitted = fit_stream(st, _with_camera(like, avatar), rig)
     row = identity_figures(desc, source_descriptor[None])
-    row.update(motion_figures(lms, like.landmarks, fitted, like, np.arange(n), self_reenactment=False))
+    row.update(motion_figures(lms, like.landmarks, fitted, like, self_reenactment=False))
     summary = {"headsplat": row}
     per_frame = {"headsplat": {"csim": cosine_similarity(desc, source_descriptor[None]),
                                "mouth": M.mouth_opening(lms), "eyes": M.eye_opening(lms)},

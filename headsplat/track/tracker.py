@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from headsplat.core.errors import NoFaceError
@@ -112,7 +113,7 @@ def refit_tracking(tracking: Tracking, rig, quiet: bool = False, path: str | os.
     if not tracking.found.any() or not np.isfinite(tracking.landmarks[tracking.found]).all():
         raise InputError(f"{name}: made with the {tracking.rig} rig and holds no landmarks to re-fit with the "
                          f"{rig.kind} rig; track the driver video again with --rig {rig.kind}")
-    fov = float(np.degrees(2 * np.arctan(tracking.width / (2 * tracking.focal))))
+    fov = tracking.camera(torch.float64).fov_x_deg
     temporal = len(tracking) > 1 and bool(np.all(np.diff(tracking.times) > 0))
     return fit_sequence(tracking.landmarks, tracking.found, tracking.times, tracking.width, tracking.height,
                         tracking.fps, rig, temporal=temporal, cfg=FitConfig(fov_deg=fov),
