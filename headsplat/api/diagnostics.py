@@ -1,0 +1,55 @@
+"""``headsplat doctor``: what headsplat can use on this machine."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+
+import torch
+
+
+def doctor(flame_model: str | os.PathLike | None = None) -> list[tuple[str, str, bool]]:
+    """What headsplat can use here: (item, detail, ok) rows. ``flame_model`` (or the configured FLAME file)
+    is loaded and described; without one FLAME is reported as not configured (it is optional)."""
+    from headsplat.core.errors import MissingDependencyError
+    from headsplat.face.assets import find_mediapipe_assets
+
+    rows = [("headsplat", importlib.metadata.version("headsplat"), True),
+            ("python", platform.python_version(), True),
+            ("torch", f"{torch.__version__} (threads: {torch.get_num_threads()})", True),
+            ("device", f"cuda: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu", True)]
+    for pkg in ("numpy", "opencv-python-headless", "av", "numba"):
+        try:
+            rows.append((pkg, importlib.metadata.version(pkg), True))
+        except importlib.metadata.PackageNotFoundError:
+            rows.append((pkg, "not installed", False))
+    try:
+        a = find_mediapipe_assets()
+        rows.append(("face models", f"mediapipe {a.version}: " + ", ".join(sorted(a.files)), True))
+    except MissingDependencyError as e:
+        rows.append(("face models", str(e), False))
+    try:
+        import gsplat  # noqa: F401
+
+        rows.append(("gsplat", importlib.metadata.version("gsplat"), True))
+    except ImportError:
+        rows.append(("gsplat", "not installed (optional, CUDA only: pip install headsplat[cuda])", True))
+    rows.append(_flame_row(flame_model))
+    return rows
+
+
+def _flame_row(flame_model) -> tuple[str, str, bool]:
+    from headsplat.core.errors import InputError
+    from headsplat.rig.flame.loader import load_flame_file, resolve_flame_model
+
+    try:
+        path = resolve_flame_model(flame_model)
+    except InputError:
+        return ("FLAME model", "not configured (optional; see README: FLAME)", True)
+    try:
+        d = load_flame_file(path)
+    except InputError as e:
+        return ("FLAME model", str(e), False)
+    return ("FLAME model", f"{d.version}: {d.n_vertices} vertices, {len(d.faces)} faces, "
+            f"{d.shapedirs.shape[-1]} shape and {d.exprdirs.shape[-1]} expression coefficients ({path})", True)
