@@ -36,7 +36,8 @@ def main() -> None:
         src = open_frames(video)
         detect_landmarks(open_frames(video), quiet=True)  # warm-up: model loading, first-call costs
         t0 = time.perf_counter()
-        lms, found, _ = detect_landmarks(src, quiet=True)
+        det = detect_landmarks(src, quiet=True)
+        lms, found = det.landmarks, det.found
         t1 = time.perf_counter()
         fit_landmarks(lms, found, args.size, args.size, rig, temporal=True, cfg=FitConfig())
         t2 = time.perf_counter()

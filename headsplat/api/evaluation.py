@@ -196,7 +196,7 @@ def eval_cross(source, driver: str | os.PathLike, output_dir: str | os.PathLike,
     Returns:
         the report (what report.json holds).
     """
-    from headsplat.avatar.animate import render_avatar_frame, retarget
+    from headsplat.avatar.animate import driver_motion, render_avatar_frame
     from headsplat.core.errors import InputError
     from headsplat.core.fileio import atomic_dir
     from headsplat.eval.protocol import cross_reenactment
@@ -221,9 +221,8 @@ def eval_cross(source, driver: str | os.PathLike, output_dir: str | os.PathLike,
         t1 = time.perf_counter()
         tracking = track_source(drv, face=face, rig=r, quiet=quiet)
         timing["track driver"] = round(time.perf_counter() - t1, 1)
-        p = tracking.params()
-        motion = retarget(av, p["expression"], p["rotation"], p["translation"], pose="relative")
-        bg = background_image(av, "source", (av.camera.width, av.camera.height))
+        motion = driver_motion(av, tracking)
+        bg = background_image(av, r, "source", (av.camera.width, av.camera.height))
 
         def render_frame(t):
             o = render_avatar_frame(av, r, motion, t, av.camera)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -12,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from headsplat.api.common import check_output, load_checked
-from headsplat.avatar.animate import paste_back_frame, straight_rgb8
+from headsplat.avatar.animate import PasteBack, driver_motion, straight_rgb8
 from headsplat.core.errors import HeadsplatError, OutputError
 from headsplat.core.fileio import check_writable
 from headsplat.media.frames import FrameSource, open_frames
@@ -23,11 +24,27 @@ from headsplat.track.tracking import Tracking
 # --- avatars ---------------------------------------------------------------------------------------------------
 
 BACKGROUNDS = ("source", "white", "black", "transparent")
+FRAMINGS = ("avatar", "driver")
 
 
-def background_image(avatar, background: str, size: tuple[int, int]) -> np.ndarray | None:
+def _cover(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``img`` scaled to cover (width, height) and cropped at its centre."""
+    h, w = img.shape[:2]
+    s = max(size[0] / w, size[1] / h)
+    big = cv2.resize(img, (max(size[0], round(w * s)), max(size[1], round(h * s))),
+                     interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    y0, x0 = (big.shape[0] - size[1]) // 2, (big.shape[1] - size[0]) // 2
+    return np.ascontiguousarray(big[y0:y0 + size[1], x0:x0 + size[0]])
+
+
+def background_image(avatar, rig, background: str, size: tuple[int, int]) -> np.ndarray | None:
+    """The (height, width, 3) uint8 background of ``background`` at ``size``; None for transparent.
+    ``source``: the avatar's photo with its person's head removed (:func:`background_plate`), so a turning
+    head never shows a second, ghost head behind it."""
     if background == "source":
-        return cv2.resize(avatar.source, size, interpolation=cv2.INTER_AREA)
+        from headsplat.avatar.animate import background_plate
+
+        return _cover(background_plate(avatar, rig), size)
     if background == "white":
         return np.full((size[1], size[0], 3), 255, np.uint8)
     if background == "black":
@@ -82,14 +99,15 @@ def compose(rgb: torch.Tensor, alpha: torch.Tensor, bg: np.ndarray | None) -> np
 
 
 def write_animation(avatar, rig, motion, output: Path, fps: float, background: str, quiet: bool,
-                     size: int | None = None) -> None:
-    """Render ``motion`` in the avatar's reference framing (at ``size`` px if given) over ``background``."""
+                    size: int | None = None, camera=None) -> None:
+    """Render ``motion`` through ``camera`` (default: the avatar's reference framing, at ``size`` px if given)
+    over ``background``."""
     from headsplat.avatar.animate import render_avatar_frame
 
-    cam = avatar.camera
+    cam = camera or avatar.camera
     w = size or cam.width
     h = size or cam.height
-    bg = background_image(avatar, background, (w, h))
+    bg = background_image(avatar, rig, background, (w, h))
     with _frame_sink(output, fps) as write:
         for t in tqdm(range(len(motion)), desc="rendering", unit="frame", disable=quiet, leave=False):
             out = render_avatar_frame(avatar, rig, motion, t, cam, width=w, height=h)
@@ -114,52 +132,60 @@ def driver_tracking(driver, face: int, quiet: bool, rig) -> tuple[Tracking, Fram
 
 def animate(avatar: str | os.PathLike, driver: str | os.PathLike, output: str | os.PathLike,
             pose: str = "relative", expression_scale: float = 1.0, background: str = "source",
-            paste_back: bool = False, face: int = 0, quiet: bool = False,
+            paste_back: bool = False, face: int = 0, quiet: bool = False, framing: str = "avatar",
             flame_model: str | os.PathLike | None = None) -> dict:
     """Drive an avatar with a video, an image, a folder of images or a ``.track`` file.
 
     Args:
         avatar: the ``.avatar`` folder.
-        driver: what drives it; it is tracked (a ``.track`` is used as is).
+        driver: what drives it; it is tracked (a ``.track`` is used as is). Cuts in it are found and motion is
+            re-anchored at each (see :func:`headsplat.avatar.animate.retarget`).
         output: ``.mp4``, or a folder for PNG frames.
-        pose: ``relative`` (default), ``absolute`` or ``none``; paste-back always uses the driver's pose.
+        pose: ``relative`` (default), ``absolute`` or ``none`` (head rotation and, in the avatar's framing,
+            position); paste-back always uses the driver's pose.
         expression_scale: multiplies the driver's expression change.
-        background: ``source``, ``white``, ``black`` or ``transparent`` (PNG folder only).
-        paste_back: render in each driver frame's own geometry and composite the head over the driver frame.
+        background: ``source`` (the avatar's photo with its person removed), ``white``, ``black`` or
+            ``transparent`` (PNG folder only).
+        paste_back: render in each driver frame's own camera and composite the head over the driver frame.
         face: which face of the driver when there are several.
+        framing: ``avatar`` (default: the avatar photo's framing, the head's position bounded and smoothed) or
+            ``driver`` (the driver's frame size, with the head where the driver's is and as large).
         flame_model: for a FLAME avatar, its FLAME file (default: the configured one).
 
     Returns:
-        ``frames`` written, ``fps``, ``output``.
+        ``frames`` written, ``fps``, ``output``, ``shots`` found in the driver.
     """
-    from headsplat.avatar.animate import POSE_MODES, retarget
+    from headsplat.avatar.animate import POSE_MODES
 
     if pose not in POSE_MODES:
         raise HeadsplatError(f"unknown pose mode {pose!r}; choose {', '.join(POSE_MODES)}")
+    if framing not in FRAMINGS:
+        raise HeadsplatError(f"unknown framing {framing!r}; choose {' or '.join(FRAMINGS)}")
     out = _check_animation_output(output, background)
     av, rig = load_checked(avatar, flame_model)
     tracking, source = driver_tracking(driver, face, quiet, rig)
-    params = tracking.params()
     if paste_back:
         if source is None:
             raise HeadsplatError(f"{driver}: --paste-back needs the driver's frames: pass the video or images, "
                                  "not a .track file")
-        motion = retarget(av, params["expression"], params["rotation"], params["translation"], pose="absolute",
-                          expression_scale=expression_scale)
+        motion = driver_motion(av, tracking, "absolute", expression_scale)
         _write_paste_back(av, rig, motion, tracking, source, out, quiet)
+    elif framing == "driver":
+        motion = driver_motion(av, tracking, pose, expression_scale)
+        # The head where the driver's is, as large: the driver's camera and head position.
+        motion = replace(motion, translation=torch.from_numpy(tracking.translation).float())
+        write_animation(av, rig, motion, out, tracking.fps, background, quiet, camera=tracking.camera())
     else:
-        motion = retarget(av, params["expression"], params["rotation"], params["translation"], pose=pose,
-                          expression_scale=expression_scale)
+        motion = driver_motion(av, tracking, pose, expression_scale)
         write_animation(av, rig, motion, out, tracking.fps, background, quiet)
-    return {"frames": len(motion), "fps": tracking.fps, "output": out}
+    return {"frames": len(motion), "fps": tracking.fps, "output": out, "shots": tracking.n_shots}
 
 
-def _write_paste_back(avatar, rig, motion, tracking: Tracking, source: FrameSource, out: Path, quiet: bool,
-                      crop_size: int = 512) -> None:
-    with _frame_sink(out, tracking.fps) as write:
+def _write_paste_back(avatar, rig, motion, tracking: Tracking, source: FrameSource, out: Path, quiet: bool) -> None:
+    with _frame_sink(out, tracking.fps) as write, PasteBack(avatar, rig, tracking) as paste:
         for frame in tqdm(source, total=len(tracking), desc="rendering", unit="frame", disable=quiet, leave=False):
             t = min(frame.index, len(tracking) - 1)
-            write(paste_back_frame(avatar, rig, motion, tracking, t, frame.rgb, crop_size))
+            write(paste(motion, t, frame.rgb))
 
 
 def render(avatar: str | os.PathLike, output: str | os.PathLike, orbit: bool = True, frames: int = 90,
@@ -182,7 +208,7 @@ def render(avatar: str | os.PathLike, output: str | os.PathLike, orbit: bool = T
     out = check_output(out, (".png",), "a still")
     motion = turned_motion(av, torch.tensor([math.radians(yaw)]), torch.tensor([math.radians(pitch)]))
     r = render_avatar_frame(av, rig, motion, 0, av.camera, width=size, height=size)
-    write_png(out, compose(r.rgb, r.alpha, background_image(av, background, (size, size))))
+    write_png(out, compose(r.rgb, r.alpha, background_image(av, rig, background, (size, size))))
     return out
 
 
@@ -203,8 +229,7 @@ def export(avatar: str | os.PathLike, ply: str | os.PathLike | None = None, driv
     av, rig = load_checked(avatar, flame_model)
     if driver is not None:
         tracking, _ = driver_tracking(driver, face, quiet, rig)
-        p = tracking.params()
-        motion = retarget(av, p["expression"], p["rotation"], p["translation"], pose="relative")
+        motion = driver_motion(av, tracking)
     else:
         motion = retarget(av, av.expression[None], av.rotation[None], av.translation[None], pose="none")
     if ply is not None:

@@ -25,7 +25,7 @@ def view(avatar: str | os.PathLike, driver: str | os.PathLike | None = None, por
     Returns:
         the :class:`~headsplat.viewer.server.AvatarViewer` (after it stopped, when ``block``).
     """
-    from headsplat.avatar.animate import retarget
+    from headsplat.avatar.animate import driver_motion
     from headsplat.viewer.server import AvatarViewer, check_port_free
 
     av, rig = load_checked(avatar, flame_model)
@@ -33,8 +33,7 @@ def view(avatar: str | os.PathLike, driver: str | os.PathLike | None = None, por
     motion, fps = None, 25.0
     if driver is not None:
         tracking, _ = driver_tracking(driver, face, quiet, rig)
-        p = tracking.params()
-        motion = retarget(av, p["expression"], p["rotation"], p["translation"], pose="relative")
+        motion = driver_motion(av, tracking)
         fps = tracking.fps
     viewer = AvatarViewer(av, rig, motion, fps=fps, host=host, port=port, screenshot_dir=screenshot_dir)
     if open_browser:

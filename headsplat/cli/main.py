@@ -55,13 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--driver", required=True, help="a video, an image, a folder of images or a .track file")
     p.add_argument("-o", "--output", required=True, help=".mp4, or a folder for PNG frames")
     p.add_argument("--pose", default="relative", choices=("relative", "absolute", "none"),
-                   help="head pose from the driver: its motion since its first frame (relative), its own pose "
-                        "(absolute) or none")
+                   help="head pose from the driver: its motion since the first frame of each shot (relative), "
+                        "its own pose (absolute) or none")
     p.add_argument("--expression-scale", type=float, default=1.0, help="scale the driver's expression change")
     p.add_argument("--background", default="source", choices=("source", "white", "black", "transparent"),
                    help="behind the avatar (transparent: PNG folder output only)")
     p.add_argument("--paste-back", action="store_true",
-                   help="render in each driver frame's geometry and composite the head over the driver frame")
+                   help="render in each driver frame's own camera and composite the head over the driver frame")
+    p.add_argument("--framing", default="avatar", choices=("avatar", "driver"),
+                   help="the avatar photo's framing (default) or the driver's frame size and head placement")
     p.add_argument("--face", type=int, default=0, help="which face of the driver when there are several")
     _flame_args(p, False)
 
@@ -182,10 +184,11 @@ def _run(args, t0: float) -> int:
     if args.command == "animate":
         res = api.animate(args.avatar, args.driver, args.output, pose=args.pose,
                           expression_scale=args.expression_scale, background=args.background,
-                          paste_back=args.paste_back, face=args.face, quiet=args.quiet,
+                          paste_back=args.paste_back, face=args.face, quiet=args.quiet, framing=args.framing,
                           flame_model=args.flame_model)
         dt = time.perf_counter() - t0
-        print(f"animated {res['frames']} frame(s) at {res['fps']:.2f} fps in {dt:.1f} s "
+        shots = f", {res['shots']} shots" if res["shots"] > 1 else ""
+        print(f"animated {res['frames']} frame(s) at {res['fps']:.2f} fps{shots} in {dt:.1f} s "
               f"({res['frames'] / dt:.1f} frames/s) -> {res['output']}")
         return 0
     if args.command == "render":

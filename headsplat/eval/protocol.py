@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from headsplat.avatar.animate import paste_back_frame, retarget
+from headsplat.avatar.animate import PasteBack, retarget
 from headsplat.core.camera import project_points
 from headsplat.eval import metrics as M
 from headsplat.eval.baselines import warp_face
@@ -197,24 +197,25 @@ def self_reenactment(avatar, rig, tracking: Tracking, source: FrameSource, refer
     measurers = {name: StreamMeasurer(name, encoder) for name in SELF_METHODS}
     gt_desc, frames = [], []
     total = min(len(tracking), max_frames or len(tracking))
-    for frame in progress(source, total, "evaluating", quiet):
-        t = frame.index
-        if t >= len(tracking) or (max_frames and len(frames) >= max_frames):
-            break
-        if t in exclude or not tracking.found[t]:
-            continue
-        frames.append(t)
-        gt = frame.rgb
-        region = face_region(rig, tracking, t)
-        outs = {"headsplat": paste_back_frame(avatar, rig, motion, tracking, t, gt),
-                "source frame": source_image,
-                "2D warp": warp_face(source_image, source_landmarks, tracking.landmarks[t])}
-        for name, img in outs.items():
-            measurers[name].add(img)
-            _image_row(measurers[name].stream, img, gt, region)
-        gt_desc.append(encoder(gt, tracking.landmarks[t]))
-        if on_frame is not None:
-            on_frame(t, gt, outs["headsplat"])
+    with PasteBack(avatar, rig, tracking) as paste:
+        for frame in progress(source, total, "evaluating", quiet):
+            t = frame.index
+            if t >= len(tracking) or (max_frames and len(frames) >= max_frames):
+                break
+            if t in exclude or not tracking.found[t]:
+                continue
+            frames.append(t)
+            gt = frame.rgb
+            region = face_region(rig, tracking, t)
+            outs = {"headsplat": paste(motion, t, gt),
+                    "source frame": source_image,
+                    "2D warp": warp_face(source_image, source_landmarks, tracking.landmarks[t])}
+            for name, img in outs.items():
+                measurers[name].add(img)
+                _image_row(measurers[name].stream, img, gt, region)
+            gt_desc.append(encoder(gt, tracking.landmarks[t]))
+            if on_frame is not None:
+                on_frame(t, gt, outs["headsplat"])
     if not frames:
         raise ValueError("no frame left to evaluate: every frame was excluded or had no face")
     streams = {name: m.close() for name, m in measurers.items()}
@@ -290,7 +291,7 @@ def _subset(tracking: Tracking, idx: np.ndarray) -> Tracking:
     return replace(tracking, rotation=tracking.rotation[idx], translation=tracking.translation[idx],
                    expression=tracking.expression[idx], landmarks=tracking.landmarks[idx],
                    found=tracking.found[idx], fit_error=tracking.fit_error[idx], crops=tracking.crops[idx],
-                   times=tracking.times[idx])
+                   times=tracking.times[idx], shots=tracking.shots[idx])
 
 
 def _with_camera(tracking: Tracking, avatar) -> Tracking:

@@ -76,11 +76,16 @@ class LandmarkDetector:
         face: which face to follow when several are present: 0 is the largest, 1 the next, ...
         min_confidence: detection confidence threshold.
         crop_size: side of the crop the mesh runs on when following a face in video mode.
+        max_lost: video mode: after this many frames without the followed person, take the ``face``-th largest
+            face again.
+        min_similarity: video mode: appearance similarity (0..1) a face needs to be taken for the followed
+            person when it is found again.
 
     Use as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, mode: str = "image", face: int = 0, min_confidence: float = 0.5, crop_size: int = 320):
+    def __init__(self, mode: str = "image", face: int = 0, min_confidence: float = 0.5, crop_size: int = 320,
+                 max_lost: int = 75, min_similarity: float = 0.5):
         if mode not in ("image", "video"):
             raise ValueError(f"mode: expected 'image' or 'video', got {mode!r}")
         if face < 0:
@@ -99,6 +104,12 @@ class LandmarkDetector:
         self._detectors = [face_detection.FaceDetection(model_selection=k, min_detection_confidence=min_confidence * 0.8)
                            for k in (0, 1)]
         self._previous: FaceLandmarks | None = None
+        # Video mode follows one person: their appearance, and how many frames they have been out of sight.
+        self._appearance: np.ndarray | None = None
+        self._missed = 0
+        self._new_shot = False
+        self.max_lost = max_lost
+        self.min_similarity = min_similarity
 
     # -- detection on a whole image ---------------------------------------------------------------------------
     def _process(self, mesh, rgb: np.ndarray):
@@ -152,22 +163,58 @@ class LandmarkDetector:
     def __call__(self, rgb: np.ndarray) -> FaceLandmarks | None:
         """The chosen face's landmarks in this image (or video frame), or None when there is none.
 
+        In video mode one person is followed: their face is tracked inside a crop that moves with it; when it is
+        lost (turned away, occluded, out of frame) it is searched for on the whole frame and only a face that
+        looks like them is taken, so a second person in the frame is never switched to. After
+        :meth:`new_shot` (a cut) or ``max_lost`` frames without them, a face that does not look like them is
+        taken as the ``face``-th largest, as at the start.
+
         Args:
             rgb: (H, W, 3) uint8.
         """
         rgb = np.ascontiguousarray(rgb)
-        if self.mode == "video" and self._previous is not None:
+        if self.mode == "image":
+            faces = self.detect_all(rgb)
+            return faces[self.face] if len(faces) > self.face else None
+        if self._previous is not None and self._missed == 0:
             lm = self._mesh_in_box(rgb, self._previous.box, self._mesh_crop_video)
-            if lm is not None:
-                self._previous = lm
-                return lm
+            # MediaPipe's own tracking inside the moving crop stays on one face unless the mesh jumps.
+            if lm is not None and _centre_distance(lm.box, self._previous.box) <= 1.0:
+                return self._follow(rgb, lm)
         faces = self.detect_all(rgb)
-        if len(faces) <= self.face:
-            self._previous = None
-            return None
-        chosen = faces[self.face]
-        self._previous = chosen if self.mode == "video" else None
-        return chosen
+        match = [f for f in faces if self._same_person(rgb, f)] if self._appearance is not None else []
+        if match:
+            last = self._previous.box if self._previous is not None else None
+            key = (lambda f: _centre_distance(f.box, last)) if last is not None and not self._new_shot \
+                else (lambda f: -self._similarity(rgb, f))
+            return self._follow(rgb, min(match, key=key))
+        if (self._appearance is None or self._new_shot or self._missed >= self.max_lost) and len(faces) > self.face:
+            self._appearance = None
+            return self._follow(rgb, faces[self.face])
+        self._missed += 1
+        return None
+
+    def new_shot(self) -> None:
+        """The next frame follows a cut: the followed person may be elsewhere, or another person may be the
+        subject now (video mode)."""
+        self._new_shot = True
+
+    def _follow(self, rgb: np.ndarray, lm: FaceLandmarks) -> FaceLandmarks:
+        sig = appearance(rgb, lm)
+        if sig is not None:
+            # A slow running mean: lighting drifts within a shot, a person's colours do not jump.
+            self._appearance = sig if self._appearance is None else 0.9 * self._appearance + 0.1 * sig
+        self._previous, self._missed, self._new_shot = lm, 0, False
+        return lm
+
+    def _similarity(self, rgb: np.ndarray, lm: FaceLandmarks) -> float:
+        sig = appearance(rgb, lm)
+        if sig is None or self._appearance is None:
+            return 0.0
+        return 1.0 - float(cv2.compareHist(sig, self._appearance.astype(np.float32), cv2.HISTCMP_BHATTACHARYYA))
+
+    def _same_person(self, rgb: np.ndarray, lm: FaceLandmarks) -> bool:
+        return self._appearance is None or self._similarity(rgb, lm) >= self.min_similarity
 
     def close(self) -> None:
         for m in (self._mesh_full, self._mesh_crop_static, self._mesh_crop_video, *self._detectors):
@@ -187,3 +234,32 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def _centre_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Distance between two boxes' centres in units of the second box's diagonal."""
+    ca, cb = (a[:2] + a[2:]) / 2, (b[:2] + b[2:]) / 2
+    return float(np.linalg.norm(ca - cb) / max(np.linalg.norm(b[2:] - b[:2]), 1e-6))
+
+
+def appearance(rgb: np.ndarray, lm: FaceLandmarks) -> np.ndarray | None:
+    """(16, 8) float32 normalised hue-saturation histogram of a face and the hair above it (the face oval,
+    extended upwards by 40% of its height): a cheap signature that tells people apart within one clip."""
+    from headsplat.face.indices import FACE_OVAL
+
+    oval = lm.points[FACE_OVAL, :2]
+    top = oval.copy()
+    top[:, 1] -= 0.4 * (oval[:, 1].max() - oval[:, 1].min())
+    hull = cv2.convexHull(np.concatenate([oval, top]).astype(np.float32))
+    x0, y0, w, h = cv2.boundingRect(hull)
+    H, W = rgb.shape[:2]
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(W, x0 + w), min(H, y0 + h)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+    patch = rgb[y0:y1, x0:x1]
+    mask = np.zeros(patch.shape[:2], np.uint8)
+    cv2.fillConvexPoly(mask, np.round(hull[:, 0] - [x0, y0]).astype(np.int32), 1)
+    hsv = cv2.cvtColor(np.ascontiguousarray(patch), cv2.COLOR_RGB2HSV_FULL)
+    hist = cv2.calcHist([hsv], [0, 1], mask, [16, 8], [0, 256, 0, 256])
+    total = hist.sum()
+    return (hist / total).astype(np.float32) if total > 0 else None

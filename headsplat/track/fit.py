@@ -146,7 +146,8 @@ def _lbfgs(params, closure_fn, iters: int) -> None:
 
 
 def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: int, rig,
-                  temporal: bool, cfg: FitConfig = FitConfig(), progress=None) -> FitResult:
+                  temporal: bool, cfg: FitConfig = FitConfig(), progress=None,
+                  shots: np.ndarray | None = None) -> FitResult:
     """Fit the rig to a sequence of landmarks.
 
     Args:
@@ -158,6 +159,7 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
         temporal: frames are consecutive video frames (smooth them and fill the missing ones).
         cfg: settings.
         progress: optional callable(n_frames_done) for progress display.
+        shots: (T,) shot index per frame: temporal smoothing never crosses a change of shot (default: one shot).
     """
     dt = torch.float64
     T = len(landmarks)
@@ -192,6 +194,7 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
     lm_t = torch.from_numpy(lm)
     iod_t = torch.from_numpy(iod)
     E = rig.n_expressions
+    shot_t = torch.from_numpy(np.zeros(T, np.int64) if shots is None else np.asarray(shots, np.int64))
 
     def data_term(uv, z, frames, with_depth):
         target = lm_t[frames][:, pts]
@@ -252,10 +255,14 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
             loss = data_term(uv, z, frames, False) + cfg.expression_size * (expr_w * e_all ** 2).sum(-1).mean()
             if temporal and len(frames) > 2:
                 acc = lambda x: x[2:] - 2 * x[1:-1] + x[:-2]  # noqa: E731
+                # Only triples of frames within one shot: a cut is not motion.
+                s = shot_t[frames]
+                same = ((s[2:] == s[1:-1]) & (s[1:-1] == s[:-2])).to(dt)
+                mean = lambda x: (x * same).sum() / len(same)  # noqa: E731
                 # Robust: small accelerations (noise) are smoothed, real sudden motion is let through.
-                loss = loss + (cfg.smooth_rotation * _pseudo_huber((acc(r_all) ** 2).sum(-1), 0.005).mean() / 0.005 ** 2
-                               + cfg.smooth_translation * _pseudo_huber((acc(t_all) ** 2).sum(-1), 0.2).mean() / 0.2 ** 2
-                               + cfg.smooth_expression * (acc(e_all) ** 2).sum(-1).mean())
+                loss = loss + (cfg.smooth_rotation * mean(_pseudo_huber((acc(r_all) ** 2).sum(-1), 0.005)) / 0.005 ** 2
+                               + cfg.smooth_translation * mean(_pseudo_huber((acc(t_all) ** 2).sum(-1), 0.2)) / 0.2 ** 2
+                               + cfg.smooth_expression * mean((acc(e_all) ** 2).sum(-1)))
             return loss
 
         _lbfgs([w_rot, w_trans, w_exp], stage2, cfg.frame_iters or rig.frame_iterations)

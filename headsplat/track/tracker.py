@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from headsplat.face.landmarks import N_LANDMARKS, LandmarkDetector
 from headsplat.media.frames import FrameSource
 from headsplat.rig.open_rig import OpenRig
 from headsplat.track.fit import FitConfig, fit_landmarks
+from headsplat.track.shots import ShotConfig, content_change, detect_shots, thumbnail
 from headsplat.track.tracking import Tracking
 
 
@@ -23,20 +25,44 @@ class MissingFacesWarning(UserWarning):
     """Some frames of a video had no face; their parameters were interpolated."""
 
 
-def detect_landmarks(source: FrameSource, face: int = 0, quiet: bool = False
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Landmarks of every frame: (T, 478, 3) float32 (NaN where none), found (T,) bool, times (T,)."""
+@dataclass(frozen=True)
+class Detections:
+    """What the face front end found in every frame of a source.
+
+    Attributes:
+        landmarks: (T, 478, 3) float32 the followed face's landmarks (NaN where none).
+        found: (T,) bool.
+        times: (T,) float64 frame times in seconds.
+        changes: (T,) float32 colour-content change from the previous frame (0 for the first).
+    """
+
+    landmarks: np.ndarray
+    found: np.ndarray
+    times: np.ndarray
+    changes: np.ndarray
+
+
+def detect_landmarks(source: FrameSource, face: int = 0, quiet: bool = False,
+                     shot_cfg: ShotConfig = ShotConfig()) -> Detections:
+    """Landmarks of one followed face in every frame, and the frame-to-frame content change (for cuts)."""
     mode = "video" if source.kind == "video" else "image"
-    lms, found, times = [], [], []
+    lms, found, times, changes = [], [], [], []
+    previous = None
     with LandmarkDetector(mode=mode, face=face) as det, \
             tqdm(total=source.n_frames or None, desc="landmarks", unit="frame", disable=quiet, leave=False) as bar:
         for frame in source:
+            thumb = thumbnail(frame.rgb)
+            change = content_change(previous, thumb) if previous is not None else 0.0
+            if change > shot_cfg.content_cut:
+                det.new_shot()  # a likely cut: the followed person may be elsewhere, or replaced
+            previous = thumb
             lm = det(frame.rgb)
             lms.append(lm.points if lm is not None else np.full((N_LANDMARKS, 3), np.nan, np.float32))
             found.append(lm is not None)
             times.append(frame.time_s)
+            changes.append(change)
             bar.update(1)
-    return np.stack(lms), np.array(found), np.array(times, np.float64)
+    return Detections(np.stack(lms), np.array(found), np.array(times, np.float64), np.array(changes, np.float32))
 
 
 def track_source(source: FrameSource, face: int = 0, fov_deg: float | None = None, crop_size: int = 512,
@@ -60,7 +86,8 @@ def track_source(source: FrameSource, face: int = 0, fov_deg: float | None = Non
     cfg = config or FitConfig()
     if fov_deg is not None:
         cfg = FitConfig(**{**cfg.__dict__, "fov_deg": fov_deg})
-    lms, found, times = detect_landmarks(source, face, quiet)
+    det = detect_landmarks(source, face, quiet)
+    lms, found, times = det.landmarks, det.found, det.times
     if not found.any():
         what = "" if source.kind == "image" else " any frame of"
         raise NoFaceError(f"no face found in{what} {source.path}" + (f" (face {face} requested)" if face else ""))
@@ -68,22 +95,26 @@ def track_source(source: FrameSource, face: int = 0, fov_deg: float | None = Non
         warnings.warn(f"{source.path}: no face in {int((~found).sum())} of {len(found)} frames; "
                       "their parameters were interpolated", MissingFacesWarning, stacklevel=2)
     width, height = source.size
-    return fit_sequence(lms, found, times, width, height, float(source.fps), rig, temporal=source.kind == "video",
-                        cfg=cfg, crop_size=crop_size, quiet=quiet, source=str(Path(source.path)))
+    video = source.kind == "video"
+    shots = detect_shots(det.changes, lms, found) if video else np.zeros(len(found), np.int32)
+    return fit_sequence(lms, found, times, width, height, float(source.fps), rig, temporal=video,
+                        cfg=cfg, crop_size=crop_size, quiet=quiet, source=str(Path(source.path)), shots=shots)
 
 
 def fit_sequence(landmarks: np.ndarray, found: np.ndarray, times: np.ndarray, width: int, height: int, fps: float,
                  rig, temporal: bool, cfg: FitConfig | None = None, crop_size: int = 512, quiet: bool = False,
-                 source: str = "", desc: str = "fitting") -> Tracking:
+                 source: str = "", desc: str = "fitting", shots: np.ndarray | None = None) -> Tracking:
     """Fit ``rig`` to landmarks already detected: (T, 478, 3) pixels (NaN where ``found`` (T,) is False),
-    frame ``times`` (T,) in seconds; ``temporal`` smooths a video's frames together."""
+    frame ``times`` (T,) in seconds; ``temporal`` smooths a video's frames together, within each of the
+    ``shots`` (T,) (default: one shot)."""
+    shots = np.zeros(len(found), np.int32) if shots is None else np.asarray(shots, np.int32)
     with tqdm(total=len(found), desc=desc, unit="frame", disable=quiet, leave=False) as bar:
         res = fit_landmarks(landmarks, found, width, height, rig, temporal=temporal, cfg=cfg or FitConfig(),
-                            progress=bar.update)
-    return _tracking_from_fit(res, rig, landmarks, found, width, height, fps, times, crop_size, source)
+                            progress=bar.update, shots=shots)
+    return _tracking_from_fit(res, rig, landmarks, found, width, height, fps, times, crop_size, source, shots)
 
 
-def _tracking_from_fit(res, rig, lms, found, width, height, fps, times, crop_size, source) -> Tracking:
+def _tracking_from_fit(res, rig, lms, found, width, height, fps, times, crop_size, source, shots) -> Tracking:
     # Crops from the fitted rig's landmarks (steadier than the detections), detections where the rig has none.
     pts = np.where(np.isfinite(res.reprojected), res.reprojected, lms[..., :2])
     crops = np.stack([crop_from_landmarks(p, crop_size).matrix for p in pts])
@@ -92,7 +123,7 @@ def _tracking_from_fit(res, rig, lms, found, width, height, fps, times, crop_siz
                     expression_names=tuple(rig.expression_names), rotation=res.rotation,
                     translation=res.translation, expression=res.expression, landmarks=lms.astype(np.float32),
                     found=found, fit_error=res.fit_error, crops=crops, crop_size=crop_size, times=times,
-                    source=source, extra=rig_record(rig))
+                    source=source, extra=rig_record(rig), shots=shots)
 
 
 def rig_record(rig) -> dict:
@@ -117,4 +148,5 @@ def refit_tracking(tracking: Tracking, rig, quiet: bool = False, path: str | os.
     temporal = len(tracking) > 1 and bool(np.all(np.diff(tracking.times) > 0))
     return fit_sequence(tracking.landmarks, tracking.found, tracking.times, tracking.width, tracking.height,
                         tracking.fps, rig, temporal=temporal, cfg=FitConfig(fov_deg=fov),
-                        crop_size=tracking.crop_size, quiet=quiet, source=tracking.source, desc="re-fitting")
+                        crop_size=tracking.crop_size, quiet=quiet, source=tracking.source, desc="re-fitting",
+                        shots=tracking.shots)

@@ -51,6 +51,8 @@ class Tracking:
         crop_size: side of those crops in pixels.
         times: (T,) float64 frame times in seconds.
         source: the input's path, for provenance.
+        shots: (T,) int32 shot index of each frame (0 for the first shot, +1 at each cut); all 0 when the
+            source has no cuts (and in files written before shots were recorded).
     """
 
     rig: str
@@ -72,6 +74,15 @@ class Tracking:
     times: np.ndarray
     source: str = ""
     extra: dict = field(default_factory=dict)
+    shots: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.shots is None:
+            self.shots = np.zeros(len(self.rotation), np.int32)
+
+    @property
+    def n_shots(self) -> int:
+        return int(self.shots.max()) + 1 if len(self.shots) else 0
 
     def __len__(self) -> int:
         return len(self.rotation)
@@ -100,6 +111,7 @@ class Tracking:
                       expression_names=list(self.expression_names), crop_size=self.crop_size,
                       source=self.source, n_frames=len(self), extra=self.extra)
         arrays = {k: np.asarray(getattr(self, k)) for k in _ARRAYS}
+        arrays["shots"] = np.asarray(self.shots, np.int32)
         arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
@@ -120,6 +132,7 @@ class Tracking:
                 header = json.loads(bytes(d["header"]).decode())
                 arrays = {k: d[k] for k in _ARRAYS if k != "identity"}
                 arrays["identity"] = d["identity"] if "identity" in d.files else d["identity_offsets"]  # v1
+                arrays["shots"] = d["shots"].astype(np.int32) if "shots" in d.files else None  # optional
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as e:
             raise InputError(f"{p}: not a headsplat tracking file ({type(e).__name__}: {e})") from None
         if header.get("format") != FORMAT:

@@ -1,0 +1,187 @@
+"""Paste-back at any resolution: the avatar rendered in the driver frame's own camera, inside a box that grows
+to hold the whole projected head, composited over the frame with a soft matte.
+
+The matte is the avatar's alpha, faded out down the neck so the driver's own collar and shoulders stay; the
+avatar's neck is colour-matched to the driver's where the two meet; whatever the driver's segmentation calls
+head or hair that the avatar does not cover (a smaller hairdo, another identity) is inpainted from its
+surroundings first, so no second outline shows. Nothing is clipped by a fixed crop, and memory is one box.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from headsplat.core.camera import Camera, project_points
+
+
+@dataclass(frozen=True)
+class PasteConfig:
+    """Paste-back settings."""
+
+    margin: float = 0.12  # the render box grows by this fraction of the projected head's size on each side
+    max_render_side: int = 1024  # larger boxes are rendered at this side and upsampled (soft anyway)
+    edge_blur: float = 0.004  # blur of the avatar's alpha, as a fraction of the head's size
+    neck_fade: tuple = (0.15, 0.6)  # the matte fades from full to none over this span from chin to neck base
+    colour_match: bool = True  # match the avatar's neck colour to the driver's where they meet
+    inpaint_uncovered: bool = True  # inpaint the driver's own head/hair where the avatar does not cover it
+
+
+@dataclass(frozen=True)
+class RenderBox:
+    """A pixel box of a frame and the camera that renders it.
+
+    Attributes:
+        x0, y0, x1, y1: the box in frame pixels (x1, y1 exclusive), inside the frame.
+        camera: renders the box at ``camera.width`` x ``camera.height`` (the box's size times ``scale``).
+        scale: render pixels per frame pixel (below 1 for boxes larger than the render limit).
+    """
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    camera: Camera
+    scale: float
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in frame pixels."""
+        return self.x1 - self.x0, self.y1 - self.y0
+
+
+def head_box(vertices: torch.Tensor, camera: Camera, margin: float, max_side: int) -> RenderBox | None:
+    """The box of a frame holding the projected head with a margin, and a camera rendering just that box.
+
+    Args:
+        vertices: (V, 3) posed rig vertices (world).
+        camera: the frame's full camera.
+        margin: grow the projected head's bounds by this fraction of their larger side, on each side.
+        max_side: the largest render side; bigger boxes get ``scale < 1``.
+
+    Returns:
+        the box, or None when the head is entirely outside the frame or behind the camera.
+    """
+    uv, z = project_points(vertices.double(), camera.viewmat.double(), camera.K.double())
+    uv = uv[z > 1e-6]
+    if len(uv) == 0:
+        return None
+    lo, hi = uv.min(0).values, uv.max(0).values
+    pad = margin * float((hi - lo).max())
+    x0, y0 = max(0, int(np.floor(lo[0] - pad))), max(0, int(np.floor(lo[1] - pad)))
+    x1, y1 = min(camera.width, int(np.ceil(hi[0] + pad))), min(camera.height, int(np.ceil(hi[1] + pad)))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    w, h = x1 - x0, y1 - y0
+    scale = min(1.0, max_side / max(w, h))
+    rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
+    sx, sy = rw / w, rh / h
+    K = camera.K.double().clone()
+    # Pixel centres at i + 0.5 on both sides: box pixel j is centred at x0 + (j + 0.5) / s.
+    K[0] = K[0] * sx
+    K[0, 2] = (camera.K[0, 2].double() - x0) * sx
+    K[1] = K[1] * sy
+    K[1, 2] = (camera.K[1, 2].double() - y0) * sy
+    return RenderBox(x0, y0, x1, y1, Camera(camera.viewmat, K.to(camera.K.dtype), rw, rh), min(sx, sy))
+
+
+def neck_fade(shape: tuple[int, int], chin: np.ndarray, neck: np.ndarray, span: tuple[float, float]) -> np.ndarray:
+    """(H, W) float32 weight: 1 above the chin, falling smoothly to 0 towards the neck's base.
+
+    Args:
+        shape: (H, W) of the image.
+        chin, neck: (2,) the chin and the neck base's centre in that image's pixels.
+        span: the fade runs from ``span[0]`` to ``span[1]`` of the chin-to-neck distance.
+    """
+    h, w = shape
+    d = neck - chin
+    length = float(np.linalg.norm(d))
+    if length < 1e-6:
+        return np.ones(shape, np.float32)
+    d = d / length
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
+    s = ((xs - chin[0]) * d[0] + (ys - chin[1]) * d[1]) / length
+    a, b = span
+    x = np.clip((s - a) / (b - a), 0, 1)
+    return (1 - x * x * (3 - 2 * x)).astype(np.float32)
+
+
+def _inpaint(rgb: np.ndarray, hole: np.ndarray, work_side: int = 256) -> np.ndarray:
+    """``rgb`` (H, W, 3) uint8 with ``hole`` (H, W) bool filled from its surroundings (Telea's method, run at
+    ``work_side`` px and upsampled: the fill is low-frequency anyway)."""
+    h, w = hole.shape
+    s = min(1.0, work_side / max(h, w))
+    small = cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    small_hole = cv2.resize(hole.astype(np.uint8), small.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+    small_hole = cv2.dilate(small_hole, np.ones((3, 3), np.uint8))
+    filled = cv2.inpaint(small, small_hole, 5, cv2.INPAINT_TELEA)
+    filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.where(hole[..., None], filled, rgb)
+
+
+def composite_head(frame_box: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, fade: np.ndarray,
+                   driver_matte: np.ndarray | None, head_px: float, cfg: PasteConfig) -> np.ndarray:
+    """Composite the avatar over one box of the driver frame.
+
+    Args:
+        frame_box: (H, W, 3) uint8 the driver frame inside the box.
+        rgb: (H, W, 3) float32 the avatar's straight (un-premultiplied) colour in [0, 1].
+        alpha: (H, W) float32 its coverage.
+        fade: (H, W) float32 the neck fade (1 on the head).
+        driver_matte: (H, W) float32 the driver's person segmentation, or None.
+        head_px: the head's size in pixels (sets blur radii).
+
+    Returns:
+        (H, W, 3) uint8.
+    """
+    base = frame_box
+    sigma = max(0.7, cfg.edge_blur * head_px)
+    a = cv2.GaussianBlur(alpha, (0, 0), sigma) * fade
+    if driver_matte is not None and cfg.inpaint_uncovered:
+        # The driver's head and hair (person pixels where the matte is still on) that the avatar leaves bare.
+        bare = (driver_matte > 0.5) & (fade > 0.5) & (alpha < 0.5)
+        bare = cv2.morphologyEx(bare.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+        if bare.any():
+            base = _inpaint(frame_box, bare)
+    colour = rgb
+    if driver_matte is not None and cfg.colour_match:
+        # Where the matte fades (the neck), both show skin: match the avatar's mean colour to the driver's there.
+        band = (fade > 0.05) & (fade < 0.95) & (alpha > 0.9) & (driver_matte > 0.5)
+        if band.sum() > 20:
+            drv = frame_box[band].astype(np.float32).mean(0) / 255
+            own = rgb[band].mean(0)
+            gain = np.clip((drv + 1e-3) / (own + 1e-3), 0.7, 1.4)
+            w = (1 - fade)[..., None]  # no change on the face, the full gain where the neck meets the driver's
+            w = np.clip(w * 2, 0, 1)
+            colour = np.clip(rgb * (1 + w * (gain - 1)), 0, 1)
+    out = base.astype(np.float32) * (1 - a[..., None]) + colour * 255 * a[..., None]
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def clean_plate(image: np.ndarray, head_alpha: np.ndarray, person: np.ndarray, fade: np.ndarray,
+                grow: float = 0.03, work_side: int = 128) -> np.ndarray:
+    """The background of a portrait with its person's head, hair and neck removed (inpainted), so a head
+    that turns in front of it reveals background, not a second head.
+
+    Args:
+        image: (H, W, 3) uint8 the portrait.
+        head_alpha: (H, W) float32 the avatar's coverage rendered over it at its reference pose.
+        person: (H, W) float32 the portrait's person segmentation.
+        fade: (H, W) float32 the neck fade at the reference pose (1 on the head, 0 below the neck).
+        grow: the removed region grows by this fraction of the image's larger side.
+        work_side: the inpainting runs at this size (a smooth fill; detail would read as a ghost).
+
+    Returns:
+        (H, W, 3) uint8.
+    """
+    h, w = image.shape[:2]
+    head = (head_alpha > 0.05) | ((person > 0.5) & (fade > 0.02))
+    r = max(1, round(grow * max(h, w)))
+    head = cv2.dilate(head.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    filled = _inpaint(image, head.astype(bool), work_side)
+    # Feather the fill's edge over a few pixels.
+    soft = cv2.GaussianBlur(head.astype(np.float32), (0, 0), r / 3)[..., None]
+    return np.clip(image * (1 - soft) + filled * soft + 0.5, 0, 255).astype(np.uint8)
