@@ -194,15 +194,22 @@ def _head_keypoints(avatar: Avatar, rig) -> tuple[torch.Tensor, int]:
     return neck, int((rest - lm[CHIN]).norm(dim=-1).argmin())
 
 
+def chin_and_neck(vertices: torch.Tensor, keypoints: tuple[torch.Tensor, int], camera: Camera
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(2,) pixel positions of the chin and of the neck's base for posed ``vertices`` (V, 3)."""
+    neck, chin = keypoints
+    key, _ = project_points(vertices[torch.cat([neck, torch.tensor([chin])])].double(), camera.viewmat.double(),
+                            camera.K.double())
+    return key[-1].numpy(), key[:-1].mean(0).numpy()
+
+
 def fade_for(vertices: torch.Tensor, keypoints: tuple[torch.Tensor, int], camera: Camera,
              offset: tuple[int, int], shape: tuple[int, int], span: tuple[float, float]) -> np.ndarray:
     """:func:`~headsplat.avatar.composite.neck_fade` of posed ``vertices`` (V, 3) seen through ``camera``, for
     an image of ``shape`` (H, W) whose pixel (0, 0) is the camera's pixel ``offset`` (x, y)."""
-    neck, chin = keypoints
-    key, _ = project_points(vertices[torch.cat([neck, torch.tensor([chin])])].double(), camera.viewmat.double(),
-                            camera.K.double())
+    chin, neck = chin_and_neck(vertices, keypoints, camera)
     o = np.asarray(offset, np.float64)
-    return neck_fade(shape, key[-1].numpy() - o, key[:-1].mean(0).numpy() - o, span)
+    return neck_fade(shape, chin - o, neck - o, span)
 
 
 def background_plate(avatar: Avatar, rig, span: tuple[float, float] = PasteConfig().neck_fade) -> np.ndarray:
@@ -245,11 +252,11 @@ class PasteBack:
         with torch.no_grad():
             verts = posed_vertices(self.avatar, self.rig, motion.expression[t], motion.rotation[t],
                                    motion.translation[t])
-        box = head_box(verts, self.camera, self.cfg.margin, self.cfg.max_render_side)
+            gs = pose_gaussians(self.avatar.gaussians, verts, avatar_triangles(self.rig))
+        box = head_box(gs, self.camera, self.cfg.margin, self.cfg.max_render_side)
         if box is None:
             return frame.copy()
         with torch.no_grad():
-            gs = pose_gaussians(self.avatar.gaussians, verts, avatar_triangles(self.rig))
             r = render(gs, box.camera, background=0.0)
         w, h = box.size
         rgb = straight_rgb8(r.rgb, r.alpha).astype(np.float32) / 255
@@ -261,7 +268,7 @@ class PasteBack:
         crop = frame[box.y0:box.y1, box.x0:box.x1]
         matte = self._matter(np.ascontiguousarray(crop)) if self._matter is not None else None
         out = frame.copy()
-        head_px = float(max(w, h)) / (1 + 2 * self.cfg.margin)
+        head_px = 2.5 * float(np.linalg.norm(np.subtract(*chin_and_neck(verts, self._keypoints, self.camera))))
         out[box.y0:box.y1, box.x0:box.x1] = composite_head(crop, rgb, alpha, fade, matte, head_px, self.cfg)
         return out
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
 from headsplat.core.camera import Camera, project_points
 
@@ -22,7 +21,7 @@ from headsplat.core.camera import Camera, project_points
 class PasteConfig:
     """Paste-back settings."""
 
-    margin: float = 0.12  # the render box grows by this fraction of the projected head's size on each side
+    margin: float = 0.03  # the render box grows by this fraction of the projected Gaussians' extent on each side
     max_render_side: int = 1024  # larger boxes are rendered at this side and upsampled (soft anyway)
     edge_blur: float = 0.004  # blur of the avatar's alpha, as a fraction of the head's size
     neck_fade: tuple = (0.15, 0.6)  # the matte fades from full to none over this span from chin to neck base
@@ -53,26 +52,30 @@ class RenderBox:
         return self.x1 - self.x0, self.y1 - self.y0
 
 
-def head_box(vertices: torch.Tensor, camera: Camera, margin: float, max_side: int) -> RenderBox | None:
-    """The box of a frame holding the projected head with a margin, and a camera rendering just that box.
+def head_box(gaussians, camera: Camera, margin: float, max_side: int) -> RenderBox | None:
+    """The box of a frame holding every visible Gaussian of a posed head (3 sigma) with a margin, and a camera
+    rendering just that box: nothing the avatar draws is cut off at the box's border.
 
     Args:
-        vertices: (V, 3) posed rig vertices (world).
+        gaussians: the posed :class:`~headsplat.splat.gaussians.GaussianSet` (world).
         camera: the frame's full camera.
-        margin: grow the projected head's bounds by this fraction of their larger side, on each side.
+        margin: grow the bounds by this fraction of their larger side, on each side.
         max_side: the largest render side; bigger boxes get ``scale < 1``.
 
     Returns:
         the box, or None when the head is entirely outside the frame or behind the camera.
     """
-    uv, z = project_points(vertices.double(), camera.viewmat.double(), camera.K.double())
-    uv = uv[z > 1e-6]
-    if len(uv) == 0:
+    keep = gaussians.opacities > 1 / 255
+    uv, z = project_points(gaussians.means[keep].double(), camera.viewmat.double(), camera.K.double())
+    radius = 3 * gaussians.scales[keep].max(-1).values.double() * camera.K[0, 0].double() / z.clamp_min(1e-6)
+    front = z > 1e-6
+    if not front.any():
         return None
-    lo, hi = uv.min(0).values, uv.max(0).values
-    pad = margin * float((hi - lo).max())
-    x0, y0 = max(0, int(np.floor(lo[0] - pad))), max(0, int(np.floor(lo[1] - pad)))
-    x1, y1 = min(camera.width, int(np.ceil(hi[0] + pad))), min(camera.height, int(np.ceil(hi[1] + pad)))
+    uv, radius = uv[front], radius[front, None]
+    (lx, ly), (hx, hy) = (uv - radius).min(0).values.tolist(), (uv + radius).max(0).values.tolist()
+    pad = margin * max(hx - lx, hy - ly)
+    x0, y0 = max(0, int(np.floor(lx - pad))), max(0, int(np.floor(ly - pad)))
+    x1, y1 = min(camera.width, int(np.ceil(hx + pad))), min(camera.height, int(np.ceil(hy + pad)))
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
     w, h = x1 - x0, y1 - y0
@@ -122,6 +125,14 @@ def _inpaint(rgb: np.ndarray, hole: np.ndarray, work_side: int = 256) -> np.ndar
     return np.where(hole[..., None], filled, rgb)
 
 
+def _border_ramp(shape: tuple[int, int], width: float) -> np.ndarray:
+    """(H, W) float32: 0 on the image's border, rising linearly to 1 at ``width`` px inside."""
+    h, w = shape
+    x = np.minimum(np.arange(w) + 0.5, w - np.arange(w) - 0.5) / width
+    y = np.minimum(np.arange(h) + 0.5, h - np.arange(h) - 0.5) / width
+    return np.clip(np.minimum(y[:, None], x[None, :]), 0, 1).astype(np.float32)
+
+
 def composite_head(frame_box: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, fade: np.ndarray,
                    driver_matte: np.ndarray | None, head_px: float, cfg: PasteConfig) -> np.ndarray:
     """Composite the avatar over one box of the driver frame.
@@ -145,7 +156,10 @@ def composite_head(frame_box: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, fa
         bare = (driver_matte > 0.5) & (fade > 0.5) & (alpha < 0.5)
         bare = cv2.morphologyEx(bare.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
         if bare.any():
-            base = _inpaint(frame_box, bare)
+            # Feathered into the frame, and faded out towards the box's border so the fill leaves no edge there.
+            r = max(1.0, 0.01 * head_px)
+            soft = cv2.GaussianBlur(bare.astype(np.float32), (0, 0), r) * _border_ramp(bare.shape, 3 * r)
+            base = frame_box * (1 - soft[..., None]) + _inpaint(frame_box, bare) * soft[..., None]
     colour = rgb
     if driver_matte is not None and cfg.colour_match:
         # Where the matte fades (the neck), both show skin: match the avatar's mean colour to the driver's there.

@@ -150,13 +150,13 @@ class LandmarkDetector:
         h, w = rgb.shape[:2]
         res = self._process(self._mesh_full, rgb)
         faces = [_from_mediapipe(f, w, h) for f in (res.multi_face_landmarks or [])]
-        if len(faces) <= self.face:
-            for box in self._detect_boxes(rgb):
-                if any(_iou(box, f.box) > 0.3 for f in faces):
-                    continue
-                lm = self._mesh_in_box(rgb, box, self._mesh_crop_static)
-                if lm is not None and all(_iou(lm.box, f.box) < 0.3 for f in faces):
-                    faces.append(lm)
+        # The whole-frame mesh often reports one face of several: every detected box gets the mesh too.
+        for box in self._detect_boxes(rgb):
+            if any(_iou(box, f.box) > 0.3 for f in faces):
+                continue
+            lm = self._mesh_in_box(rgb, box, self._mesh_crop_static)
+            if lm is not None and all(_iou(lm.box, f.box) < 0.3 for f in faces):
+                faces.append(lm)
         return sorted(faces, key=lambda f: -f.size)
 
     # -- the public call --------------------------------------------------------------------------------------

@@ -40,12 +40,13 @@ def thumbnail(rgb: np.ndarray) -> np.ndarray:
 
 
 def content_change(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute difference of two HSV thumbnails (hue taken round its circle), in [0, 1]; the measure
-    of PySceneDetect's content detector, normalised."""
+    """Mean absolute difference of two HSV thumbnails, in [0, 1]: the measure of PySceneDetect's content
+    detector, normalised, with the hue difference taken round its circle and weighted by saturation (the hue
+    of a grey pixel is noise)."""
     if a.shape != b.shape:
         return 1.0
     d = np.abs(a - b)
-    d[..., 0] = np.minimum(d[..., 0], 1 - d[..., 0]) * 2
+    d[..., 0] = np.minimum(d[..., 0], 1 - d[..., 0]) * 2 * np.minimum(a[..., 1], b[..., 1])
     return float(d.mean())
 
 

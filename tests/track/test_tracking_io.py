@@ -56,3 +56,13 @@ def test_load_errors(tmp_path):
         np.savez(f, **arrays)
     with pytest.raises(InputError, match="newer.track: tracking format version 99 is newer"):
         Tracking.load(tmp_path / "newer.track")
+
+
+def test_shots_round_trip_and_default(tmp_path):
+    from dataclasses import replace
+
+    tr = replace(_tracking(), shots=np.array([0, 1, 1], np.int32))
+    tr.save(tmp_path / "s.track")
+    back = Tracking.load(tmp_path / "s.track")
+    assert back.shots.tolist() == [0, 1, 1] and back.n_shots == 2
+    assert _tracking().shots.tolist() == [0, 0, 0]  # no cuts recorded: one shot
