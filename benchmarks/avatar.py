@@ -62,6 +62,39 @@ def bench_animate(frames: int, work: Path) -> dict:
             "threads": torch.get_num_threads()}
 
 
+def bench_paste_hd(frames: int, work: Path) -> dict:
+    """Paste-back into 1080p frames (the head about 1000 px tall) next to paste-back at 512 px in the same run
+    (the ratio is what compares across machines); peak memory for ``frames`` frames (run twice, with N and 2N
+    frames, it shows memory does not grow with the clip's length)."""
+    import cv2
+
+    from headsplat import api
+    from headsplat.media.frames import open_frames
+    from headsplat.media.video import VideoWriter
+    from headsplat.rig.controls import demo_performance
+
+    avatar = work / "fast.avatar"
+    if not avatar.exists():
+        bench_create("fast", work)
+    small = work / f"driver{frames}.mp4"
+    api.render_posed_photo(api.sample_portrait(), small, controls=demo_performance(frames), size=512, quiet=True)
+    hd = work / f"driver{frames}_1080p.mp4"
+    with VideoWriter(hd, fps=25.0) as w:
+        for f in open_frames(small):
+            canvas = cv2.resize(f.rgb, (1920, 1920), interpolation=cv2.INTER_CUBIC)[420:1500]
+            w.write(canvas)
+    base = _peak_mb()
+    t0 = time.perf_counter()
+    api.animate(avatar, small, work / "p512.mp4", paste_back=True, quiet=True)
+    t1 = time.perf_counter()
+    api.animate(avatar, hd, work / "p1080.mp4", paste_back=True, quiet=True)
+    t2 = time.perf_counter()
+    fps512, fps1080 = frames / (t1 - t0), frames / (t2 - t1)
+    return {"name": "paste_back_1080p", "frames": frames, "driver": "1920x1080, head ~1000 px",
+            "frames_per_s": round(fps1080, 2), "baseline_512_frames_per_s": round(fps512, 2),
+            "ratio_to_512": round(fps1080 / fps512, 2), "peak_mb": round(_peak_mb()), "peak_before_mb": round(base)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", nargs="+", default=["fast", "quality"])
@@ -70,11 +103,17 @@ def main() -> None:
     args = ap.parse_args()
     if args.one:
         job, work = args.one
-        row = bench_animate(args.frames, Path(work)) if job == "animate" else bench_create(job, Path(work))
+        if job == "animate":
+            row = bench_animate(args.frames, Path(work))
+        elif job.startswith("paste_hd"):
+            row = bench_paste_hd(int(job.split(":")[1]), Path(work))
+        else:
+            row = bench_create(job, Path(work))
         print(json.dumps(row), flush=True)
         return
     with tempfile.TemporaryDirectory() as work:
-        for job in list(args.presets) + ["animate"]:
+        hd = [f"paste_hd:{max(2, args.frames // 8)}", f"paste_hd:{max(4, args.frames // 4)}"]
+        for job in list(args.presets) + ["animate"] + hd:
             subprocess.run([sys.executable, __file__, "--frames", str(args.frames), "--one", job, work], check=True)
 
 

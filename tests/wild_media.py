@@ -29,11 +29,16 @@ def talking(n: int, fps: float = 25.0, yaw: float = 20.0, phase: float = 0.0) ->
             "jaw_open": (0.7 * np.clip(np.sin(2 * np.pi * t / 0.6), 0, None)).astype(np.float32)}
 
 
-def place(frame: np.ndarray, size: tuple[int, int], scale: float, centre: tuple[float, float]) -> np.ndarray:
+def place(frame: np.ndarray, size: tuple[int, int], scale: float, centre: tuple[float, float],
+          fill: int | None = None) -> np.ndarray:
     """``frame`` scaled by ``scale`` with its centre at ``centre`` (fractions of the canvas) on a
-    (width, height) canvas whose surround is the frame itself, stretched and blurred (no black borders)."""
+    (width, height) canvas whose surround is the frame itself, stretched and blurred (no black borders), or
+    the grey level ``fill`` (for small frames: a stretched face would be a face detector's best find)."""
     w, h = size
-    bg = cv2.GaussianBlur(cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR), (0, 0), 25)
+    if fill is None:
+        bg = cv2.GaussianBlur(cv2.resize(frame, (w, h), interpolation=cv2.INTER_LINEAR), (0, 0), 25)
+    else:
+        bg = np.full((h, w, 3), fill, np.uint8)
     fh, fw = frame.shape[:2]
     m = np.array([[scale, 0, centre[0] * w - scale * fw / 2], [0, scale, centre[1] * h - scale * fh / 2]])
     warped = cv2.warpAffine(frame, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
@@ -54,4 +59,22 @@ def write_video(frames, path: Path, fps: float = 25.0) -> Path:
     with VideoWriter(path, fps=fps) as w:
         for f in frames:
             w.write(f)
+    return path
+
+
+def set_display_rotation(path: Path, clockwise_quarter_turns: int = 1) -> Path:
+    """Give an mp4 the display matrix a phone writes when held upright (``1``: shown turned 90 degrees
+    clockwise, as iPhones record portrait video), by rewriting the video track header's matrix in place."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    i = data.find(b"tkhd")
+    if i < 0 or data[i + 4] != 0:
+        raise ValueError(f"{path}: no version-0 track header to patch")
+    one, minus_one, w = 0x00010000, 0xFFFF0000, 0x40000000
+    k = clockwise_quarter_turns % 4
+    a, b, c, d = {0: (one, 0, 0, one), 1: (0, one, minus_one, 0), 2: (minus_one, 0, 0, minus_one),
+                  3: (0, minus_one, one, 0)}[k]
+    data[i + 44:i + 80] = struct.pack(">9I", a, b, 0, c, d, 0, 0, 0, w)
+    path.write_bytes(bytes(data))
     return path

@@ -157,12 +157,15 @@ class ReenactResult:
         summary: per method, figure name -> value (means over ``frames``; NaN where undefined).
         per_frame: per method, figure name -> (len(frames),) series; ``"ground truth"`` (or ``"driver"``)
             holds the reference's mouth and eye opening.
+        shots: one entry per shot of the video: ``{"shot", "first", "last", "frames", "figures"}``, figures
+            per method (per-frame means, and mouth/blink correlations within the shot).
     """
 
     kind: str
     frames: list
     summary: dict
     per_frame: dict
+    shots: list = field(default_factory=list)
 
 
 def _image_row(stream: Stream, img: np.ndarray, gt: np.ndarray, region: np.ndarray) -> None:
@@ -234,9 +237,11 @@ def self_reenactment(avatar, rig, tracking: Tracking, source: FrameSource, refer
         akd, nme = M.landmark_errors(lms, gt_lms)
         per_frame[name] = {**{k: np.asarray(v) for k, v in st.image.items()},
                            "csim": cosine_similarity(desc, gt_desc), "nme": nme,
-                           "mouth": M.mouth_opening(lms), "eyes": M.eye_opening(lms)}
-    per_frame["ground truth"] = {"mouth": M.mouth_opening(gt_lms), "eyes": M.eye_opening(gt_lms)}
-    return ReenactResult("self", frames, summary, per_frame)
+                           "mouth": M.mouth_opening(lms), "eyes": M.eye_opening(lms), "yaw": _yaw(fitted, lms)}
+    per_frame["ground truth"] = {"mouth": M.mouth_opening(gt_lms), "eyes": M.eye_opening(gt_lms),
+                                 "yaw": _yaw(truth, gt_lms)}
+    return ReenactResult("self", frames, summary, per_frame,
+                         shot_figures(per_frame, frames, tracking.shots, "ground truth"))
 
 
 def cross_reenactment(avatar, rig, driver: Tracking, driver_source: FrameSource | None, render_frame,
@@ -275,13 +280,52 @@ def cross_reenactment(avatar, rig, driver: Tracking, driver_source: FrameSource 
     row.update(motion_figures(lms, like.landmarks, fitted, like, self_reenactment=False))
     summary = {"headsplat": row}
     per_frame = {"headsplat": {"csim": cosine_similarity(desc, source_descriptor[None]),
-                               "mouth": M.mouth_opening(lms), "eyes": M.eye_opening(lms)},
-                 "driver": {"mouth": M.mouth_opening(like.landmarks), "eyes": M.eye_opening(like.landmarks)}}
+                               "mouth": M.mouth_opening(lms), "eyes": M.eye_opening(lms), "yaw": _yaw(fitted, lms)},
+                 "driver": {"mouth": M.mouth_opening(like.landmarks), "eyes": M.eye_opening(like.landmarks),
+                            "yaw": _yaw(like, like.landmarks)}}
     if driver_desc:
         dd = np.stack(driver_desc)
         summary["driver frames"] = identity_figures(dd, source_descriptor[None])
         per_frame["driver frames"] = {"csim": cosine_similarity(dd, source_descriptor[None])}
-    return ReenactResult("cross", frames, summary, per_frame)
+    return ReenactResult("cross", frames, summary, per_frame,
+                         shot_figures(per_frame, frames, driver.shots, "driver"))
+
+
+def _yaw(tracking: Tracking | None, lms: np.ndarray) -> np.ndarray:
+    """(T,) head yaw in degrees of a tracked stream (NaN throughout when nothing could be tracked)."""
+    if tracking is None:
+        return np.full(len(lms), np.nan)
+    return M.yaw_pitch_deg(tracking.rotation)[0]
+
+
+#: Per-frame series whose correlation with the reference's is reported per shot: (series, figure, MIN_STD key).
+SHOT_CORRELATIONS = (("mouth", "mouth_corr", "opening"), ("eyes", "blink_corr", "opening"),
+                     ("yaw", "yaw_corr", "angle_deg"))
+
+
+def shot_figures(per_frame: dict, frames: list, shots: np.ndarray, reference: str) -> list:
+    """Per-shot figures: for each shot (``shots`` (T,) of the whole video, indexed by ``frames``), every
+    method's per-frame series averaged over the shot's evaluated frames, and the correlation of its mouth and
+    eye opening and head yaw with the ``reference``'s (``"ground truth"`` or ``"driver"``) within the shot."""
+    ids = np.asarray(shots)[np.asarray(frames)]
+    out = []
+    for k in np.unique(ids):
+        sel = np.flatnonzero(ids == k)
+        figures = {}
+        for name, series in per_frame.items():
+            if name == reference:
+                continue
+            paired = [c for c in SHOT_CORRELATIONS if c[0] in series and c[0] in per_frame[reference]]
+            row = {key: _nanmean(np.asarray(v, np.float64)[sel]) for key, v in series.items()
+                   if key not in [c[0] for c in SHOT_CORRELATIONS]}
+            for key, out_key, kind in paired:
+                if len(sel) > 2:
+                    row[out_key] = M.correlation(np.asarray(series[key])[sel],
+                                                 np.asarray(per_frame[reference][key])[sel], min_std=MIN_STD[kind])
+            figures[name] = row
+        out.append({"shot": int(k), "first": int(frames[sel[0]]), "last": int(frames[sel[-1]]),
+                    "frames": len(sel), "figures": figures})
+    return out
 
 
 def _subset(tracking: Tracking, idx: np.ndarray) -> Tracking:

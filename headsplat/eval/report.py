@@ -76,6 +76,7 @@ def report_dict(result: ReenactResult, settings: dict, environment: dict, timing
     """Everything the report says, JSON-serialisable (NaN becomes null)."""
     return _clean({"format": "headsplat.eval-report", "version": 1, "protocol": result.kind,
                    "frames": result.frames, "summary": result.summary, "per_frame": result.per_frame,
+                   "shots": result.shots,
                    "settings": settings, "environment": environment, "timing_s": timing})
 
 
@@ -106,11 +107,33 @@ def markdown(report: dict) -> str:
             best = v is not None and len(vals) > 1 and v == (max(vals) if COLUMNS[k][2] == "high" else min(vals))
             cells.append(f"**{_fmt(k, v)}**" if best else _fmt(k, v))
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += _shot_table(report)
     lines += [""] + [f"- {n}" for n in report.get("notes", [])]
     env = report["environment"]
     lines += ["", "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()),
               "", "Timing (s): " + ", ".join(f"{k} {v}" for k, v in report["timing_s"].items()), ""]
     return "\n".join(lines)
+
+
+SHOT_COLUMNS = (("psnr_face", "PSNR face", "{:.2f}"), ("ssim_face", "SSIM face", "{:.3f}"),
+                ("csim", "CSIM", "{:.3f}"), ("mouth_corr", "mouth corr", "{:.2f}"),
+                ("blink_corr", "blink corr", "{:.2f}"), ("yaw_corr", "yaw corr", "{:.2f}"))
+
+
+def _shot_table(report: dict) -> list[str]:
+    """Markdown lines of the per-shot table (none for a video of one shot)."""
+    shots = report.get("shots") or []
+    if len(shots) < 2:
+        return []
+    keys = [c for c in SHOT_COLUMNS if any(c[0] in f for s in shots for f in s["figures"].values())]
+    lines = ["", f"Per shot ({len(shots)} shots found in the video):", "",
+             "| shot | frames | method | " + " | ".join(c[1] for c in keys) + " |",
+             "|---|---|---|" + "---|" * len(keys)]
+    for s in shots:
+        for m, f in s["figures"].items():
+            cells = ["n/a" if f.get(k) is None else fmt.format(f[k]) for k, _, fmt in keys]
+            lines.append(f"| {s['shot']} | {s['first']}-{s['last']} ({s['frames']}) | {m} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def plot(report: dict, path: Path) -> None:

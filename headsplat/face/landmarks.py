@@ -117,14 +117,27 @@ class LandmarkDetector:
             warnings.simplefilter("ignore", UserWarning)  # protobuf deprecation chatter inside mediapipe
             return mesh.process(rgb)
 
-    def _detect_boxes(self, rgb: np.ndarray) -> list[np.ndarray]:
+    def _boxes_in(self, rgb: np.ndarray, x0: int = 0, y0: int = 0) -> list[np.ndarray]:
         h, w = rgb.shape[:2]
         boxes = []
         for det in self._detectors:
-            res = self._process(det, rgb)
+            res = self._process(det, np.ascontiguousarray(rgb))
             for d in res.detections or []:
                 b = d.location_data.relative_bounding_box
-                boxes.append(np.array([b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h]))
+                boxes.append(np.array([x0 + b.xmin * w, y0 + b.ymin * h, x0 + (b.xmin + b.width) * w,
+                                       y0 + (b.ymin + b.height) * h]))
+        return boxes
+
+    def _detect_boxes(self, rgb: np.ndarray, tile: int = 480) -> list[np.ndarray]:
+        h, w = rgb.shape[:2]
+        boxes = self._boxes_in(rgb)
+        if not boxes and max(h, w) > 2 * tile:
+            # The detectors see the frame at 128-192 px: a 60 px face in an HD frame is a few pixels to them.
+            # Overlapping tiles of the frame bring small faces back into their range.
+            step = tile * 3 // 4
+            for y0 in range(0, max(1, h - tile // 4), step):
+                for x0 in range(0, max(1, w - tile // 4), step):
+                    boxes += self._boxes_in(rgb[y0:y0 + tile, x0:x0 + tile], x0, y0)
         kept: list[np.ndarray] = []
         for b in sorted(boxes, key=lambda b: -(b[2] - b[0]) * (b[3] - b[1])):
             if all(_iou(b, k) < 0.3 for k in kept):

@@ -54,7 +54,25 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         dur = float(s.duration * s.time_base) if s.duration else (c.duration / 1e6 if c.duration else 0.0)
         n = s.frames or int(round(dur * fps))
         w, h = s.codec_context.width, s.codec_context.height
+        # Phone videos carry a display rotation (the track's matrix): a quarter turn swaps width and height.
+        if _quarter_turns(_first_frame_rotation(c, s)) % 2:
+            w, h = h, w
     return VideoInfo(w, h, fps, n, dur)
+
+
+def _first_frame_rotation(container, stream) -> float:
+    """The display rotation of a stream in degrees, counter-clockwise (0 when the first frame says none)."""
+    try:
+        for frame in container.decode(stream):
+            return float(getattr(frame, "rotation", 0) or 0)
+    except av.error.FFmpegError:
+        return 0.0  # an undecodable stream is reported when it is read
+    return 0.0
+
+
+def _quarter_turns(rotation: float) -> int:
+    """Counter-clockwise quarter turns (0..3) for a display rotation in degrees."""
+    return int(round(rotation / 90)) % 4
 
 
 class VideoReader:
@@ -73,9 +91,9 @@ class VideoReader:
             try:
                 for frame in c.decode(s):
                     rgb = frame.to_ndarray(format="rgb24")
-                    rot = getattr(frame, "rotation", 0) or 0
-                    if rot:
-                        rgb = np.ascontiguousarray(np.rot90(rgb, k=int(round(rot / 90)) % 4))
+                    k = _quarter_turns(getattr(frame, "rotation", 0) or 0)
+                    if k:
+                        rgb = np.ascontiguousarray(np.rot90(rgb, k=k))
                     t = float(frame.time) if frame.time is not None else n / self.info.fps
                     n += 1
                     yield t, rgb

@@ -172,3 +172,21 @@ def test_source_background_has_no_ghost_head(astro_avatar, tmp_path):
         plate = background_plate(av, OpenRig())
         raw = cv2.resize(av.source, (av.camera.width, av.camera.height))
         assert len(det.detect_all(raw)) == 1 and len(det.detect_all(plate)) == 0
+
+
+def test_paste_back_of_a_small_head_in_an_hd_frame(astro_avatar, tmp_path):
+    """A head about 80 px tall in a 1920x1080 frame is found (tiled detection) and pasted back in place;
+    everything away from it is left as it was."""
+    from skimage import data
+
+    frames, _ = posed_frames(data.astronaut(), talking(6), tmp_path / "p")
+    hd = [place(f, SIZE, 0.3, (0.3, 0.4), fill=110) for f in frames]
+    video = write_video(hd, tmp_path / "small.mp4")
+    out = tmp_path / "out"
+    api.animate(astro_avatar, video, out, paste_back=True, quiet=True)
+    for drv, o in zip(_frames_of(video), _frames(out)):
+        diff = np.abs(o.astype(np.int16) - drv.astype(np.int16)).max(-1) > 8
+        ys, xs = np.nonzero(diff)
+        assert len(xs) > 500  # the head was replaced
+        # The frame at scale 0.3 spans x 422..730, y 355..509: all changes stay near it.
+        assert 380 < xs.min() and xs.max() < 780 and 300 < ys.min() and ys.max() < 560, (xs.min(), xs.max())

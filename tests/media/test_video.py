@@ -67,3 +67,26 @@ def test_folder_of_images_in_natural_order(tmp_path):
     src = open_frames(tmp_path)
     assert [f.name for f in src] == ["f1.png", "f2.png", "f10.png"]
     assert src.kind == "folder" and src.n_frames == 3
+
+
+def test_phone_rotation_is_applied_to_size_and_pixels(tmp_path):
+    """A portrait phone clip: stored landscape with a 90-degree display matrix, read upright."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from wild_media import set_display_rotation, write_video
+
+    from headsplat.media.frames import open_frames
+    from headsplat.media.video import probe_video
+
+    f = np.zeros((64, 128, 3), np.uint8)
+    f[:16, :16] = 255  # a white square in the stored frame's top-left corner
+    p = set_display_rotation(write_video([f] * 3, tmp_path / "phone.mp4"), 1)
+    info = probe_video(p)
+    assert (info.width, info.height) == (64, 128)
+    src = open_frames(p)
+    rgb = next(iter(src)).rgb
+    assert src.size == (64, 128) and rgb.shape == (128, 64, 3)
+    # Turned clockwise for display, the stored top-left corner is the top-right one.
+    assert rgb[:16, -16:].mean() > 200 and rgb[-16:, :16].mean() < 50 and rgb[:16, :16].mean() < 50
