@@ -6,6 +6,7 @@ MediaPipe face-mesh points in pixels.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
@@ -144,3 +145,15 @@ def yaw_pitch_deg(rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     yaw = np.degrees(np.arctan2(fwd[..., 0], fwd[..., 2]))
     pitch = np.degrees(np.arcsin(np.clip(-fwd[..., 1], -1, 1)))
     return yaw, pitch
+
+
+def seam_excess(image: np.ndarray, reference: np.ndarray) -> float:
+    """How much stronger the strongest straight seam is in ``image`` than in ``reference`` at the same place:
+    the largest increase of the mean absolute step across one whole pixel column or row, in grey levels
+    (0..255) of (H, W, 3) uint8 images. A crop border pasted into a frame shows as a line of steps."""
+    def lines(x):
+        g = cv2.cvtColor(np.ascontiguousarray(x), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return np.abs(np.diff(g, axis=1)).mean(0), np.abs(np.diff(g, axis=0)).mean(1)
+
+    (c1, r1), (c0, r0) = lines(image), lines(reference)
+    return float(max((c1 - c0).max(), (r1 - r0).max()))

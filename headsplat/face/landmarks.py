@@ -106,6 +106,7 @@ class LandmarkDetector:
         self._previous: FaceLandmarks | None = None
         # Video mode follows one person: their appearance, and how many frames they have been out of sight.
         self._appearance: np.ndarray | None = None
+        self._subject: np.ndarray | None = None  # the person chosen at the start, kept across cuts
         self._missed = 0
         self._new_shot = False
         self.max_lost = max_lost
@@ -178,9 +179,10 @@ class LandmarkDetector:
 
         In video mode one person is followed: their face is tracked inside a crop that moves with it; when it is
         lost (turned away, occluded, out of frame) it is searched for on the whole frame and only a face that
-        looks like them is taken, so a second person in the frame is never switched to. After
-        :meth:`new_shot` (a cut) or ``max_lost`` frames without them, a face that does not look like them is
-        taken as the ``face``-th largest, as at the start.
+        looks like them is taken, so a second person in the frame is never switched to. After :meth:`new_shot`
+        (a cut) the person chosen at the start is looked for first; when they are not there, or after
+        ``max_lost`` frames without the followed person, the ``face``-th largest face is taken, as at the start
+        (a cut to another person).
 
         Args:
             rgb: (H, W, 3) uint8.
@@ -189,12 +191,18 @@ class LandmarkDetector:
         if self.mode == "image":
             faces = self.detect_all(rgb)
             return faces[self.face] if len(faces) > self.face else None
-        if self._previous is not None and self._missed == 0:
+        if self._previous is not None and self._missed == 0 and not self._new_shot:
             lm = self._mesh_in_box(rgb, self._previous.box, self._mesh_crop_video)
             # MediaPipe's own tracking inside the moving crop stays on one face unless the mesh jumps.
             if lm is not None and _centre_distance(lm.box, self._previous.box) <= 1.0:
                 return self._follow(rgb, lm)
         faces = self.detect_all(rgb)
+        if self._new_shot and self._subject is not None:
+            # After a cut, the person chosen at the start comes first, wherever they are now.
+            back = [f for f in faces if self._similarity(rgb, f, self._subject) >= self.min_similarity]
+            if back:
+                self._appearance = self._subject.copy()
+                return self._follow(rgb, max(back, key=lambda f: self._similarity(rgb, f, self._subject)))
         match = [f for f in faces if self._same_person(rgb, f)] if self._appearance is not None else []
         if match:
             last = self._previous.box if self._previous is not None else None
@@ -217,14 +225,20 @@ class LandmarkDetector:
         if sig is not None:
             # A slow running mean: lighting drifts within a shot, a person's colours do not jump.
             self._appearance = sig if self._appearance is None else 0.9 * self._appearance + 0.1 * sig
+            if self._subject is None:
+                self._subject = self._appearance.copy()
+            elif self._similarity(rgb, lm, self._subject) >= self.min_similarity:
+                self._subject = 0.9 * self._subject + 0.1 * sig
         self._previous, self._missed, self._new_shot = lm, 0, False
         return lm
 
-    def _similarity(self, rgb: np.ndarray, lm: FaceLandmarks) -> float:
+    def _similarity(self, rgb: np.ndarray, lm: FaceLandmarks, reference: np.ndarray | None = None) -> float:
+        """Appearance similarity (0..1) of a face to ``reference`` (default: the person followed now)."""
+        ref = self._appearance if reference is None else reference
         sig = appearance(rgb, lm)
-        if sig is None or self._appearance is None:
+        if sig is None or ref is None:
             return 0.0
-        return 1.0 - float(cv2.compareHist(sig, self._appearance.astype(np.float32), cv2.HISTCMP_BHATTACHARYYA))
+        return 1.0 - float(cv2.compareHist(sig, ref.astype(np.float32), cv2.HISTCMP_BHATTACHARYYA))
 
     def _same_person(self, rgb: np.ndarray, lm: FaceLandmarks) -> bool:
         return self._appearance is None or self._similarity(rgb, lm) >= self.min_similarity

@@ -5,7 +5,6 @@ The drivers are composed by the tests from real photos re-posed with known param
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import cv2
@@ -15,8 +14,8 @@ import pytest
 from headsplat import api
 from headsplat.media.image import read_image_uint8
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from wild_media import add_second_face, place, posed_frames, talking, write_video  # noqa: E402
+from headsplat.media.compose import inset, place
+from wild_media import posed_frames, talking, write_video
 
 SHOT = 12  # frames per shot
 SIZE = (1920, 1080)
@@ -36,7 +35,7 @@ def wild_driver(tmp_path_factory, insightface_dir):
     astro2, _ = posed_frames(data.astronaut(), talking(SHOT, phase=0.7), d / "c")
     frames = [place(f, SIZE, 2.0, (0.5, 0.5)) for f in astro]
     frames += [place(f, SIZE, 1.3 + 0.9 * i / (SHOT - 1), (0.45 + 0.1 * i / SHOT, 0.5)) for i, f in enumerate(hanks)]
-    frames += [add_second_face(place(f, SIZE, 1.8, (0.35, 0.5)), hanks_photo, (1400, 250, 380)) for f in astro2]
+    frames += [inset(place(f, SIZE, 1.8, (0.35, 0.5)), hanks_photo, 1400, 250, 380) for f in astro2]
     return write_video(frames, d / "wild.mp4"), [SHOT, 2 * SHOT]
 
 
@@ -45,18 +44,6 @@ def _frames(folder: Path) -> list[np.ndarray]:
     from PIL import Image
 
     return [np.asarray(Image.open(p)) for p in sorted(folder.glob("*.png"))]
-
-
-def seam_excess(img: np.ndarray, driver: np.ndarray) -> float:
-    """How much stronger the strongest straight seam is in ``img`` than in ``driver`` at the same place: the
-    largest increase of the mean absolute step across one whole pixel column or row (grey levels 0..255), the
-    mark a crop border leaves."""
-    def lines(x):
-        g = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        return np.abs(np.diff(g, axis=1)).mean(0), np.abs(np.diff(g, axis=0)).mean(1)
-
-    (c1, r1), (c0, r0) = lines(img), lines(driver)
-    return float(max((c1 - c0).max(), (r1 - r0).max()))
 
 
 def test_paste_back_at_1080p_has_no_crop_seams(astro_avatar, wild_driver, tmp_path):
@@ -80,12 +67,12 @@ def test_paste_back_at_1080p_has_no_crop_seams(astro_avatar, wild_driver, tmp_pa
     psnrs, excess, clipped_excess = [], [], []
     for t in range(SHOT):
         out_t, drv = frames[t], drivers[t]
-        excess.append(seam_excess(out_t, drv))
+        excess.append(M.seam_excess(out_t, drv))
         # What a fixed 512 crop leaves: the same output cut off at the crop's border.
         crop = crop_from_landmarks(tr.landmarks[t], 512, scale=1.6)
         inside = cv2.warpAffine(np.ones((512, 512), np.float32), crop.inverse(), SIZE, flags=cv2.INTER_NEAREST) > 0
         clipped = np.where(inside[..., None], out_t, drv)
-        clipped_excess.append(seam_excess(clipped, drv))
+        clipped_excess.append(M.seam_excess(clipped, drv))
         hull = cv2.convexHull(tr.landmarks[t, :, :2].astype(np.float32))
         mask = np.zeros(drv.shape[:2], np.uint8)
         cv2.fillConvexPoly(mask, np.round(hull).astype(np.int32), 1)
@@ -134,7 +121,7 @@ def test_two_faces_the_followed_person_never_switches(insightface_dir):
     hanks = read_image_uint8(insightface_dir / "Tom_Hanks_54745.png")
     base = np.full((540, 960, 3), 140, np.uint8)
     base[40:500, 20:480] = astro
-    base = add_second_face(base, hanks, (640, 140, 220))
+    base = inset(base, hanks, 640, 140, 220)
     frames = []
     for t in range(16):
         f = np.roll(base, -2 * t, axis=1) if t < 6 else base.copy()
@@ -190,3 +177,28 @@ def test_paste_back_of_a_small_head_in_an_hd_frame(astro_avatar, tmp_path):
         assert len(xs) > 500  # the head was replaced
         # The frame at scale 0.3 spans x 422..730, y 355..509: all changes stay near it.
         assert 380 < xs.min() and xs.max() < 780 and 300 < ys.min() and ys.max() < 560, (xs.min(), xs.max())
+
+
+def test_after_cuts_the_person_chosen_first_is_followed_again(insightface_dir):
+    """Shots: the astronaut alone, Tom Hanks alone (taken: nobody else is there), then both, Tom Hanks the
+    larger face: the astronaut, chosen at the start, is followed again."""
+    from skimage import data
+
+    from headsplat.face.landmarks import LandmarkDetector
+
+    astro = cv2.resize(data.astronaut(), (460, 460))
+    hanks = read_image_uint8(insightface_dir / "Tom_Hanks_54745.png")
+    grey = np.full((540, 960, 3), 140, np.uint8)
+    alone_a = grey.copy()
+    alone_a[40:500, 20:480] = astro
+    alone_b = inset(grey, hanks, 640, 140, 220)
+    both = inset(alone_a, hanks, 640, 140, 220)
+    with LandmarkDetector(mode="video") as det:
+        a = [det(alone_a) for _ in range(3)]
+        det.new_shot()
+        b = [det(alone_b) for _ in range(3)]
+        det.new_shot()
+        c = [det(both) for _ in range(3)]
+    assert all(x is not None and x.box[2] < 480 for x in a)
+    assert all(x is not None and x.box[0] > 480 for x in b)
+    assert all(x is not None and x.box[2] < 480 for x in c)

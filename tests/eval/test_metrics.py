@@ -119,3 +119,14 @@ def test_warp_face_identity_and_translation(astro_landmarks):
     # Everything (face and, through the similarity transform, the rest) moves by (12, 6) px.
     assert M.psnr(moved[56:-40, 62:-40], img[50:-46, 50:-52]) > 30
     assert M.psnr(moved, img) < 25
+
+
+def test_seam_excess_sees_a_pasted_crop_border_only():
+    from skimage import data
+
+    a = data.astronaut()
+    assert M.seam_excess(a, a) == 0.0
+    pasted = a.copy()
+    pasted[100:400, 150:350] = np.clip(a[100:400, 150:350].astype(int) + 40, 0, 255).astype(np.uint8)
+    # A 300-row border stepping by ~40 grey levels: about 40 * 300 / 512 on those two columns.
+    assert 15 < M.seam_excess(pasted, a) < 30

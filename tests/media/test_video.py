@@ -71,12 +71,9 @@ def test_folder_of_images_in_natural_order(tmp_path):
 
 def test_phone_rotation_is_applied_to_size_and_pixels(tmp_path):
     """A portrait phone clip: stored landscape with a 90-degree display matrix, read upright."""
-    import sys
-    from pathlib import Path
+    from wild_media import write_video
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from wild_media import set_display_rotation, write_video
-
+    from headsplat.media.compose import set_display_rotation
     from headsplat.media.frames import open_frames
     from headsplat.media.video import probe_video
 
