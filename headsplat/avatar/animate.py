@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from headsplat.avatar.avatar import Avatar, avatar_triangles, pose_avatar, posed_vertices
-from headsplat.avatar.composite import PasteConfig, clean_plate, composite_head, head_box, neck_fade
+from headsplat.avatar.composite import PasteConfig, clean_plate, composite_head, head_box, head_zone, neck_fade
 from headsplat.core.camera import Camera, project_points
 from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from headsplat.face.indices import CHIN
@@ -244,6 +244,7 @@ class PasteBack:
 
         self.avatar, self.rig, self.cfg = avatar, rig, cfg
         self.camera = tracking.camera()
+        self.tracking = tracking
         self._keypoints = _head_keypoints(avatar, rig)
         self._matter = Matter() if (cfg.colour_match or cfg.inpaint_uncovered) else None
 
@@ -269,7 +270,10 @@ class PasteBack:
         matte = self._matter(np.ascontiguousarray(crop)) if self._matter is not None else None
         out = frame.copy()
         head_px = 2.5 * float(np.linalg.norm(np.subtract(*chin_and_neck(verts, self._keypoints, self.camera))))
-        out[box.y0:box.y1, box.x0:box.x1] = composite_head(crop, rgb, alpha, fade, matte, head_px, self.cfg)
+        zone = None
+        if t < len(self.tracking) and self.tracking.found[t]:
+            zone = head_zone(self.tracking.landmarks[t] - np.array([box.x0, box.y0, 0.0]), (h, w))
+        out[box.y0:box.y1, box.x0:box.x1] = composite_head(crop, rgb, alpha, fade, matte, head_px, self.cfg, zone)
         return out
 
     def close(self) -> None:

@@ -125,6 +125,24 @@ def _inpaint(rgb: np.ndarray, hole: np.ndarray, work_side: int = 256) -> np.ndar
     return np.where(hole[..., None], filled, rgb)
 
 
+def head_zone(landmarks: np.ndarray, shape: tuple[int, int], hair: float = 0.5, grow: float = 0.12) -> np.ndarray:
+    """(H, W) bool: where a tracked person's head and hair can be: the face oval of their (478, 2+)
+    ``landmarks`` joined with the same oval raised by ``hair`` of its height, grown by ``grow`` of it."""
+    from headsplat.face.indices import FACE_OVAL
+
+    oval = landmarks[FACE_OVAL, :2].astype(np.float32)
+    height = float(np.ptp(oval[:, 1]))
+    top = oval - np.array([0.0, hair * height], np.float32)
+    hull = cv2.convexHull(np.concatenate([oval, top]) - 0.5)[:, 0].astype(np.float64)
+    # Grown by moving each corner outwards from the centre (a convex shape stays convex; a dilation with a
+    # kernel this large would cost more than the render).
+    out = hull - hull.mean(0)
+    hull = hull + out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6) * grow * height
+    zone = np.zeros(shape, np.uint8)
+    cv2.fillConvexPoly(zone, np.round(hull).astype(np.int32), 1)
+    return zone.astype(bool)
+
+
 def _border_ramp(shape: tuple[int, int], width: float) -> np.ndarray:
     """(H, W) float32: 0 on the image's border, rising linearly to 1 at ``width`` px inside."""
     h, w = shape
@@ -134,7 +152,8 @@ def _border_ramp(shape: tuple[int, int], width: float) -> np.ndarray:
 
 
 def composite_head(frame_box: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, fade: np.ndarray,
-                   driver_matte: np.ndarray | None, head_px: float, cfg: PasteConfig) -> np.ndarray:
+                   driver_matte: np.ndarray | None, head_px: float, cfg: PasteConfig,
+                   driver_head: np.ndarray | None = None) -> np.ndarray:
     """Composite the avatar over one box of the driver frame.
 
     Args:
@@ -143,6 +162,8 @@ def composite_head(frame_box: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, fa
         alpha: (H, W) float32 its coverage.
         fade: (H, W) float32 the neck fade (1 on the head).
         driver_matte: (H, W) float32 the driver's person segmentation, or None.
+        driver_head: (H, W) bool where the driver's own head and hair can be (:func:`head_zone`); only
+            there is what the avatar leaves bare inpainted (None: nothing is).
         head_px: the head's size in pixels (sets blur radii).
 
     Returns:
@@ -151,9 +172,9 @@ def composite_head(frame_box: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, fa
     base = frame_box
     sigma = max(0.7, cfg.edge_blur * head_px)
     a = cv2.GaussianBlur(alpha, (0, 0), sigma) * fade
-    if driver_matte is not None and cfg.inpaint_uncovered:
-        # The driver's head and hair (person pixels where the matte is still on) that the avatar leaves bare.
-        bare = (driver_matte > 0.5) & (fade > 0.5) & (alpha < 0.5)
+    if driver_matte is not None and driver_head is not None and cfg.inpaint_uncovered:
+        # The driver's head and hair (person pixels near their face, above the neck) that the avatar leaves bare.
+        bare = (driver_matte > 0.5) & driver_head & (fade > 0.5) & (alpha < 0.5)
         bare = cv2.morphologyEx(bare.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
         if bare.any():
             # Feathered into the frame, and faded out towards the box's border so the fill leaves no edge there.
