@@ -45,10 +45,11 @@ test: $(STAMP) $(ASSETS) browser
 test-all: $(STAMP) $(ASSETS) browser
 	$(PY) -m pytest -q -m "slow or not slow"
 
-bench: $(STAMP)
+bench: $(STAMP) $(ASSETS)
 	$(PY) benchmarks/track.py
 	$(PY) benchmarks/render.py
 	$(PY) benchmarks/avatar.py
+	$(PY) benchmarks/wild.py
 
 clean:
 	rm -rf $(VENV) .test-assets out

@@ -79,7 +79,7 @@ def test_paste_back_at_1080p_has_no_crop_seams(astro_avatar, wild_driver, tmp_pa
         psnrs.append(M.psnr(out_t, drv, mask.astype(bool)))
     print(f"face PSNR over the first shot: {np.mean(psnrs):.1f} dB; seam excess max {max(excess):.2f}, "
           f"with a 512 crop {max(clipped_excess):.2f} (grey levels)")
-    assert max(excess) < 4.0, excess  # the avatar's own contours (a larger hairdo than the driver's)
+    assert max(excess) < 3.0, excess  # the avatar's own contours (a larger hairdo than the driver's)
     assert max(clipped_excess) > 3 * max(excess)  # the measure does see a crop border
     assert np.mean(psnrs) > 15.0
     assert av.camera.width == 512  # the avatar's own framing is untouched by paste-back
