@@ -13,7 +13,8 @@ import torch
 from tqdm import tqdm
 
 from headsplat.api.common import check_output, load_checked
-from headsplat.avatar.animate import PasteBack, driver_motion, straight_rgb8
+from headsplat.avatar.animate import driver_motion, straight_rgb8
+from headsplat.avatar.composite import PasteBack
 from headsplat.core.errors import HeadsplatError, OutputError
 from headsplat.core.fileio import check_writable
 from headsplat.media.frames import FrameSource, open_frames
@@ -42,7 +43,7 @@ def background_image(avatar, rig, background: str, size: tuple[int, int]) -> np.
     ``source``: the avatar's photo with its person's head removed (:func:`background_plate`), so a turning
     head never shows a second, ghost head behind it."""
     if background == "source":
-        from headsplat.avatar.animate import background_plate
+        from headsplat.avatar.composite import background_plate
 
         return _cover(background_plate(avatar, rig), size)
     if background == "white":

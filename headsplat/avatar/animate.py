@@ -1,25 +1,23 @@
 """Animate an avatar: retarget a driver's tracked expression and head pose onto it, and render frames.
 
-Expression is retargeted relative to the driver's first frame (a driver who starts smiling does not leave the
-avatar smiling). Pose is ``relative`` (the driver's motion since its first frame, applied to the avatar's
-reference pose), ``absolute`` (the driver's own pose, for paste-back into the driver's frames) or ``none``.
+Expression is retargeted relative to the first frame of each of the driver's shots (a driver who starts smiling
+does not leave the avatar smiling; a cut re-anchors). Pose is ``relative`` (the driver's rotation since the shot's
+first frame applied to the avatar's reference pose, and a bounded, smoothed offset for its position),
+``absolute`` (the driver's own pose, for rendering in the driver's camera) or ``none``. Paste-back into the
+driver's frames is :mod:`headsplat.avatar.composite`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
-from headsplat.avatar.avatar import Avatar, avatar_triangles, pose_avatar, posed_vertices
-from headsplat.avatar.composite import PasteConfig, clean_plate, composite_head, head_box, head_zone, neck_fade
-from headsplat.core.camera import Camera, project_points
+from headsplat.avatar.avatar import Avatar, pose_avatar
+from headsplat.core.camera import Camera
 from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
-from headsplat.face.indices import CHIN
 from headsplat.render.rasterize import RenderOutput, render
-from headsplat.splat.binding import pose_gaussians
 
 POSE_MODES = ("relative", "absolute", "none")
 
@@ -48,10 +46,9 @@ def shot_anchors(shots: np.ndarray, reference: int = 0) -> np.ndarray:
     """(T,) the frame each frame's motion is measured from: its shot's first frame (``reference`` for the
     shot that holds it)."""
     shots = np.asarray(shots)
-    first = np.searchsorted(shots, shots, side="left") if np.all(np.diff(shots) >= 0) else None
-    if first is None:
+    if np.any(np.diff(shots) < 0):
         raise ValueError("shots must be non-decreasing shot indices")
-    anchors = first.astype(np.int64)
+    anchors = np.searchsorted(shots, shots, side="left").astype(np.int64)
     anchors[shots == shots[reference]] = reference
     return anchors
 
@@ -180,108 +177,3 @@ def driver_motion(avatar: Avatar, tracking, pose: str = "relative", expression_s
     p = tracking.params()
     return retarget(avatar, p["expression"], p["rotation"], p["translation"], pose=pose,
                     expression_scale=expression_scale, shots=tracking.shots, fps=tracking.fps)
-
-
-def _head_keypoints(avatar: Avatar, rig) -> tuple[torch.Tensor, int]:
-    """Vertex indices of the neck's base (the lowest vertices of the head at rest) and of the chin."""
-    n = len(avatar.expression)
-    with torch.no_grad():
-        rest = posed_vertices(avatar, rig, torch.zeros(n), torch.zeros(3), torch.zeros(3))
-        lm = rig.landmarks(avatar.identity, torch.tensor(avatar.identity_scale), torch.zeros(n),
-                           torch.zeros(3), torch.zeros(3))
-    y = rest[:, 1]
-    neck = torch.nonzero(y < y.min() + 0.04 * (y.max() - y.min())).ravel()
-    return neck, int((rest - lm[CHIN]).norm(dim=-1).argmin())
-
-
-def chin_and_neck(vertices: torch.Tensor, keypoints: tuple[torch.Tensor, int], camera: Camera
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """(2,) pixel positions of the chin and of the neck's base for posed ``vertices`` (V, 3)."""
-    neck, chin = keypoints
-    key, _ = project_points(vertices[torch.cat([neck, torch.tensor([chin])])].double(), camera.viewmat.double(),
-                            camera.K.double())
-    return key[-1].numpy(), key[:-1].mean(0).numpy()
-
-
-def fade_for(vertices: torch.Tensor, keypoints: tuple[torch.Tensor, int], camera: Camera,
-             offset: tuple[int, int], shape: tuple[int, int], span: tuple[float, float]) -> np.ndarray:
-    """:func:`~headsplat.avatar.composite.neck_fade` of posed ``vertices`` (V, 3) seen through ``camera``, for
-    an image of ``shape`` (H, W) whose pixel (0, 0) is the camera's pixel ``offset`` (x, y)."""
-    chin, neck = chin_and_neck(vertices, keypoints, camera)
-    o = np.asarray(offset, np.float64)
-    return neck_fade(shape, chin - o, neck - o, span)
-
-
-def background_plate(avatar: Avatar, rig, span: tuple[float, float] = PasteConfig().neck_fade) -> np.ndarray:
-    """The avatar's source image with its person's head, hair and neck inpainted away (the ``source``
-    background of ``animate``): (H, W, 3) uint8 at the avatar's framing."""
-    from headsplat.face.segment import Matter
-
-    cam = avatar.camera
-    img = cv2.resize(avatar.source, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
-    with torch.no_grad():
-        verts = posed_vertices(avatar, rig, avatar.expression, avatar.rotation, avatar.translation)
-        alpha = render(pose_gaussians(avatar.gaussians, verts, avatar_triangles(rig)), cam).alpha[..., 0].numpy()
-    fade = fade_for(verts, _head_keypoints(avatar, rig), cam, (0, 0), alpha.shape, span)
-    with Matter() as matter:
-        person = matter(img)
-    return clean_plate(img, alpha, person, fade)
-
-
-class PasteBack:
-    """Paste-back of an avatar into a driver's frames (``animate --paste-back``, ``eval reenact``): each frame
-    rendered in its own full-resolution camera, in a box holding the whole head, and composited with
-    :func:`~headsplat.avatar.composite.composite_head`. Use as a context manager (it holds the segmenter).
-
-    Args:
-        avatar, rig: the avatar and its rig.
-        tracking: the driver's tracking (its camera is the frames' camera).
-        cfg: paste-back settings.
-    """
-
-    def __init__(self, avatar: Avatar, rig, tracking, cfg: PasteConfig = PasteConfig()):
-        from headsplat.face.segment import Matter
-
-        self.avatar, self.rig, self.cfg = avatar, rig, cfg
-        self.camera = tracking.camera()
-        self.tracking = tracking
-        self._keypoints = _head_keypoints(avatar, rig)
-        self._matter = Matter() if (cfg.colour_match or cfg.inpaint_uncovered) else None
-
-    def __call__(self, motion: Motion, t: int, frame: np.ndarray) -> np.ndarray:
-        """Frame ``t`` of ``motion`` (the driver's absolute pose) over the (H, W, 3) uint8 driver ``frame``."""
-        with torch.no_grad():
-            verts = posed_vertices(self.avatar, self.rig, motion.expression[t], motion.rotation[t],
-                                   motion.translation[t])
-            gs = pose_gaussians(self.avatar.gaussians, verts, avatar_triangles(self.rig))
-        box = head_box(gs, self.camera, self.cfg.margin, self.cfg.max_render_side)
-        if box is None:
-            return frame.copy()
-        with torch.no_grad():
-            r = render(gs, box.camera, background=0.0)
-        w, h = box.size
-        rgb = straight_rgb8(r.rgb, r.alpha).astype(np.float32) / 255
-        alpha = r.alpha[..., 0].cpu().numpy()
-        if (r.alpha.shape[1], r.alpha.shape[0]) != (w, h):
-            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
-            alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
-        fade = fade_for(verts, self._keypoints, self.camera, (box.x0, box.y0), (h, w), self.cfg.neck_fade)
-        crop = frame[box.y0:box.y1, box.x0:box.x1]
-        matte = self._matter(np.ascontiguousarray(crop)) if self._matter is not None else None
-        out = frame.copy()
-        head_px = 2.5 * float(np.linalg.norm(np.subtract(*chin_and_neck(verts, self._keypoints, self.camera))))
-        zone = None
-        if t < len(self.tracking) and self.tracking.found[t]:
-            zone = head_zone(self.tracking.landmarks[t] - np.array([box.x0, box.y0, 0.0]), (h, w))
-        out[box.y0:box.y1, box.x0:box.x1] = composite_head(crop, rgb, alpha, fade, matte, head_px, self.cfg, zone)
-        return out
-
-    def close(self) -> None:
-        if self._matter is not None:
-            self._matter.close()
-
-    def __enter__(self) -> "PasteBack":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -13,8 +13,14 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import torch
 
+from headsplat.avatar.animate import Motion, straight_rgb8
+from headsplat.avatar.avatar import Avatar, avatar_triangles, posed_vertices
 from headsplat.core.camera import Camera, project_points
+from headsplat.face.indices import CHIN
+from headsplat.render.rasterize import render
+from headsplat.splat.binding import pose_gaussians
 
 
 @dataclass(frozen=True)
@@ -220,3 +226,101 @@ def clean_plate(image: np.ndarray, head_alpha: np.ndarray, person: np.ndarray, f
     # Feather the fill's edge over a few pixels.
     soft = cv2.GaussianBlur(head.astype(np.float32), (0, 0), r / 3)[..., None]
     return np.clip(image * (1 - soft) + filled * soft + 0.5, 0, 255).astype(np.uint8)
+
+
+def _head_keypoints(avatar: Avatar, rig) -> tuple[torch.Tensor, int]:
+    """Vertex indices of the neck's base (the lowest vertices of the head at rest) and of the chin."""
+    n = len(avatar.expression)
+    with torch.no_grad():
+        rest = posed_vertices(avatar, rig, torch.zeros(n), torch.zeros(3), torch.zeros(3))
+        lm = rig.landmarks(avatar.identity, torch.tensor(avatar.identity_scale), torch.zeros(n),
+                           torch.zeros(3), torch.zeros(3))
+    y = rest[:, 1]
+    neck = torch.nonzero(y < y.min() + 0.04 * (y.max() - y.min())).ravel()
+    return neck, int((rest - lm[CHIN]).norm(dim=-1).argmin())
+
+
+def chin_and_neck(vertices: torch.Tensor, keypoints: tuple[torch.Tensor, int], camera: Camera
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(2,) pixel positions of the chin and of the neck's base for posed ``vertices`` (V, 3)."""
+    neck, chin = keypoints
+    key, _ = project_points(vertices[torch.cat([neck, torch.tensor([chin])])].double(), camera.viewmat.double(),
+                            camera.K.double())
+    return key[-1].numpy(), key[:-1].mean(0).numpy()
+
+
+def background_plate(avatar: Avatar, rig, span: tuple[float, float] = PasteConfig().neck_fade) -> np.ndarray:
+    """The avatar's source image with its person's head, hair and neck inpainted away (the ``source``
+    background of ``animate``): (H, W, 3) uint8 at the avatar's framing."""
+    from headsplat.face.segment import Matter
+
+    cam = avatar.camera
+    img = cv2.resize(avatar.source, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
+    with torch.no_grad():
+        verts = posed_vertices(avatar, rig, avatar.expression, avatar.rotation, avatar.translation)
+        alpha = render(pose_gaussians(avatar.gaussians, verts, avatar_triangles(rig)), cam).alpha[..., 0].numpy()
+    fade = neck_fade(alpha.shape, *chin_and_neck(verts, _head_keypoints(avatar, rig), cam), span)
+    with Matter() as matter:
+        person = matter(img)
+    return clean_plate(img, alpha, person, fade)
+
+
+class PasteBack:
+    """Paste-back of an avatar into a driver's frames (``animate --paste-back``, ``eval reenact``): each frame
+    rendered in its own full-resolution camera, in a box holding the whole head, and composited with
+    :func:`~headsplat.avatar.composite.composite_head`. Use as a context manager (it holds the segmenter).
+
+    Args:
+        avatar, rig: the avatar and its rig.
+        tracking: the driver's tracking (its camera is the frames' camera).
+        cfg: paste-back settings.
+    """
+
+    def __init__(self, avatar: Avatar, rig, tracking, cfg: PasteConfig = PasteConfig()):
+        from headsplat.face.segment import Matter
+
+        self.avatar, self.rig, self.cfg = avatar, rig, cfg
+        self.camera = tracking.camera()
+        self.tracking = tracking
+        self._keypoints = _head_keypoints(avatar, rig)
+        self._matter = Matter() if (cfg.colour_match or cfg.inpaint_uncovered) else None
+
+    def __call__(self, motion: Motion, t: int, frame: np.ndarray) -> np.ndarray:
+        """Frame ``t`` of ``motion`` (the driver's absolute pose) over the (H, W, 3) uint8 driver ``frame``."""
+        with torch.no_grad():
+            verts = posed_vertices(self.avatar, self.rig, motion.expression[t], motion.rotation[t],
+                                   motion.translation[t])
+            gs = pose_gaussians(self.avatar.gaussians, verts, avatar_triangles(self.rig))
+        box = head_box(gs, self.camera, self.cfg.margin, self.cfg.max_render_side)
+        if box is None:
+            return frame.copy()
+        with torch.no_grad():
+            r = render(gs, box.camera, background=0.0)
+        w, h = box.size
+        rgb = straight_rgb8(r.rgb, r.alpha).astype(np.float32) / 255
+        alpha = r.alpha[..., 0].cpu().numpy()
+        if (r.alpha.shape[1], r.alpha.shape[0]) != (w, h):
+            rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
+            alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
+        chin, neck = chin_and_neck(verts, self._keypoints, self.camera)
+        offset = np.array([box.x0, box.y0], np.float64)
+        fade = neck_fade((h, w), chin - offset, neck - offset, self.cfg.neck_fade)
+        crop = frame[box.y0:box.y1, box.x0:box.x1]
+        matte = self._matter(np.ascontiguousarray(crop)) if self._matter is not None else None
+        out = frame.copy()
+        head_px = 2.5 * float(np.linalg.norm(chin - neck))
+        zone = None
+        if t < len(self.tracking) and self.tracking.found[t]:
+            zone = head_zone(self.tracking.landmarks[t] - np.array([box.x0, box.y0, 0.0]), (h, w))
+        out[box.y0:box.y1, box.x0:box.x1] = composite_head(crop, rgb, alpha, fade, matte, head_px, self.cfg, zone)
+        return out
+
+    def close(self) -> None:
+        if self._matter is not None:
+            self._matter.close()
+
+    def __enter__(self) -> "PasteBack":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

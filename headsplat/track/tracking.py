@@ -3,7 +3,6 @@ header (no pickle). The same structure serves drivers and avatar references."""
 
 from __future__ import annotations
 
-
 import json
 import os
 import zipfile

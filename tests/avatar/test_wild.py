@@ -144,7 +144,7 @@ def test_two_faces_the_followed_person_never_switches(insightface_dir):
 
 def test_source_background_has_no_ghost_head(astro_avatar, tmp_path):
     """Turned by 40 degrees either way over the source background, one face is seen, not two."""
-    from headsplat.avatar.animate import background_plate
+    from headsplat.avatar.composite import background_plate
     from headsplat.avatar.avatar import load_avatar
     from headsplat.face.landmarks import LandmarkDetector
     from headsplat.rig.open_rig import OpenRig
