@@ -130,3 +130,15 @@ def test_seam_excess_sees_a_pasted_crop_border_only():
     pasted[100:400, 150:350] = np.clip(a[100:400, 150:350].astype(int) + 40, 0, 255).astype(np.uint8)
     # A 300-row border stepping by ~40 grey levels: about 40 * 300 / 512 on those two columns.
     assert 15 < M.seam_excess(pasted, a) < 30
+
+
+def test_speckles_counts_isolated_outliers_not_edges():
+    img = np.full((64, 64, 3), 128, np.uint8)
+    img[:, 32:] = 200  # a straight edge is no speckle
+    assert M.speckles(img) == 0.0
+    img[10, 10] = 0
+    img[40, 50] = 255 - 200  # two isolated specks, one on each side
+    assert M.speckles(img) == pytest.approx(2 / 64 ** 2)
+    mask = np.zeros((64, 64), bool)
+    mask[:, :32] = True
+    assert M.speckles(img, mask) == pytest.approx(1 / (64 * 32))
