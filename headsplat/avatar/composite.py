@@ -18,7 +18,7 @@ import torch
 from headsplat.avatar.animate import Motion, straight_rgb8
 from headsplat.avatar.avatar import Avatar, avatar_triangles, posed_vertices
 from headsplat.core.camera import Camera, project_points
-from headsplat.face.indices import CHIN
+from headsplat.face.indices import CHIN, FACE_OVAL
 from headsplat.render.rasterize import render
 from headsplat.splat.binding import pose_gaussians
 
@@ -134,8 +134,6 @@ def _inpaint(rgb: np.ndarray, hole: np.ndarray, work_side: int = 256) -> np.ndar
 def head_zone(landmarks: np.ndarray, shape: tuple[int, int], hair: float = 0.5, grow: float = 0.12) -> np.ndarray:
     """(H, W) bool: where a tracked person's head and hair can be: the face oval of their (478, 2+)
     ``landmarks`` joined with the same oval raised by ``hair`` of its height, grown by ``grow`` of it."""
-    from headsplat.face.indices import FACE_OVAL
-
     oval = landmarks[FACE_OVAL, :2].astype(np.float32)
     height = float(np.ptp(oval[:, 1]))
     top = oval - np.array([0.0, hair * height], np.float32)
@@ -168,9 +166,10 @@ def composite_head(frame_box: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, fa
         alpha: (H, W) float32 its coverage.
         fade: (H, W) float32 the neck fade (1 on the head).
         driver_matte: (H, W) float32 the driver's person segmentation, or None.
+        head_px: the head's size in pixels (sets blur radii).
+        cfg: paste-back settings.
         driver_head: (H, W) bool where the driver's own head and hair can be (:func:`head_zone`); only
             there is what the avatar leaves bare inpainted (None: nothing is).
-        head_px: the head's size in pixels (sets blur radii).
 
     Returns:
         (H, W, 3) uint8.
@@ -195,8 +194,8 @@ def composite_head(frame_box: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, fa
             drv = frame_box[band].astype(np.float32).mean(0) / 255
             own = rgb[band].mean(0)
             gain = np.clip((drv + 1e-3) / (own + 1e-3), 0.7, 1.4)
-            w = (1 - fade)[..., None]  # no change on the face, the full gain where the neck meets the driver's
-            w = np.clip(w * 2, 0, 1)
+            # No change on the face, the full gain from halfway down the fade, where the neck meets the driver's.
+            w = np.clip(2 * (1 - fade), 0, 1)[..., None]
             colour = np.clip(rgb * (1 + w * (gain - 1)), 0, 1)
     out = base.astype(np.float32) * (1 - a[..., None]) + colour * 255 * a[..., None]
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
