@@ -30,16 +30,13 @@ def compose_driver(insightface: Path, shot: int, path: Path) -> Path:
     from headsplat.media.compose import inset, place
     from headsplat.media.image import read_image_uint8
     from headsplat.media.video import VideoWriter
+    from headsplat.rig.controls import talking_performance
 
     hanks = read_image_uint8(insightface / "Tom_Hanks_54745.png")
     astro = api.sample_portrait()
-    t = np.arange(shot) / 25.0
     with tempfile.TemporaryDirectory() as d, VideoWriter(path, fps=25.0) as w:
         for k, (photo, yaw, phase) in enumerate(((astro, 20, 0.0), (hanks, 25, 0.3), (astro, 20, 0.7))):
-            ts = t + phase
-            controls = {"head_yaw": (yaw * np.sin(2 * np.pi * ts / 1.6)).astype(np.float32),
-                        "head_pitch": (5 * np.sin(2 * np.pi * ts / 0.9)).astype(np.float32),
-                        "jaw_open": (0.7 * np.clip(np.sin(2 * np.pi * ts / 0.6), 0, None)).astype(np.float32)}
+            controls = talking_performance(shot, yaw=yaw, phase=phase)
             folder = Path(d) / str(k)
             api.render_posed_photo(photo, folder, controls=controls, quiet=True)
             for i, p in enumerate(sorted(folder.glob("*.png"))):

@@ -21,14 +21,6 @@ def posed_frames(photo: np.ndarray, controls: dict, folder: Path, size: int = 51
     return [read_image_uint8(p) for p in sorted(folder.glob("*.png"))], truth
 
 
-def talking(n: int, fps: float = 25.0, yaw: float = 20.0, phase: float = 0.0) -> dict:
-    """Controls of a head that talks and turns: jaw open/close, yaw and a little pitch."""
-    t = np.arange(n) / fps + phase
-    return {"head_yaw": (yaw * np.sin(2 * np.pi * t / 1.6)).astype(np.float32),
-            "head_pitch": (5 * np.sin(2 * np.pi * t / 0.9)).astype(np.float32),
-            "jaw_open": (0.7 * np.clip(np.sin(2 * np.pi * t / 0.6), 0, None)).astype(np.float32)}
-
-
 def write_video(frames, path: Path, fps: float = 25.0) -> Path:
     with VideoWriter(path, fps=fps) as w:
         for f in frames:

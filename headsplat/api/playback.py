@@ -165,19 +165,17 @@ def animate(avatar: str | os.PathLike, driver: str | os.PathLike, output: str | 
     out = _check_animation_output(output, background)
     av, rig = load_checked(avatar, flame_model)
     tracking, source = driver_tracking(driver, face, quiet, rig)
+    if paste_back and source is None:
+        raise HeadsplatError(f"{driver}: --paste-back needs the driver's frames: pass the video or images, "
+                             "not a .track file")
+    motion = driver_motion(av, tracking, "absolute" if paste_back else pose, expression_scale)
     if paste_back:
-        if source is None:
-            raise HeadsplatError(f"{driver}: --paste-back needs the driver's frames: pass the video or images, "
-                                 "not a .track file")
-        motion = driver_motion(av, tracking, "absolute", expression_scale)
         _write_paste_back(av, rig, motion, tracking, source, out, quiet)
     elif framing == "driver":
-        motion = driver_motion(av, tracking, pose, expression_scale)
         # The head where the driver's is, as large: the driver's camera and head position.
         motion = replace(motion, translation=torch.from_numpy(tracking.translation).float())
         write_animation(av, rig, motion, out, tracking.fps, background, quiet, camera=tracking.camera())
     else:
-        motion = driver_motion(av, tracking, pose, expression_scale)
         write_animation(av, rig, motion, out, tracking.fps, background, quiet)
     return {"frames": len(motion), "fps": tracking.fps, "output": out, "shots": tracking.n_shots}
 

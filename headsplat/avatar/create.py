@@ -26,12 +26,7 @@ from headsplat.core.camera import Camera, project_points
 from headsplat.face.align import CropTransform, warp_to_crop
 from headsplat.render.projection import camera_centre
 from headsplat.render.rasterize import render
-from headsplat.splat.binding import (
-    bound_to_world,
-    init_by_area,
-    pose_gaussians,
-    triangle_frames,
-)
+from headsplat.splat.binding import bound_to_world, init_by_area, pose_gaussians, triangle_frames
 from headsplat.splat.gaussians import SH_C0, GaussianSet
 from headsplat.track.tracker import rig_record
 from headsplat.track.tracking import Tracking

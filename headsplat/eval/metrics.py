@@ -13,18 +13,9 @@ import torch
 from headsplat.avatar.losses import psnr as _psnr
 from headsplat.avatar.losses import ssim_map
 from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
-from headsplat.face.indices import (
-    LEFT_EYE_CORNERS,
-    LEFT_EYE_LOWER,
-    LEFT_EYE_UPPER,
-    LIPS_INNER_LOWER,
-    LIPS_INNER_UPPER,
-    MOUTH_CORNERS,
-    RIGHT_EYE_CORNERS,
-    RIGHT_EYE_LOWER,
-    RIGHT_EYE_UPPER,
-    interocular,
-)
+from headsplat.face.indices import (LEFT_EYE_CORNERS, LEFT_EYE_LOWER, LEFT_EYE_UPPER, LIPS_INNER_LOWER,
+                                    LIPS_INNER_UPPER, MOUTH_CORNERS, RIGHT_EYE_CORNERS, RIGHT_EYE_LOWER,
+                                    RIGHT_EYE_UPPER, interocular)
 
 
 def _float_image(img: np.ndarray) -> torch.Tensor:

@@ -20,12 +20,7 @@ from headsplat.avatar.composite import PasteBack
 from headsplat.core.camera import project_points
 from headsplat.eval import metrics as M
 from headsplat.eval.baselines import warp_face
-from headsplat.eval.identity import (
-    SAME_PERSON_DISTANCE,
-    IdentityEncoder,
-    cosine_similarity,
-    descriptor_distance,
-)
+from headsplat.eval.identity import SAME_PERSON_DISTANCE, IdentityEncoder, cosine_similarity, descriptor_distance
 from headsplat.face.landmarks import N_LANDMARKS, LandmarkDetector
 from headsplat.media.frames import FrameSource
 from headsplat.track.fit import FitConfig

@@ -84,11 +84,7 @@ def import_solutions():
     # mediapipe's C++ side logs through glog; keep its info lines out of the user's terminal.
     os.environ.setdefault("GLOG_minloglevel", "2")
     try:
-        from mediapipe.python.solutions import (
-            face_detection,
-            face_mesh,
-            selfie_segmentation,
-        )
+        from mediapipe.python.solutions import face_detection, face_mesh, selfie_segmentation
     except ImportError as e:
         raise MissingDependencyError(f"mediapipe could not be imported ({e}); {INSTALL_HINT}") from None
     return face_mesh, face_detection, selfie_segmentation

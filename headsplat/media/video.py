@@ -12,7 +12,8 @@ import av
 import numpy as np
 
 from headsplat.core.errors import InputError, OutputError
-from headsplat.core.fileio import atomic_path, check_input_file
+from headsplat.core.fileio import atomic_path
+from headsplat.core.fileio import check_input_file
 
 
 @dataclass(frozen=True)

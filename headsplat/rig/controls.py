@@ -100,3 +100,16 @@ def demo_performance(n_frames: int = 120, fps: float = 25.0) -> dict:
         perf["blink_left"] += b
         perf["blink_right"] += b
     return perf
+
+
+def talking_performance(n_frames: int, fps: float = 25.0, yaw: float = 20.0, phase: float = 0.0) -> dict:
+    """A head that talks and turns: the jaw opening and closing every 0.6 s, yaw of ``yaw`` degrees every
+    1.6 s and a little pitch, starting ``phase`` seconds in (for composed test drivers).
+
+    Returns:
+        control name -> (T,) float32 array.
+    """
+    t = np.arange(n_frames) / fps + phase
+    return {"head_yaw": (yaw * np.sin(2 * math.pi * t / 1.6)).astype(np.float32),
+            "head_pitch": (5 * np.sin(2 * math.pi * t / 0.9)).astype(np.float32),
+            "jaw_open": (0.7 * np.clip(np.sin(2 * math.pi * t / 0.6), 0, None)).astype(np.float32)}

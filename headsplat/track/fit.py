@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from headsplat.core.rotation import matrix_to_axis_angle
-from headsplat.face.indices import LEFT_EYE_CORNERS, RIGHT_EYE_CORNERS
+from headsplat.face.indices import RIGHT_EYE_CORNERS, LEFT_EYE_CORNERS
 from headsplat.rig.mesh_ops import graph_laplacian
 from headsplat.rig.open_rig import N_FACE, OpenRig
 

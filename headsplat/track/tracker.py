@@ -96,7 +96,7 @@ def track_source(source: FrameSource, face: int = 0, fov_deg: float | None = Non
                       "their parameters were interpolated", MissingFacesWarning, stacklevel=2)
     width, height = source.size
     video = source.kind == "video"
-    shots = detect_shots(det.changes, lms, found) if video else np.zeros(len(found), np.int32)
+    shots = detect_shots(det.changes, lms, found) if video else None
     return fit_sequence(lms, found, times, width, height, float(source.fps), rig, temporal=video,
                         cfg=cfg, crop_size=crop_size, quiet=quiet, source=str(Path(source.path)), shots=shots)
 
@@ -107,7 +107,6 @@ def fit_sequence(landmarks: np.ndarray, found: np.ndarray, times: np.ndarray, wi
     """Fit ``rig`` to landmarks already detected: (T, 478, 3) pixels (NaN where ``found`` (T,) is False),
     frame ``times`` (T,) in seconds; ``temporal`` smooths a video's frames together, within each of the
     ``shots`` (T,) (default: one shot)."""
-    shots = np.zeros(len(found), np.int32) if shots is None else np.asarray(shots, np.int32)
     with tqdm(total=len(found), desc=desc, unit="frame", disable=quiet, leave=False) as bar:
         res = fit_landmarks(landmarks, found, width, height, rig, temporal=temporal, cfg=cfg or FitConfig(),
                             progress=bar.update, shots=shots)

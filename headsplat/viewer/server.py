@@ -20,11 +20,7 @@ import torch
 from headsplat.avatar.animate import Motion
 from headsplat.avatar.avatar import Avatar, pose_avatar
 from headsplat.core.errors import HeadsplatError, MissingDependencyError
-from headsplat.core.rotation import (
-    axis_angle_to_matrix,
-    matrix_to_axis_angle,
-    quat_to_matrix,
-)
+from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle, quat_to_matrix
 from headsplat.rig.controls import HEAD_CONTROLS, controls_to_params, rig_controls
 from headsplat.splat.gaussians import SH_C0, GaussianSet
 

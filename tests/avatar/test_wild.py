@@ -15,7 +15,8 @@ from headsplat import api
 from headsplat.media.image import read_image_uint8
 
 from headsplat.media.compose import inset, place
-from wild_media import posed_frames, talking, write_video
+from headsplat.rig.controls import talking_performance
+from wild_media import posed_frames, write_video
 
 SHOT = 12  # frames per shot
 SIZE = (1920, 1080)
@@ -30,9 +31,9 @@ def wild_driver(tmp_path_factory, insightface_dir):
 
     d = tmp_path_factory.mktemp("wild")
     hanks_photo = read_image_uint8(insightface_dir / "Tom_Hanks_54745.png")
-    astro, _ = posed_frames(data.astronaut(), talking(SHOT), d / "a")
-    hanks, _ = posed_frames(hanks_photo, talking(SHOT, yaw=25, phase=0.3), d / "b")
-    astro2, _ = posed_frames(data.astronaut(), talking(SHOT, phase=0.7), d / "c")
+    astro, _ = posed_frames(data.astronaut(), talking_performance(SHOT), d / "a")
+    hanks, _ = posed_frames(hanks_photo, talking_performance(SHOT, yaw=25, phase=0.3), d / "b")
+    astro2, _ = posed_frames(data.astronaut(), talking_performance(SHOT, phase=0.7), d / "c")
     frames = [place(f, SIZE, 2.0, (0.5, 0.5)) for f in astro]
     frames += [place(f, SIZE, 1.3 + 0.9 * i / (SHOT - 1), (0.45 + 0.1 * i / SHOT, 0.5)) for i, f in enumerate(hanks)]
     frames += [inset(place(f, SIZE, 1.8, (0.35, 0.5)), hanks_photo, 1400, 250, 380) for f in astro2]
@@ -166,7 +167,7 @@ def test_paste_back_of_a_small_head_in_an_hd_frame(astro_avatar, tmp_path):
     everything away from it is left as it was."""
     from skimage import data
 
-    frames, _ = posed_frames(data.astronaut(), talking(6), tmp_path / "p")
+    frames, _ = posed_frames(data.astronaut(), talking_performance(6), tmp_path / "p")
     hd = [place(f, SIZE, 0.3, (0.3, 0.4), fill=110) for f in frames]
     video = write_video(hd, tmp_path / "small.mp4")
     out = tmp_path / "out"

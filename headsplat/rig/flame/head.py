@@ -24,17 +24,8 @@ import torch
 from headsplat.core.errors import InputError
 from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.core.validate import check_shape
-from headsplat.face.indices import (
-    LEFT_IRIS,
-    LIPS_INNER_LOWER,
-    LIPS_INNER_UPPER,
-    RIGHT_IRIS,
-)
-from headsplat.rig.flame.embedding import (
-    LandmarkEmbedding,
-    file_digest,
-    flame_embedding,
-)
+from headsplat.face.indices import LEFT_IRIS, LIPS_INNER_LOWER, LIPS_INNER_UPPER, RIGHT_IRIS
+from headsplat.rig.flame.embedding import LandmarkEmbedding, file_digest, flame_embedding
 from headsplat.rig.flame.loader import load_flame_file
 from headsplat.rig.flame.model import FlameRig
 from headsplat.rig.mesh_ops import boundary_loops
