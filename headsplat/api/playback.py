@@ -117,14 +117,16 @@ def write_animation(avatar, rig, motion, output: Path, fps: float, background: s
 
 def driver_tracking(driver, face: int, quiet: bool, rig) -> tuple[Tracking, FrameSource | None]:
     """The driver tracked with the avatar's rig: a video or images are tracked; a ``.track`` of another rig
-    is re-fitted from its stored landmarks."""
+    (or of an older open rig) is re-fitted from its stored landmarks."""
     p = Path(driver)
     if p.suffix.lower() in (".track", ".npz"):
         tracking = Tracking.load(p)
         if not tracking.found.any():
             from headsplat.core.errors import NoFaceError
             raise NoFaceError(f"{p}: the driver has no face in any frame")
-        if tracking.rig != rig.kind:
+        if tracking.rig != rig.kind or tuple(tracking.expression_names) != tuple(rig.expression_names):
+            # another rig, or an older version of this one (another expression set): fit again from the
+            # stored landmarks
             tracking = refit_tracking(tracking, rig, quiet=quiet, path=p)
         return tracking, None
     source = open_frames(p)

@@ -176,6 +176,13 @@ def check_rig_compatible(avatar: Avatar, rig, path: str | os.PathLike = "avatar"
             raise InputError(f"{path}: made with another FLAME file ({made.get('version')}, sha1 {made.get('sha1')}) "
                              f"than {given['file']} ({given['version']}, sha1 {given['sha1']}); pass the same "
                              "file with --flame-model")
+    if rig.kind == "open":
+        from headsplat.rig.open_rig import VERSION
+
+        made = int(avatar.rig_record.get("open", {}).get("version", 1))
+        if made != VERSION:
+            raise InputError(f"{path}: made with version {made} of the open rig, this headsplat has version "
+                             f"{VERSION} (eyeballs, teeth, 25 expressions); re-create the avatar")
     n_tris = len(avatar_triangles(rig))
     if int(avatar.gaussians.parent.max()) >= n_tris:
         raise InputError(f"{path}: Gaussians reference triangle {int(avatar.gaussians.parent.max())} but this "

@@ -5,6 +5,10 @@ generated shell. Identity is the neutral shape (per-vertex offsets of the face t
 expression is a linear basis of named face deformations; head pose is a rigid transform. The shell follows
 the pose and blends into the face outline: it takes a share of the outline's identity and expression
 offsets that fades to zero over the first rings.
+
+Inside the face: two eyeballs (caps behind the lid openings, larger than them, following the identity but not
+the expression, so closing lids slide over them) and a mouth: a dark cavity behind the lips, two rows of
+teeth along the lip contour (the upper fixed to the skull, the lower riding on the jaw) and a tongue.
 """
 
 from __future__ import annotations
@@ -17,11 +21,21 @@ import torch
 
 from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.core.validate import check_shape
-from headsplat.rig.expressions import EXPRESSION_NAMES, build_expression_basis
+from headsplat.face import indices as ix
+from headsplat.rig.expressions import (EXPRESSION_NAMES, JAW_ANGLE, JAW_PIVOT, blink_targets,
+                                      build_expression_basis, lid_operators, rot_x)
 from headsplat.rig.mesh_ops import boundary_loops
 from headsplat.rig.shell import ShellConfig, build_shell
 
 N_FACE = 478
+VERSION = 2  # of the open rig's topology and expression set (1: 14 expressions, eye fans, no teeth)
+
+# Lip shapes that overlap the jaw and the smile (the tracker's prior on them is stronger).
+SECONDARY_MOUTH = ("mouth_wide", "pucker", "frown_left", "frown_right", "upper_lip_up", "lower_lip_down",
+                   "lips_press", "lips_funnel", "mouth_sideways", "jaw_sideways")
+
+# Mouth materials (``OpenRig.mouth_material``): what an avatar's generic mouth interior looks like.
+CAVITY, TEETH, TONGUE, GUMS = 0, 1, 2, 3
 
 
 def load_face_template() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -88,6 +102,96 @@ def build_mouth_cavity(v: np.ndarray, loop: np.ndarray, first: int, depth: float
     return verts, tris, follow, upper
 
 
+def build_eyeball(v: np.ndarray, loop: np.ndarray, first: int, grow: tuple = (1.35, 1.9), depth: float = 0.004
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A cap behind one eye's lid opening: a rim (the opening's loop grown about its centre, ``grow`` × in x
+    and y, pushed ``depth`` metres back), an inner ring halfway to the centre and a centre vertex half as deep,
+    so that the cap bulges like an eyeball and its triangles are small (Gaussians bound to them stay near it).
+
+    Args:
+        v: (478, 3) face template. loop: (L,) the eye's lid-margin loop. first: index of the first new vertex.
+
+    Returns:
+        vertices (2L + 1, 3): rim, inner ring, centre (last); triangles (3L, 3) facing +z, global indices;
+        follow (2L + 1, 478): the loop vertex (or, for the centre, the loop's mean) whose identity offset each
+        new vertex takes.
+    """
+    n = len(loop)
+    c = v[loop].mean(0)
+    rim = c + (v[loop] - c) * np.array([grow[0], grow[1], 1.0]) + np.array([0.0, 0.0, -depth])
+    centre = c + np.array([0.0, 0.0, -0.5 * depth])
+    inner = 0.5 * (rim + centre) + np.array([0.0, 0.0, 0.1 * depth])
+    verts = np.concatenate([rim, inner, centre[None]])
+    i = np.arange(n)
+    r, q, ctr = first + i, first + n + i, first + 2 * n
+    r2, q2 = first + (i + 1) % n, first + n + (i + 1) % n
+    tris = np.concatenate([np.stack([r, r2, q], 1), np.stack([r2, q2, q], 1),
+                           np.stack([q, q2, np.full(n, ctr)], 1)])
+    nrm = np.cross(verts[tris[:, 1] - first] - verts[tris[:, 0] - first],
+                   verts[tris[:, 2] - first] - verts[tris[:, 0] - first])
+    if nrm[:, 2].mean() < 0:
+        tris = tris[:, [0, 2, 1]]
+    follow = np.zeros((2 * n + 1, v.shape[0]))
+    follow[i, loop] = 1.0
+    follow[n + i, loop] = 1.0
+    follow[2 * n, loop] = 1.0 / n
+    return verts, tris.astype(np.int64), follow
+
+
+def build_teeth(v: np.ndarray, jaw_pivot: np.ndarray, first: int, columns: int = 14, inset: float = 0.004
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Two rows of teeth behind the lips: curved strips following the lip contour ``inset`` metres behind it,
+    spanning 80 % of the mouth's width, meeting at the line through the mouth corners. The upper row reaches
+    up behind the upper lip, the lower down behind the lower lip.
+
+    Args:
+        v: (478, 3) face template. jaw_pivot: (3,) the jaw joint (unused here, documented for the caller:
+            the lower row turns about it with the jaw). first: index of the first new vertex.
+
+    Returns:
+        vertices (4 * columns, 3): upper row's top then bottom edge, lower row's top then bottom edge;
+        triangles (4 * (columns - 1), 3) facing +z; follow (4 * columns, 478) identity weights (each vertex
+        takes the offset of its nearest inner-lip vertex); upper (triangles,) bool; lower_vertex (vertices,)
+        bool: on the lower row (rides on the jaw).
+    """
+    from headsplat.face import indices as ix
+
+    del jaw_pivot
+    r, l = v[ix.MOUTH_CORNERS[0]], v[ix.MOUTH_CORNERS[1]]
+    up = v[ix.LIPS_INNER_UPPER[1:-1]]
+    lo = v[ix.LIPS_INNER_LOWER[1:-1]]
+    xs = np.linspace(r[0], l[0], columns) * 0.8
+    # the lips' depth and height along x (interpolated over the inner lip points, sorted by x)
+    def along(pts, k):
+        o = np.argsort(pts[:, 0])
+        return np.interp(xs, pts[o, 0], pts[o, k])
+    z_lip = 0.5 * (along(up, 2) + along(lo, 2))
+    mid_y = np.interp(xs, [r[0], l[0]], [r[1], l[1]])
+    z = z_lip - inset - 0.6 * inset * (xs / max(abs(r[0]), 1e-6)) ** 2  # rows curve back towards the corners
+    top_y = np.maximum(along(up, 1), mid_y) + 0.003
+    bottom_y = np.minimum(along(lo, 1), mid_y) - 0.004
+    rows = [np.stack([xs, top_y, z], 1), np.stack([xs, mid_y + 0.0004, z], 1),
+            np.stack([xs, mid_y - 0.0004, z - 0.0006], 1), np.stack([xs, bottom_y, z - 0.0006], 1)]
+    verts = np.concatenate(rows)
+    tris = []
+    for a, b in ((0, 1), (2, 3)):  # each row: a strip between its two edges
+        ia, ib = first + a * columns + np.arange(columns), first + b * columns + np.arange(columns)
+        tris.append(np.stack([ia[:-1], ib[:-1], ia[1:]], 1))
+        tris.append(np.stack([ia[1:], ib[:-1], ib[1:]], 1))
+    tris = np.concatenate(tris).astype(np.int64)
+    nrm = np.cross(verts[tris[:, 1] - first] - verts[tris[:, 0] - first],
+                   verts[tris[:, 2] - first] - verts[tris[:, 0] - first])
+    if nrm[:, 2].mean() < 0:
+        tris = tris[:, [0, 2, 1]]
+    upper = np.concatenate([np.ones(2 * (columns - 1), bool), np.zeros(2 * (columns - 1), bool)])
+    inner = np.unique(np.concatenate([ix.LIPS_INNER_UPPER, ix.LIPS_INNER_LOWER]))
+    nearest = inner[np.argmin(np.linalg.norm(verts[:, None, :2] - v[None, inner, :2], axis=-1), 1)]
+    follow = np.zeros((len(verts), v.shape[0]))
+    follow[np.arange(len(verts)), nearest] = 1.0
+    lower_vertex = np.arange(len(verts)) >= 2 * columns
+    return verts, tris, follow, upper, lower_vertex
+
+
 class OpenRig(torch.nn.Module):
     """The open head rig. Buffers only; per-subject parameters are passed to :meth:`forward`.
 
@@ -97,10 +201,20 @@ class OpenRig(torch.nn.Module):
             back wall), not part of ``triangles``: avatars bind a mouth interior to it; tracking ignores it.
         mouth_upper: (M,) bool: the mouth triangle belongs to the upper half (upper teeth) rather than the
             lower (lower teeth, which follow the jaw).
+        mouth_material: (M,) int64: CAVITY, TEETH, TONGUE or GUMS (the band from the lips to the cavity).
         template: (V, 3) neutral vertices in metres.
-        spread: (V, 478) how each vertex follows face-vertex offsets (identity rows for face vertices,
-            fading weights from the outline for the shell).
+        spread: (V, 478) how each vertex follows face-vertex identity offsets (identity rows for face
+            vertices, fading weights from the outline for the shell, the lip or lid vertex for the mouth and
+            eyes).
+        expression_spread: (V, 478) how each vertex follows face-vertex expression displacements (as
+            ``spread``, but eyeballs and teeth do not follow the face).
         basis: (E, 478, 3) expression displacements of the face vertices.
+        own_basis: (E, V, 3) expression displacements of vertices moved by a coefficient directly (the
+            lower teeth by the jaw).
+        eyeball_centres: (2,) the vertex at the centre of each eyeball cap.
+        surface_bound: (F + M,) bool: avatar triangles (``triangles`` then ``mouth_triangles``) whose Gaussians
+            must stay on the surface: the eyeballs, the teeth and the face triangles within two rings of the eye
+            and mouth openings.
     """
 
     kind = "open"
@@ -120,24 +234,81 @@ class OpenRig(torch.nn.Module):
         fade = np.clip(1 - ring_param / shell.blend, 0, 1) ** 2
         has_src = ring_source >= 0
         spread[N_FACE + np.flatnonzero(has_src), ring_source[has_src].astype(np.int64)] = fade[has_src]
-        # Close the eye holes (the two 16-vertex loops) with fans; they collapse when the lids close.
-        eyes = [lp for lp in loops[1:] if len(lp) == 16]
-        eye_t = np.concatenate([np.stack([np.full(len(lp) - 2, lp[0]), lp[2:], lp[1:-1]], 1) for lp in eyes])
-        tris = np.concatenate([tris, eye_t])
+        self.face_mesh_triangles = tris  # the face mesh alone (852, 3): what the tracker's identity prior uses
+        # Eyeballs behind the eye holes (the two 16-vertex loops): lids close over them.
+        first = N_FACE + n_shell
+        extra_v, eye_t, follow_rows, still_rows = [], [], [], []
+        eyeball_centres = []
+        for lp in (lp for lp in loops[1:] if len(lp) == 16):
+            ev, et, ef = build_eyeball(v, lp, first)
+            eyeball_centres.append(first + len(ev) - 1)
+            extra_v.append(ev), eye_t.append(et), follow_rows.append(ef), still_rows.append(np.ones(len(ev), bool))
+            first += len(ev)
+        tris = np.concatenate([tris] + eye_t)
         self.n_face_triangles = len(tris)
-        # The mouth hole (the 20-vertex loop) gets a cavity behind it, for avatars only.
+        n_eye_t = sum(len(t) for t in eye_t)
+        # The mouth hole (the 20-vertex loop): a cavity behind it and two rows of teeth, for avatars only.
         mouth_loop = next(lp for lp in loops[1:] if len(lp) == 20)
-        mouth_v, mouth_t, mouth_follow, upper = build_mouth_cavity(v, mouth_loop, N_FACE + len(shell_v))
-        spread = np.concatenate([spread, mouth_follow.astype(np.float32)])
-        shell_v = np.concatenate([shell_v, mouth_v])
+        cav_v, cav_t, cav_follow, cav_upper = build_mouth_cavity(v, mouth_loop, first)
+        extra_v.append(cav_v), follow_rows.append(cav_follow), still_rows.append(np.zeros(len(cav_v), bool))
+        first += len(cav_v)
+        teeth_v, teeth_t, teeth_follow, teeth_upper, lower_teeth = build_teeth(v, JAW_PIVOT, first)
+        extra_v.append(teeth_v), follow_rows.append(teeth_follow), still_rows.append(np.ones(len(teeth_v), bool))
+        mouth_t = np.concatenate([cav_t, teeth_t])
+        mouth_upper = np.concatenate([cav_upper, teeth_upper])
+        # Tongue: the cavity's lower half beyond the lips' ring; teeth: the two rows.
+        material = np.full(len(mouth_t), CAVITY, np.int64)
+        n_ring = len(mouth_loop)
+        deep_lower = (~cav_upper) & (np.arange(len(cav_t)) >= 2 * n_ring) & (np.arange(len(cav_t)) < 4 * n_ring)
+        material[: len(cav_t)][deep_lower] = TONGUE
+        material[: 2 * n_ring] = GUMS  # the band from the lips back to the cavity's first ring
+        material[len(cav_t):] = TEETH
+        follow = np.concatenate(follow_rows).astype(np.float32)
+        still = np.concatenate(still_rows)
+        spread = np.concatenate([spread, follow])
+        expression_spread = spread.copy()
+        expression_spread[N_FACE + n_shell:][still] = 0.0
+        shell_v = np.concatenate([shell_v] + extra_v)
+        # The lower teeth ride on the jaw: the jaw basis' rotation (and sideways shift) at full weight.
+        teeth_idx = N_FACE + len(shell_v) - len(teeth_v) + np.flatnonzero(lower_teeth)
+        own = np.zeros((len(EXPRESSION_NAMES), N_FACE + len(shell_v), 3), np.float32)
+        rest = teeth_v[lower_teeth]
+        own[EXPRESSION_NAMES.index("jaw_open"), teeth_idx] = (rest - JAW_PIVOT) @ rot_x(JAW_ANGLE).T + JAW_PIVOT - rest
+        k = EXPRESSION_NAMES.index("jaw_sideways")
+        own[k, teeth_idx] = basis[k, ix.CHIN]
         self.outline = outline
         self.register_buffer("template", torch.from_numpy(np.concatenate([v, shell_v]).astype(np.float32)))
         self.register_buffer("triangles", torch.from_numpy(np.concatenate([tris, shell_t]).astype(np.int64)))
         self.register_buffer("spread", torch.from_numpy(spread))
+        self.register_buffer("expression_spread", torch.from_numpy(expression_spread))
         self.register_buffer("basis", torch.from_numpy(basis))
+        self.register_buffer("own_basis", torch.from_numpy(own))
+        # Blinks close each eye's lids whatever their opening (this face's, after the other expressions):
+        # the lid margins move by a share of their current gap, spread over the face by a fixed operator.
+        linear = torch.ones(len(EXPRESSION_NAMES))
+        self._lids = []
+        for side, (op, lid_upper, lid_lower) in lid_operators(v, self.face_mesh_triangles, outline).items():
+            k = EXPRESSION_NAMES.index(f"blink_{side}")
+            linear[k] = 0.0
+            self.register_buffer(f"lid_operator_{side}", torch.from_numpy(op.astype(np.float32)))
+            self._lids.append((k, side, torch.from_numpy(lid_upper), torch.from_numpy(lid_lower)))
+        self.register_buffer("linear_expressions", linear)
         self.register_buffer("mirror", torch.from_numpy(mirror))
         self.register_buffer("mouth_triangles", torch.from_numpy(mouth_t))
-        self.register_buffer("mouth_upper", torch.from_numpy(upper))
+        self.register_buffer("mouth_upper", torch.from_numpy(mouth_upper))
+        self.register_buffer("mouth_material", torch.from_numpy(material))
+        self.register_buffer("eyeball_centres", torch.tensor(eyeball_centres, dtype=torch.int64))
+        # Surfaces whose Gaussians must stay on them (an eyeball's would float out through the closed lids, a
+        # tooth's out of the row): the eyeballs and the teeth, as avatar triangles (head, then mouth).
+        flat = np.zeros(len(tris) + len(shell_t) + len(mouth_t), bool)
+        flat[self.n_face_triangles - n_eye_t: self.n_face_triangles] = True
+        # ... and the rims of the eye and mouth openings: left free, their Gaussians drift over the opening
+        # to paint the iris or the teeth of the photo, and smear when the lids close or the jaw opens.
+        rims = np.concatenate([lp for lp in loops[1:] if len(lp) in (16, 20)])
+        near = np.unique(self.face_mesh_triangles[np.isin(self.face_mesh_triangles, rims).any(1)])  # 1 ring out
+        flat[: len(self.face_mesh_triangles)] = np.isin(self.face_mesh_triangles, near).any(1)
+        flat[len(tris) + len(shell_t):][material == TEETH] = True
+        self.register_buffer("surface_bound", torch.from_numpy(flat))
 
     @property
     def n_vertices(self) -> int:
@@ -159,8 +330,23 @@ class OpenRig(torch.nn.Module):
         return np.arange(468)
 
     def expression_prior_weights(self) -> torch.Tensor:
-        """(E,) relative weights of the tracker's magnitude prior on each expression coefficient."""
-        return torch.ones(self.n_expressions)
+        """(E,) relative weights of the tracker's magnitude prior on each expression coefficient: the lip shapes
+        that overlap the jaw and the smile (a lower lip that drops, lips that press or funnel, ...) cost five
+        times more, so that an opening mouth is read as the jaw, consistently from frame to frame."""
+        w = torch.ones(self.n_expressions)
+        for i, name in enumerate(self.expression_names):
+            if name in SECONDARY_MOUTH:
+                w[i] = 5.0
+        return w
+
+    def expression_smoothing_weights(self) -> torch.Tensor:
+        """(E,) relative weights of the tracker's temporal smoothing of each coefficient: lids (blinks, wide
+        eyes, squints) move in a few frames and are smoothed a tenth as much."""
+        w = torch.ones(self.n_expressions)
+        for i, name in enumerate(self.expression_names):
+            if name.startswith(("blink_", "wide_", "squint_")):
+                w[i] = 0.1
+        return w
 
     def point_weights(self) -> torch.Tensor:
         """(478,) weight of each landmark in the fit (all equal)."""
@@ -222,11 +408,19 @@ class OpenRig(torch.nn.Module):
         check_shape("translation", translation, ("...", 3))
         # 1. identity: the neutral shape
         neutral = self.neutral(identity, scale, face_only)
-        # 2. expression: linear displacements of the face, spread onto the shell
-        disp = torch.einsum("...e,evc->...vc", expression, self.basis)
-        if not face_only:
-            disp = self.spread @ disp
-        shaped = neutral + disp * scale[..., None, None]
+        # 2. expression: displacements of the face (linear, then the blinks relative to the lids' gap), spread
+        #    onto the shell, plus what moves on its own (the lower teeth with the jaw)
+        s = scale[..., None, None]
+        disp = torch.einsum("...e,evc->...vc", expression * self.linear_expressions, self.basis) * s
+        face = neutral[..., :N_FACE, :] + disp
+        for k, side, upper, lower in self._lids:
+            lid = getattr(self, f"lid_operator_{side}") @ blink_targets(face[..., upper, :], face[..., lower, :])
+            disp = disp + expression[..., k, None, None] * lid
+        if face_only:
+            shaped = neutral + disp
+        else:
+            shaped = neutral + self.expression_spread @ disp + torch.einsum("...e,evc->...vc", expression,
+                                                                              self.own_basis) * s
         # 3. pose: rigid transform about the head-space origin
         rot = axis_angle_to_matrix(rotation)
         posed = shaped @ rot.transpose(-1, -2) + translation[..., None, :]

@@ -127,7 +127,11 @@ def _tracking_from_fit(res, rig, lms, found, width, height, fps, times, crop_siz
 
 def rig_record(rig) -> dict:
     """What a tracking or avatar file records about its rig beyond the kind (FLAME: which model file)."""
-    return {"flame": rig.describe()} if rig.kind == "flame" else {}
+    if rig.kind == "flame":
+        return {"flame": rig.describe()}
+    from headsplat.rig.open_rig import VERSION
+
+    return {"open": {"version": VERSION}}
 
 
 def refit_tracking(tracking: Tracking, rig, quiet: bool = False, path: str | os.PathLike | None = None) -> Tracking:

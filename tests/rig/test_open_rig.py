@@ -17,10 +17,31 @@ def _pose(rig, expression=None, rotation=None, translation=None, offsets=None, s
                torch.zeros(3) if translation is None else translation).vertices
 
 
-def test_head_is_closed_except_the_mouth(rig):
-    loops = boundary_loops(rig.triangles.numpy())
-    assert [len(lp) for lp in loops] == [20]
-    assert set(loops[0]) <= set(np.concatenate([ix.LIPS_INNER_UPPER, ix.LIPS_INNER_LOWER]))
+def test_head_is_closed_except_the_mouth_and_the_eyes_which_have_eyeballs_behind_them(rig):
+    t = rig.triangles.numpy()
+    loops = boundary_loops(t)
+    assert sorted(len(lp) for lp in loops) == [16, 16, 16, 16, 20]
+    lids = [lp for lp in loops if len(lp) == 16 and lp.max() < 478]
+    caps = [lp for lp in loops if len(lp) == 16 and lp.min() >= 478]
+    assert len(lids) == 2 and len(caps) == 2
+    mouth = next(lp for lp in loops if len(lp) == 20)
+    assert set(mouth) <= set(np.concatenate([ix.LIPS_INNER_UPPER, ix.LIPS_INNER_LOWER]))
+    v = _pose(rig).numpy()
+    for lid in lids:
+        cap = min(caps, key=lambda c: np.linalg.norm(v[c].mean(0) - v[lid].mean(0)))
+        # The cap's rim reaches beyond the opening (in the face plane) and lies behind it.
+        c = v[lid].mean(0)
+        def polar(p):
+            d = (p - c)[:, :2]
+            return np.arctan2(d[:, 1], d[:, 0]), np.linalg.norm(d, axis=1)
+        a_lid, r_lid = polar(v[lid])
+        a_cap, r_cap = polar(v[cap])
+        o = np.argsort(a_cap)
+        rim_at = np.interp(a_lid, a_cap[o], r_cap[o], period=2 * np.pi)  # the rim's radius towards each lid vertex
+        assert (rim_at > 1.2 * r_lid).all()
+        o = np.argsort(a_lid)
+        lid_z_at = np.interp(a_cap, a_lid[o], v[lid, 2][o], period=2 * np.pi)
+        assert (v[cap, 2] < lid_z_at - 0.002).all()
 
 
 def test_template_is_metric_symmetric_and_faces_plus_z(rig):
@@ -46,14 +67,64 @@ def test_jaw_open_moves_the_chin_down_not_the_forehead(rig):
     assert gap < -0.01
 
 
-def test_blink_closes_the_lids(rig):
+def test_blink_closes_the_lids_whatever_their_opening_and_the_eyeball_stays(rig):
+    names = rig.expression_names
+    for opened in ({}, {"wide_left": 1.0}, {"squint_left": -1.0}, {"wide_left": 1.0, "squint_left": -1.0}):
+        e0 = torch.zeros(rig.n_expressions)
+        for k, x in opened.items():
+            e0[names.index(k)] = x
+        e1 = e0.clone()
+        e1[names.index("blink_left")] = 1.0
+        v0, v1 = _pose(rig, e0).numpy(), _pose(rig, e1).numpy()
+        gap0 = np.linalg.norm(v0[ix.LEFT_EYE_UPPER] - v0[ix.LEFT_EYE_LOWER], axis=1).mean()
+        gap1 = np.linalg.norm(v1[ix.LEFT_EYE_UPPER] - v1[ix.LEFT_EYE_LOWER], axis=1).mean()
+        assert gap1 < 0.1 * gap0, (opened, gap0, gap1)  # closed, however wide the eye was
+        assert np.abs(v1[ix.RIGHT_EYE_UPPER] - v0[ix.RIGHT_EYE_UPPER]).max() < 1e-6  # the other eye stays open
+        # The eyeball does not move with the lids, and the closed lids lie in front of it.
+        moved = np.linalg.norm(v1 - v0, axis=1)
+        caps = [lp for lp in boundary_loops(rig.triangles.numpy()) if len(lp) == 16 and lp.min() >= 478]
+        cap = min(caps, key=lambda c: np.linalg.norm(v0[c].mean(0) - v0[ix.LEFT_EYE_UPPER].mean(0)))
+        assert moved[cap].max() < 1e-7
+        centre = int(min(rig.eyeball_centres, key=lambda i: np.linalg.norm(v0[int(i)] - v0[cap].mean(0))))
+        assert v1[ix.LEFT_EYE_UPPER[2:5], 2].min() > v1[centre, 2] + 0.001
+
+
+def test_teeth_upper_row_fixed_to_the_skull_lower_row_rides_on_the_jaw(rig):
+    from headsplat.rig.open_rig import TEETH
+
+    names = rig.expression_names
+    is_teeth = rig.mouth_material == TEETH
+    teeth, upper = rig.mouth_triangles[is_teeth], rig.mouth_upper[is_teeth]
+    up_v, lo_v = teeth[upper].unique(), teeth[~upper].unique()
+    assert len(teeth) > 0 and len(up_v) and len(lo_v)
     e = torch.zeros(rig.n_expressions)
-    e[rig.expression_names.index("blink_left")] = 1.0
-    v0, v1 = _pose(rig).numpy(), _pose(rig, e).numpy()
-    gap0 = np.linalg.norm(v0[ix.LEFT_EYE_UPPER] - v0[ix.LEFT_EYE_LOWER], axis=1).mean()
-    gap1 = np.linalg.norm(v1[ix.LEFT_EYE_UPPER] - v1[ix.LEFT_EYE_LOWER], axis=1).mean()
-    assert gap1 < 0.15 * gap0
-    assert np.abs(v1[ix.RIGHT_EYE_UPPER] - v0[ix.RIGHT_EYE_UPPER]).max() < 1e-6  # the other eye stays open
+    for k in ("jaw_open", "smile_left", "lips_funnel", "blink_left"):
+        e[names.index(k)] = 1.0
+    v0, v1 = _pose(rig), _pose(rig, e)
+    assert (v1[up_v] - v0[up_v]).abs().max() < 1e-7
+    # The lower row turns with the jaw: it moves down with the chin and stays behind the lower lip.
+    assert (v1[lo_v, 1] - v0[lo_v, 1]).mean() < -0.004
+    for jaw in (0.0, 0.5, 1.0):
+        ej = torch.zeros(rig.n_expressions)
+        ej[names.index("jaw_open")] = jaw
+        vj = _pose(rig, ej).numpy()
+        for row, lip in ((lo_v, ix.LIPS_INNER_LOWER), (up_v, ix.LIPS_INNER_UPPER)):
+            o = np.argsort(vj[lip, 0])
+            lip_z = np.interp(vj[row, 0], vj[lip, 0][o], vj[lip, 2][o])  # the lip's depth in front of each tooth
+            assert (vj[row, 2] < lip_z - 0.002).all(), jaw
+
+
+def test_asymmetric_shapes_move_one_side(rig):
+    names = rig.expression_names
+    v0 = _pose(rig)
+    for name, moving, still in (("smile_left", 291, 61), ("brow_up_right", 105, 334), ("squint_left", 374, 145),
+                                ("wide_right", 159, 386), ("mouth_sideways", 61, None)):
+        e = torch.zeros(rig.n_expressions)
+        e[names.index(name)] = 1.0
+        d = (_pose(rig, e) - v0).norm(dim=-1)
+        assert d[moving] > 1e-3, name
+        if still is not None:
+            assert d[still] < 0.1 * d[moving], name
 
 
 def test_pose_is_rigid_and_the_shell_follows(rig):

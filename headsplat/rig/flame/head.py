@@ -29,7 +29,7 @@ from headsplat.rig.flame.embedding import LandmarkEmbedding, file_digest, flame_
 from headsplat.rig.flame.loader import load_flame_file
 from headsplat.rig.flame.model import FlameRig
 from headsplat.rig.mesh_ops import boundary_loops
-from headsplat.rig.open_rig import RigOutput, build_mouth_cavity, load_face_template
+from headsplat.rig.open_rig import CAVITY, TEETH, RigOutput, build_mouth_cavity, load_face_template
 
 LEFT_EYE, RIGHT_EYE = 3, 4  # FLAME's joints: global, neck, jaw, left eye, right eye
 POSE_NAMES = ("jaw_rx", "jaw_ry", "jaw_rz", "eye_l_rx", "eye_l_ry", "eye_l_rz", "eye_r_rx", "eye_r_ry", "eye_r_rz")
@@ -122,6 +122,12 @@ class FlameHead(torch.nn.Module):
         self.register_buffer("triangles", rig.triangles.clone())
         self.register_buffer("mouth_triangles", torch.from_numpy(cav_t))
         self.register_buffer("mouth_upper", torch.from_numpy(upper))
+        # Teeth on the band from the lips to the cavity's first ring (FLAME has no teeth), dark cavity beyond.
+        material = np.full(len(cav_t), CAVITY, np.int64)
+        material[: 2 * len(cav_t) // 5] = TEETH
+        self.register_buffer("mouth_material", torch.from_numpy(material))
+        # No avatar triangle pins its Gaussians to the surface (the open rig pins its eyeballs and teeth).
+        self.register_buffer("surface_bound", torch.zeros(len(faces) + len(cav_t), dtype=torch.bool))
         # face part: triangles within 8 mm of a landmark on the template (the rest is scalp, ears, neck, eyes)
         from scipy.spatial import cKDTree
 
