@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from headsplat.core.rotation import matrix_to_axis_angle
-from headsplat.face.indices import RIGHT_EYE_CORNERS, LEFT_EYE_CORNERS
+from headsplat.face.indices import (LEFT_EYE_CORNERS, LEFT_EYE_LOWER, LEFT_EYE_UPPER, RIGHT_EYE_CORNERS,
+                                    RIGHT_EYE_LOWER, RIGHT_EYE_UPPER)
 from headsplat.rig.mesh_ops import graph_laplacian
 from headsplat.rig.open_rig import N_FACE, OpenRig
 
@@ -48,6 +49,7 @@ class FitConfig:
     smooth_translation: float = 0.05  # temporal smoothness of translation (robust, videos)
     smooth_expression: float = 0.3  # temporal smoothness of expression (videos)
     flame_shape_size: float = 0.002  # magnitude prior on FLAME shape coefficients (unit variance)
+    blink_gain: float = 1.75  # videos: MediaPipe's lid closure is scaled up by this (it reads a full blink as ~57 %)
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,7 @@ def _pseudo_huber(r2: torch.Tensor, c: float) -> torch.Tensor:
 def _open_identity_prior(rig: OpenRig, cfg: FitConfig):
     """Prior on the open rig's per-vertex identity offsets (in centimetres): smooth, small, symmetric, and
     free of what expression, pose and scale explain."""
-    lap = torch.from_numpy(graph_laplacian(rig.triangles[: rig.n_face_triangles].numpy(), N_FACE).toarray())
+    lap = torch.from_numpy(graph_laplacian(rig.face_mesh_triangles, N_FACE).toarray())
     mirror = rig.mirror
     mirror_sign = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
     excluded = _excluded_modes(rig)
@@ -130,6 +132,102 @@ def _interocular(lm: np.ndarray) -> np.ndarray:
     r = lm[..., RIGHT_EYE_CORNERS, :2].mean(-2)
     l = lm[..., LEFT_EYE_CORNERS, :2].mean(-2)
     return np.linalg.norm(r - l, axis=-1)
+
+
+def per_frame_gauss_newton(residual_fn, x0: torch.Tensor, prior: torch.Tensor, c: float, iters: int = 12
+                           ) -> torch.Tensor:
+    """Fit every frame's parameters on its own: robust Levenberg-Marquardt, all frames at once.
+
+    Minimises, for each frame t, ``sum_i w_i * c^2 (sqrt(1 + |r_ti|^2 / c^2) - 1) / c^2 + sum_k prior_k x_tk^2``
+    (the tracker's pseudo-Huber landmark term and a magnitude prior) by iteratively reweighted Gauss-Newton
+    steps with a per-frame damping that grows when a step does not lower that frame's cost. The tracker's
+    joint L-BFGS over a window converges slowly along directions that move few landmarks a little (a lid,
+    a brow); started from this solution it only has to add the temporal smoothing.
+
+    Args:
+        residual_fn: (T, D) parameters -> ((T, P, 2) residuals, (P,) point weights).
+        x0: (T, D) start.
+        prior: (D,) weights of the quadratic magnitude prior (0 for unpenalised parameters).
+        c: pseudo-Huber scale of the residuals.
+        iters: Levenberg-Marquardt iterations.
+
+    Returns:
+        (T, D) parameters.
+    """
+    T, D = x0.shape
+    x = x0.detach().clone()
+    fd_step = 1e-6
+    lam = torch.full((T,), 1e-3, dtype=x.dtype)
+
+    def cost(r, w, x):
+        return (_pseudo_huber((r * r).sum(-1), c) * w).sum(-1) / c ** 2 + (prior * x * x).sum(-1)
+
+    with torch.no_grad():
+        r, w = residual_fn(x)
+    current = cost(r, w, x)
+    eye = torch.eye(D, dtype=x.dtype)
+    for _ in range(iters):
+        # Jacobian column by column by forward differences (float64; parameters are O(1)): D passes over all
+        # frames, much cheaper here than forward-mode autodiff.
+        cols = []
+        with torch.no_grad():
+            for k in range(D):
+                y = x.clone()
+                y[:, k] += fd_step
+                cols.append(((residual_fn(y)[0] - r) / fd_step).reshape(T, -1))
+        J = torch.stack(cols, -1)  # (T, 2P, D)
+        s = (r * r).sum(-1)
+        omega = (w / torch.sqrt(1 + s / c ** 2) / c ** 2).repeat_interleave(2, -1)  # (T, 2P): IRLS weights
+        JtW = J.transpose(1, 2) * omega[:, None, :]
+        H = JtW @ J + torch.diag(prior)
+        g = (JtW @ r.reshape(T, -1, 1))[..., 0] + prior * x
+        H_damped = H + lam[:, None, None] * (torch.diagonal(H, dim1=1, dim2=2)[..., None] * eye + 1e-9 * eye)
+        step = -torch.linalg.solve(H_damped, g)
+        x_new = x + step
+        with torch.no_grad():
+            r_new, w_new = residual_fn(x_new)
+        new = cost(r_new, w_new, x_new)
+        better = new < current
+        x = torch.where(better[:, None], x_new, x)
+        r = torch.where(better[:, None, None], r_new, r)
+        current = torch.where(better, new, current)
+        lam = torch.where(better, lam * 0.3, lam * 10).clamp(1e-7, 1e7)
+    return x
+
+
+def calibrate_lids(landmarks: np.ndarray, found: np.ndarray, gain: float, open_percentile: float = 90.0
+                   ) -> np.ndarray:
+    """Undo MediaPipe's under-reading of closing eyes in a video's landmarks.
+
+    MediaPipe's mesh keeps a closing eye partly open: on rendered faces whose lids really meet, its lid gap
+    falls to ~43 % of the open gap, never near 0. Per eye, the open gap is the clip's ``open_percentile``
+    percentile of the lid gap relative to the eye width; a frame's closure ``c = 1 - gap / open`` is raised to
+    ``min(1, c * gain)`` (smoothly from c = 0.1 to 0.3, so that landmark noise on open eyes is not amplified)
+    by moving the upper-lid points towards the lower lid. Wider-than-open eyes are left as they are.
+
+    Args:
+        landmarks: (T, 478, 3) pixels; found: (T,) bool.
+        gain: closure scale.
+
+    Returns:
+        (T, 478, 3) a corrected copy.
+    """
+    out = landmarks.copy()
+    if gain == 1.0 or found.sum() < 10:
+        return out
+    for upper, lower, corners in ((RIGHT_EYE_UPPER, RIGHT_EYE_LOWER, RIGHT_EYE_CORNERS),
+                                  (LEFT_EYE_UPPER, LEFT_EYE_LOWER, LEFT_EYE_CORNERS)):
+        up, lo = out[:, upper[1:-1], :2], out[:, lower[1:-1], :2]
+        width = np.linalg.norm(out[:, corners[0], :2] - out[:, corners[1], :2], axis=-1)
+        gap = np.linalg.norm(up - lo, axis=-1).mean(-1) / np.maximum(width, 1e-9)
+        opened = np.percentile(gap[found], open_percentile)
+        closure = np.clip(1 - gap / max(opened, 1e-9), 0, 1)
+        ramp = np.clip((closure - 0.1) / 0.2, 0, 1)
+        ramp = ramp * ramp * (3 - 2 * ramp)
+        target = np.minimum(1.0, closure * (1 + (gain - 1) * ramp))
+        keep = np.where(closure < 1, (1 - target) / np.maximum(1 - closure, 1e-9), 1.0)  # new gap / old gap
+        out[:, upper[1:-1], :2] = lo + (up - lo) * keep[:, None, None]
+    return out
 
 
 def _lbfgs(params, closure_fn, iters: int) -> None:
@@ -170,6 +268,8 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
     # Frames without a face take their nearest found frame's landmarks, with no weight in the fit.
     nearest = idx_found[np.abs(np.arange(T)[:, None] - idx_found[None]).argmin(1)]
     lm[~found] = lm[nearest[~found]]
+    if temporal:
+        lm = calibrate_lids(lm, found, cfg.blink_gain)
     iod = _interocular(lm)  # (T,)
     weight = torch.from_numpy(found.astype(np.float64))
 
@@ -188,6 +288,9 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
     rig = copy.deepcopy(rig).double()  # fit in float64; the caller's rig is left as it is
     unit, identity_prior = _identity_problem(rig, cfg)
     expr_w = rig.expression_prior_weights().double()
+    # Fast motions (a blink lasts 0.1-0.2 s) are smoothed less than the rest.
+    smooth_w = (rig.expression_smoothing_weights() if hasattr(rig, "expression_smoothing_weights")
+                else torch.ones(rig.n_expressions)).double()
     pts = torch.from_numpy(fit_points)
     point_w = rig.point_weights().double()[pts]
     point_w = point_w / point_w.sum()
@@ -237,6 +340,16 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
     trans = torch.tensor(trans0)
     rot[keys_t], trans[keys_t] = k_rot.detach(), k_trans_cm.detach() * 0.01
     exp = torch.zeros(T, E, dtype=dt)
+
+    # Each frame on its own first (converges where the joint fit is slow), then the joint, smoothed fit.
+    def frame_residuals(x):
+        uv, _ = project(rig, ident_f, log_scale_f, x[:, 6:], x[:, :3], x[:, 3:6] * 0.01, focal_f, width, height)
+        r = (uv[:, pts] - lm_t[:, pts, :2]) / iod_t[:, None, None]
+        return r, point_w
+    x0 = torch.cat([rot, trans / 0.01, exp], 1)
+    prior = torch.cat([torch.zeros(6, dtype=dt), cfg.expression_size * expr_w])
+    x = per_frame_gauss_newton(frame_residuals, x0, prior, cfg.robust)
+    rot, trans, exp = x[:, :3].clone(), x[:, 3:6] * 0.01, x[:, 6:].clone()
     start = 0
     while start < T:
         stop = min(T, start + cfg.window)
@@ -262,7 +375,7 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
                 # Robust: small accelerations (noise) are smoothed, real sudden motion is let through.
                 loss = loss + (cfg.smooth_rotation * mean(_pseudo_huber((acc(r_all) ** 2).sum(-1), 0.005)) / 0.005 ** 2
                                + cfg.smooth_translation * mean(_pseudo_huber((acc(t_all) ** 2).sum(-1), 0.2)) / 0.2 ** 2
-                               + cfg.smooth_expression * mean((acc(e_all) ** 2).sum(-1)))
+                               + cfg.smooth_expression * mean((acc(e_all) ** 2 * smooth_w).sum(-1)))
             return loss
 
         _lbfgs([w_rot, w_trans, w_exp], stage2, cfg.frame_iters or rig.frame_iterations)
