@@ -3,8 +3,9 @@
 Steps: crop each frame around the head (the tracked crop, as a pinhole camera), matte it; seed Gaussians by
 area on the rig (head and mouth cavity) with colours projected from the photo; fit them with L1 + D-SSIM on
 the matted foreground over random backgrounds, an alpha loss, and regularisers that keep them near their
-triangles and small; then fill what no frame saw from its mirror image or nearest seen neighbour, and give
-the mouth a generic interior (dark cavity, teeth).
+triangles and small; then fill what no frame saw from its mirror image or nearest seen neighbour. The mouth
+interior keeps seeded colours: the photo's where a frame shows it (teeth in a smile), generic ones elsewhere
+(dark cavity, teeth, gums, tongue); the teeth rows get a dense, even, opaque layer so that they read as rows.
 """
 
 from __future__ import annotations
@@ -25,14 +26,17 @@ from headsplat.avatar.losses import masked_l1, psnr, ssim_map
 from headsplat.core.camera import Camera, project_points
 from headsplat.face.align import CropTransform, warp_to_crop
 from headsplat.render.projection import camera_centre
+from headsplat.rig.open_rig import CAVITY, GUMS, TEETH, TONGUE
 from headsplat.render.rasterize import render
-from headsplat.splat.binding import bound_to_world, init_by_area, pose_gaussians, triangle_frames
-from headsplat.splat.gaussians import SH_C0, GaussianSet
+from headsplat.splat.binding import (bind_points, bound_to_world, init_by_area, per_triangle_barycentrics,
+                                     pose_gaussians, triangle_frames)
+from headsplat.splat.gaussians import SH_C0, GaussianSet, concatenate
 from headsplat.track.tracker import rig_record
 from headsplat.track.tracking import Tracking
 
-CAVITY_RGB = (0.22, 0.07, 0.07)
-TEETH_RGB = (0.9, 0.88, 0.82)
+MOUTH_RGB = {CAVITY: (0.12, 0.04, 0.04), TEETH: (0.88, 0.86, 0.8), TONGUE: (0.55, 0.24, 0.24),
+             GUMS: (0.6, 0.3, 0.3)}
+TEETH_PER_TRIANGLE = 16
 
 
 @dataclass(frozen=True)
@@ -198,18 +202,29 @@ def seed_gaussians(frames: list[FitFrame], rig, cfg: CreateConfig, generator: to
     ref = frames[0]
     gs = init_by_area(ref.vertices, tris, cfg.n_gaussians, generator=generator, opacity=0.9, coverage=0.8)
     n_head = len(rig.triangles)
+    # Teeth: a dense, even, opaque layer on every tooth-row triangle, so the rows read as continuous (seeded
+    # by area they would get a few scattered Gaussians and show the cavity between them).
+    teeth_tris = n_head + torch.nonzero(rig.mouth_material == TEETH)[:, 0]
+    if len(teeth_tris):
+        k = TEETH_PER_TRIANGLE
+        teeth = bind_points(ref.vertices, tris, teeth_tris.repeat_interleave(k),
+                            per_triangle_barycentrics(k).repeat(len(teeth_tris), 1), opacity=0.99,
+                            size=0.7 / math.sqrt(k), flatness=0.3)
+        gs = concatenate([gs, teeth])
     part = rig.triangle_parts()[gs.parent]
     rgb = torch.full((len(gs), 3), 0.5)
     seen = torch.zeros(len(gs), dtype=torch.bool)
     for f in frames:
         vis, uv = visibility(gs, f, tris)
-        new = vis & ~seen & (part < 2)
+        new = vis & ~seen
         rgb[new] = _sample(f.image, uv[new])
         seen |= new
-    mouth = part == 2
-    teeth = mouth & ((gs.parent - n_head) < 2 * rig.mouth_triangles.shape[0] // 5)  # the lip-to-ring band
-    rgb[mouth] = torch.tensor(CAVITY_RGB)
-    rgb[teeth] = torch.tensor(TEETH_RGB)
+    # The mouth interior no frame shows gets a generic one (dark cavity, teeth, tongue); what a photo shows
+    # (teeth in a smile) takes the photo's colours.
+    hidden_mouth = (part == 2) & ~seen
+    material = rig.mouth_material[(gs.parent - n_head).clamp_min(0)]
+    for kind, colour in MOUTH_RGB.items():
+        rgb[hidden_mouth & (material == kind)] = torch.tensor(colour)
     gs = replace(gs, sh=((rgb - 0.5) / SH_C0)[:, None, :].contiguous())
     with torch.no_grad():
         neutral = rig(torch.zeros(rig.identity_shape), torch.tensor(1.0), torch.zeros(rig.n_expressions), torch.zeros(3),
@@ -219,9 +234,10 @@ def seed_gaussians(frames: list[FitFrame], rig, cfg: CreateConfig, generator: to
 
 
 def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfig,
-                  generator: torch.Generator, quiet: bool = False) -> tuple[GaussianSet, list[float]]:
-    """Optimise the Gaussians' local fields, opacities and colours against the frames. Returns the fitted
-    set and the loss history."""
+                  generator: torch.Generator, quiet: bool = False, fixed_colour: torch.Tensor | None = None
+                  ) -> tuple[GaussianSet, list[float]]:
+    """Optimise the Gaussians' local fields, opacities and colours against the frames (the colours of
+    ``fixed_colour`` (N,) bool ones stay). Returns the fitted set and the loss history."""
     tris = avatar_triangles(rig)
     frames_tri = [triangle_frames(f.vertices, tris) for f in frames]
     lm = gs.local_means.clone().requires_grad_(True)
@@ -232,10 +248,11 @@ def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfi
     opt = torch.optim.Adam([{"params": [lm], "lr": cfg.lr_position}, {"params": [lq], "lr": cfg.lr_rotation},
                             {"params": [ls], "lr": cfg.lr_scale}, {"params": [op], "lr": cfg.lr_opacity},
                             {"params": [sh], "lr": cfg.lr_color / SH_C0}], eps=1e-15)
-    # The mouth interior keeps its generic colours: a closed mouth in the photo says nothing about it.
-    head_only = (gs.parent < len(rig.triangles)).to(sh.dtype)[:, None, None]
-    sh.register_hook(lambda g: g * head_only)
+    if fixed_colour is not None:
+        free = (~fixed_colour).to(sh.dtype).to(sh.device)[:, None, None]
+        sh.register_hook(lambda g: g * free)
     max_log_scale = math.log(1.0)
+    pinned = rig.surface_bound[gs.parent]
     losses = []
     bar = tqdm(range(cfg.iterations), desc="fitting", unit="step", disable=quiet, leave=False)
     for it in bar:
@@ -249,6 +266,10 @@ def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfi
             cfg.ssim_weight * ((1 - ssim_map(out.rgb, target)) * w).sum() / w.sum().clamp_min(1.0)
         alpha = ((out.alpha[..., 0] - f.matte).abs() * w).sum() / w.sum().clamp_min(1.0)
         reg_pos = F.relu(lm.norm(dim=-1) - 1.0).pow(2).mean()
+        if pinned.any():  # eyeballs, teeth, the rims of eyes and mouth: on their surface, within their triangle
+            reg_pos = reg_pos + 100 * (F.relu(lm[pinned, 2].abs() - 0.05).pow(2).mean()
+                                       + F.relu(lm[pinned, :2].norm(dim=-1) - 0.6).pow(2).mean()
+                                       + F.relu(ls[pinned] - math.log(0.35)).pow(2).mean())
         reg_scale = F.relu(ls - max_log_scale).pow(2).mean()
         loss = photo + cfg.alpha_weight * alpha + cfg.position_weight * reg_pos + cfg.scale_weight * reg_scale
         opt.zero_grad(set_to_none=True)
@@ -295,14 +316,18 @@ def create_avatar(images: list[np.ndarray], indices: list[int], tracking: Tracki
 def _create(images, indices, tracking, rig, cfg, seed, quiet, matter, provenance, device, generator, t0) -> Avatar:
     frames = prepare_frames(images, indices, tracking, rig, cfg.size, matter)
     seeded, seen, canonical, part = seed_gaussians(frames, rig, cfg, generator)
+    # The mouth interior keeps its seeded colours (the photo's where a frame shows it, generic elsewhere):
+    # fitted, its few, often half-hidden Gaussians take the colours of the random backgrounds.
+    mouth = part == 2
     device = torch.device(device)
     if device.type != "cpu":
         dev = [replace(f, image=f.image.to(device), matte=f.matte.to(device), mask=f.mask.to(device),
                        camera=f.camera.to(device), vertices=f.vertices.to(device)) for f in frames]
-        gs, losses = fit_gaussians(seeded.to(device), dev, rig.to(device), cfg, generator, quiet=quiet)
+        gs, losses = fit_gaussians(seeded.to(device), dev, rig.to(device), cfg, generator, quiet=quiet,
+                                   fixed_colour=mouth)
         gs, rig = gs.to("cpu"), rig.to("cpu")
     else:
-        gs, losses = fit_gaussians(seeded, frames, rig, cfg, generator, quiet=quiet)
+        gs, losses = fit_gaussians(seeded, frames, rig, cfg, generator, quiet=quiet, fixed_colour=mouth)
     # What no frame saw takes the photo colour of its mirror image or nearest seen neighbour (colours sampled
     # from the photo, not fitted ones: a fitted Gaussian at the silhouette may have drifted towards the
     # random backgrounds it was fitted over).

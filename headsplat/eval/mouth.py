@@ -1,0 +1,56 @@
+"""Checks of an avatar's mouth interior at an open jaw: is the opening between the lips filled, and are the
+teeth rows continuous."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from headsplat.core.camera import Camera, project_points
+from headsplat.face import indices as ix
+
+
+def _polygon_mask(points: np.ndarray, width: int, height: int) -> np.ndarray:
+    mask = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(mask, [np.round(points - 0.5).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
+def mouth_opening_mask(vertices: torch.Tensor, camera: Camera, erode: int = 2) -> np.ndarray:
+    """(H, W) bool: the pixels between the inner lip contours of posed rig vertices (V, 3) (the MediaPipe face
+    vertices first), shrunk by ``erode`` px so that the lips' own soft edge is not counted."""
+    loop = np.concatenate([ix.LIPS_INNER_UPPER, ix.LIPS_INNER_LOWER[::-1][1:-1]])
+    uv, _ = project_points(vertices[loop].double(), camera.viewmat.double(), camera.K.double())
+    mask = _polygon_mask(uv.numpy(), camera.width, camera.height).astype(np.uint8)
+    if erode > 0:
+        mask = cv2.erode(mask, np.ones((2 * erode + 1, 2 * erode + 1), np.uint8))
+    return mask.astype(bool)
+
+
+def row_gaps(rgb: np.ndarray, points: np.ndarray, dark: float = 0.3) -> float:
+    """Share of samples along a polyline (K, 2) pixel points (e.g. the middle of a row of teeth) that are dark
+    (luminance below ``dark`` of an (H, W, 3) uint8 image): 0 for a continuous bright row, large for the dark
+    gaps between scattered teeth."""
+    seg = np.linspace(0, 1, 8, endpoint=False)
+    pts = np.concatenate([a + (b - a) * seg[:, None] for a, b in zip(points[:-1], points[1:])] + [points[-1:]])
+    x = np.clip(np.round(pts[:, 0] - 0.5).astype(int), 0, rgb.shape[1] - 1)
+    y = np.clip(np.round(pts[:, 1] - 0.5).astype(int), 0, rgb.shape[0] - 1)
+    lum = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)[y, x] / 255.0
+    return float((lum < dark).mean())
+
+
+def teeth_row_line(rig, vertices: torch.Tensor, camera: Camera, upper: bool = True) -> np.ndarray:
+    """(K, 2) pixel points along the middle of a row of teeth of the open rig (upper or lower row), in order
+    from one end to the other, for :func:`row_gaps`."""
+    from headsplat.rig.open_rig import TEETH
+
+    rows = (rig.mouth_material == TEETH) & (rig.mouth_upper == upper)
+    tris = rig.mouth_triangles[rows]
+    ids = tris.unique()
+    pts = vertices[ids].double()
+    # the row's vertices come as a top and a bottom edge: the middle line averages them column by column
+    order = torch.argsort(pts[:, 0])
+    pts = pts[order].reshape(-1, 2, 3).mean(1)
+    uv, _ = project_points(pts, camera.viewmat.double(), camera.K.double())
+    return uv.numpy()
