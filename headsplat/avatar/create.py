@@ -156,11 +156,13 @@ def visibility(gs: GaussianSet, frame: FitFrame, triangles: torch.Tensor) -> tup
 
 
 def fill_unseen(gs: GaussianSet, seen: torch.Tensor, canonical: torch.Tensor, part: torch.Tensor,
-                hair_line: float, mirror_radius: float = 0.012) -> GaussianSet:
-    """Give Gaussians no frame saw the colour of a seen one: their mirror image across the
-    face's symmetry plane (x = 0 in head space) when one lies within ``mirror_radius``, else the nearest
-    seen Gaussian of the same region: face; scalp above ``hair_line`` (colours propagate from the seen
-    hair round the back of the head); the rest of the shell. Mouth Gaussians keep their generic interior.
+                hair_line: float, mirror_radius: float = 0.012, smooth_k: int = 24, smooth_radius: float = 0.01
+                ) -> GaussianSet:
+    """Give Gaussians no frame saw the colour of seen ones: their mirror image across the face's symmetry
+    plane (x = 0 in head space) when one lies within ``mirror_radius``, else a smooth blend of the
+    ``smooth_k`` nearest seen Gaussians of the same region (weights fall off over ``smooth_radius`` metres
+    beyond the nearest): face; scalp above ``hair_line`` (colours propagate from the seen hair round the back
+    of the head); the rest of the shell. Mouth Gaussians keep their generic interior.
 
     Args:
         gs: N Gaussians. seen: (N,) bool. canonical: (N, 3) positions in the neutral head space.
@@ -179,9 +181,16 @@ def fill_unseen(gs: GaussianSet, seen: torch.Tensor, canonical: torch.Tensor, pa
         tree = cKDTree(pts[src])
         mirrored = pts[dst] * np.array([-1.0, 1.0, 1.0])
         d_m, i_m = tree.query(mirrored)
-        _, i_n = tree.query(pts[dst])
-        pick = src[np.where(d_m < mirror_radius, i_m, i_n)]
-        sh[dst] = sh[pick]
+        # Away from a mirror image: a Gaussian-weighted mean of the nearest seen colours (a single dark or
+        # bright seen neighbour would otherwise be copied into a speck).
+        k = min(smooth_k, len(src))
+        d_n, i_n = tree.query(pts[dst], k=k)
+        d_n, i_n = d_n.reshape(len(dst), k), i_n.reshape(len(dst), k)
+        w = np.exp(-0.5 * ((d_n - d_n[:, :1]) / smooth_radius) ** 2)
+        w = torch.from_numpy(w / w.sum(1, keepdims=True)).to(sh.dtype)
+        blended = (w[..., None, None] * sh[src[i_n]]).sum(1)
+        mirror = torch.from_numpy(d_m < mirror_radius)
+        sh[dst] = torch.where(mirror[:, None, None], sh[src[i_m]], blended)
     return replace(gs, sh=sh)
 
 

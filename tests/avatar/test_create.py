@@ -122,3 +122,37 @@ def test_interrupted_runs_leave_nothing_behind(astro_avatar, posed_video, tmp_pa
             api.animate(astro_avatar, posed_video[0], out, quiet=True)
         assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_unseen_colours_are_a_smooth_blend_not_a_copy_of_one_neighbour():
+    """A Gaussian no frame saw, next to one dark seen Gaussian among many light ones, takes a light colour
+    (the nearest-neighbour copy made dark specks on the back of the head); one with a seen mirror image takes
+    that image's colour."""
+    from dataclasses import replace
+
+    from headsplat.avatar.create import fill_unseen
+    from headsplat.splat.gaussians import SH_C0
+    from headsplat.splat.binding import init_by_area
+
+    gen = torch.Generator().manual_seed(0)
+    rng = np.random.default_rng(0)
+    n = 200
+    pts = np.concatenate([rng.normal([0.05, 0.0, -0.05], 0.01, (n, 3)), [[0.05, 0.0, -0.05]], [[-0.03, 0.02, 0.0]],
+                          [[0.03, 0.02, 0.0]]])
+    v = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    gs = init_by_area(v, torch.tensor([[0, 1, 2]]), len(pts), generator=gen)
+    rgb = torch.full((len(pts), 3), 0.8)
+    # the seen Gaussian nearest the unseen one at the cluster centre is dark
+    nearest = int(np.argmin(np.linalg.norm(pts[:n] - pts[n], axis=1)))
+    rgb[nearest] = 0.05
+    rgb[n + 2] = torch.tensor([0.2, 0.5, 0.9])  # a seen Gaussian at the mirror image of the last unseen one
+    gs = replace(gs, sh=((rgb - 0.5) / SH_C0)[:, None, :])
+    seen = torch.ones(len(pts), dtype=torch.bool)
+    seen[n] = seen[n + 1] = False
+    part = torch.ones(len(pts), dtype=torch.int64)
+    part[n + 1:] = 0  # the mirror pair on the face
+    filled = fill_unseen(gs, seen, torch.from_numpy(pts).float(), part, hair_line=1.0)
+    out = filled.sh[:, 0] * SH_C0 + 0.5
+    assert (out[n] > 0.6).all()  # light, not the dark neighbour's 0.05
+    assert torch.allclose(out[n + 1], torch.tensor([0.2, 0.5, 0.9]), atol=1e-5)  # its mirror image
+    assert torch.equal(filled.sh[seen], gs.sh[seen])

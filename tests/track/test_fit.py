@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_euler_yxz
@@ -71,3 +72,33 @@ def test_missing_frames_are_interpolated(rig):
     res = fit_landmarks(lm, found, W, H, rig, temporal=True, cfg=FitConfig(fov_deg=25.0))
     assert np.abs(_angles_deg(res.rotation)[8:11, 0] - yaw[8:11]).max() < 1.5
     assert np.isnan(res.fit_error[~found]).all()
+
+
+def test_calibrate_lids_scales_up_closing_eyes_only():
+    """MediaPipe reads a full blink as ~57 % closure: the calibration raises closure, leaves open and wide eyes
+    (and noise on open eyes) as they are, and never moves a lid past the other."""
+    from headsplat.face import indices as ix
+    from headsplat.track.fit import calibrate_lids
+
+    T = 40
+    lm = np.zeros((T, 478, 3))
+    for upper, lower, corners, x0 in ((ix.RIGHT_EYE_UPPER, ix.RIGHT_EYE_LOWER, ix.RIGHT_EYE_CORNERS, 100.0),
+                                      (ix.LEFT_EYE_UPPER, ix.LEFT_EYE_LOWER, ix.LEFT_EYE_CORNERS, 200.0)):
+        xs = x0 + np.linspace(0, 60, len(upper))
+        lm[:, corners[0], :2] = [x0, 100]
+        lm[:, corners[1], :2] = [x0 + 60, 100]
+        lm[:, upper, 0] = xs
+        lm[:, lower, 0] = xs
+        lm[:, lower, 1] = 110.0
+    gap = np.full(T, 20.0)  # open: the upper lid 20 px above the lower
+    gap[10] = 20.0 * 0.43  # a blink as MediaPipe reads it
+    gap[20] = 20.0 * 0.97  # landmark noise
+    gap[30] = 24.0  # wide eyes
+    for upper in (ix.RIGHT_EYE_UPPER, ix.LEFT_EYE_UPPER):
+        lm[:, upper, 1] = 110.0 - gap[:, None]
+    out = calibrate_lids(lm, np.ones(T, bool), gain=1.75)
+    new_gap = 110.0 - out[:, ix.RIGHT_EYE_UPPER[3], 1]
+    assert new_gap[10] < 0.05 * 20.0  # closed
+    assert new_gap[20] == pytest.approx(gap[20], abs=1e-9) and new_gap[30] == pytest.approx(24.0)
+    assert new_gap[0] == pytest.approx(20.0) and (new_gap >= 0).all()
+    assert np.array_equal(out[:, ix.RIGHT_EYE_LOWER], lm[:, ix.RIGHT_EYE_LOWER])
