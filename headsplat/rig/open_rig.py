@@ -332,11 +332,14 @@ class OpenRig(torch.nn.Module):
     def expression_prior_weights(self) -> torch.Tensor:
         """(E,) relative weights of the tracker's magnitude prior on each expression coefficient: the lip shapes
         that overlap the jaw and the smile (a lower lip that drops, lips that press or funnel, ...) cost five
-        times more, so that an opening mouth is read as the jaw, consistently from frame to frame."""
+        times more, so that an opening mouth is read as the jaw, consistently from frame to frame; squints
+        four times more (lower lids move less than upper ones: a closing eye is read as a blink)."""
         w = torch.ones(self.n_expressions)
         for i, name in enumerate(self.expression_names):
             if name in SECONDARY_MOUTH:
                 w[i] = 5.0
+            elif name.startswith("squint_"):
+                w[i] = 4.0
         return w
 
     def expression_smoothing_weights(self) -> torch.Tensor:
