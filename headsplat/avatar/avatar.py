@@ -182,7 +182,7 @@ def check_rig_compatible(avatar: Avatar, rig, path: str | os.PathLike = "avatar"
         made = int(avatar.rig_record.get("open", {}).get("version", 1))
         if made != VERSION:
             raise InputError(f"{path}: made with version {made} of the open rig, this headsplat has version "
-                             f"{VERSION} (eyeballs, teeth, 25 expressions); re-create the avatar")
+                             f"{VERSION} (eyeballs, teeth, 27 expressions); re-create the avatar")
     n_tris = len(avatar_triangles(rig))
     if int(avatar.gaussians.parent.max()) >= n_tris:
         raise InputError(f"{path}: Gaussians reference triangle {int(avatar.gaussians.parent.max())} but this "

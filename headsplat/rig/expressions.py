@@ -1,4 +1,4 @@
-"""A procedural expression basis on MediaPipe's face mesh: 25 named, local shapes.
+"""A procedural expression basis on MediaPipe's face mesh: 27 named, local shapes.
 
 Each basis shape is a displacement field of the 478 face vertices in metres (at coefficient 1), made by
 harmonic interpolation on the mesh from a few driven landmarks (lips, lids, brows) with the face outline,
@@ -6,7 +6,7 @@ nose and eyes held still; the jaw is a rotation about the jaw joint weighted by 
 come in left/right pairs, so asymmetric expressions (a lopsided smile, one raised brow, a wink) are
 represented; lids have closing (blink), opening (wide) and lower-lid (squint) shapes, brows whole, inner and
 knitted, lips pucker, funnel, press, stretch and sideways, the jaw opens and shifts sideways (the sideways
-shapes are signed, + towards the person's left).
+shapes are signed, + towards the person's left); the gaze moves both irises sideways and up or down.
 """
 
 from __future__ import annotations
@@ -22,7 +22,12 @@ EXPRESSION_NAMES = (
     "upper_lip_up", "lower_lip_down", "blink_left", "blink_right", "brow_up_left", "brow_up_right",
     "brow_down_left", "brow_down_right", "brow_inner_up_left", "brow_inner_up_right", "wide_left", "wide_right",
     "squint_left", "squint_right", "lips_press", "lips_funnel", "mouth_sideways", "jaw_sideways",
+    "gaze_yaw", "gaze_pitch",
 )
+
+# Gaze: both irises (and the eyeballs behind the lids) slide across the eye at these metres per unit:
+# + towards the person's left (+x) and up (+y); about 20 degrees of eye rotation at 1.
+GAZE_SHIFT = (0.004, 0.003)
 
 JAW_PIVOT = np.array([0.0, -0.01, 0.01])  # near the jaw joints, in front of the ears
 JAW_ANGLE = 0.30  # radians of jaw rotation at jaw_open = 1
@@ -181,5 +186,10 @@ def build_expression_basis(vertices: np.ndarray, triangles: np.ndarray, outline:
     # sideways shapes are signed: + towards the person's left (+x)
     shapes["mouth_sideways"] = field({int(i): [0.006, 0, 0] for i in lips_all}, np.concatenate([still_face, eyes]))
     shapes["jaw_sideways"] = w[:, None] * np.array([0.005, 0.0, 0.0])
+    # Gaze moves the iris points only (the mesh's lids stay); the open rig moves its eyeballs with them.
+    iris = np.concatenate([ix.RIGHT_IRIS, ix.LEFT_IRIS])
+    for name, axis in (("gaze_yaw", 0), ("gaze_pitch", 1)):
+        shapes[name] = np.zeros_like(v)
+        shapes[name][iris, axis] = GAZE_SHIFT[axis]
 
     return np.stack([shapes[k] for k in EXPRESSION_NAMES]).astype(np.float32)

@@ -22,7 +22,7 @@ import torch
 from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.core.validate import check_shape
 from headsplat.face import indices as ix
-from headsplat.rig.expressions import (EXPRESSION_NAMES, JAW_ANGLE, JAW_PIVOT, blink_targets,
+from headsplat.rig.expressions import (EXPRESSION_NAMES, GAZE_SHIFT, JAW_ANGLE, JAW_PIVOT, blink_targets,
                                       build_expression_basis, lid_operators, rot_x)
 from headsplat.rig.mesh_ops import boundary_loops
 from headsplat.rig.shell import ShellConfig, build_shell
@@ -276,6 +276,10 @@ class OpenRig(torch.nn.Module):
         own[EXPRESSION_NAMES.index("jaw_open"), teeth_idx] = (rest - JAW_PIVOT) @ rot_x(JAW_ANGLE).T + JAW_PIVOT - rest
         k = EXPRESSION_NAMES.index("jaw_sideways")
         own[k, teeth_idx] = basis[k, ix.CHIN]
+        # The eyeballs slide with the gaze (their rims, wider than the openings, stay hidden behind the lids).
+        eyeballs = np.arange(N_FACE + n_shell, N_FACE + n_shell + sum(len(e) for e in extra_v[:2]))
+        for name, axis in (("gaze_yaw", 0), ("gaze_pitch", 1)):
+            own[EXPRESSION_NAMES.index(name), eyeballs, axis] = GAZE_SHIFT[axis]
         self.outline = outline
         self.register_buffer("template", torch.from_numpy(np.concatenate([v, shell_v]).astype(np.float32)))
         self.register_buffer("triangles", torch.from_numpy(np.concatenate([tris, shell_t]).astype(np.int64)))
@@ -325,9 +329,9 @@ class OpenRig(torch.nn.Module):
 
     @property
     def fit_points(self) -> np.ndarray:
-        """MediaPipe landmarks the tracker fits: the 468 mesh points (the iris points move with gaze, which
-        this rig does not model)."""
-        return np.arange(468)
+        """MediaPipe landmarks the tracker fits: all 478 (the 468 mesh points, and the 10 iris points, which
+        move with the gaze)."""
+        return np.arange(N_FACE)
 
     def expression_prior_weights(self) -> torch.Tensor:
         """(E,) relative weights of the tracker's magnitude prior on each expression coefficient: the lip shapes
@@ -344,10 +348,10 @@ class OpenRig(torch.nn.Module):
 
     def expression_smoothing_weights(self) -> torch.Tensor:
         """(E,) relative weights of the tracker's temporal smoothing of each coefficient: lids (blinks, wide
-        eyes, squints) move in a few frames and are smoothed a tenth as much."""
+        eyes, squints) and the gaze move in a few frames and are smoothed a tenth as much."""
         w = torch.ones(self.n_expressions)
         for i, name in enumerate(self.expression_names):
-            if name.startswith(("blink_", "wide_", "squint_")):
+            if name.startswith(("blink_", "wide_", "squint_", "gaze_")):
                 w[i] = 0.1
         return w
 

@@ -155,3 +155,17 @@ def test_named_controls(rig):
     assert rot[0, 1].item() == pytest.approx(math.radians(30), abs=1e-6)
     with pytest.raises(KeyError, match="unknown control 'grin'"):
         controls_to_params({"grin": 1.0}, rig.expression_names, 1)
+
+
+def test_gaze_slides_irises_and_eyeballs_not_the_lids(rig):
+    names = rig.expression_names
+    v0 = _pose(rig)
+    caps = [lp for lp in boundary_loops(rig.triangles.numpy()) if len(lp) == 16 and lp.min() >= 478]
+    for name, axis in (("gaze_yaw", 0), ("gaze_pitch", 1)):
+        e = torch.zeros(rig.n_expressions)
+        e[names.index(name)] = 1.0
+        d = (_pose(rig, e) - v0).numpy()
+        for moving in (ix.RIGHT_IRIS, ix.LEFT_IRIS, caps[0], caps[1], rig.eyeball_centres.numpy()):
+            assert (d[moving, axis] > 0.002).all() and np.abs(np.delete(d[moving], axis, 1)).max() < 1e-7, name
+        lids = np.concatenate([ix.RIGHT_EYE_UPPER, ix.RIGHT_EYE_LOWER, ix.LEFT_EYE_UPPER, ix.LEFT_EYE_LOWER])
+        assert np.abs(d[lids]).max() < 1e-7 and np.abs(d[:468]).max() < 1e-7

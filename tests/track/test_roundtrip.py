@@ -31,8 +31,27 @@ def test_tracking_a_rendered_video_recovers_pose_and_expression(posed_video, rig
     blink = tr.expression[:, names.index("blink_left")] + tr.expression[:, names.index("blink_right")]
     blink_c = np.corrcoef(blink, controls["blink_left"])[0, 1]
     print(f"jaw_open correlation {jaw:.3f}, blink correlation {blink_c:.3f}")
-    assert jaw > 0.9 and blink_c > 0.8
+    assert jaw > 0.9 and blink_c > 0.9  # measured 0.961 and 0.943
     iod = np.linalg.norm(tr.landmarks[:, [33, 133]].mean(1)[:, :2] - tr.landmarks[:, [263, 362]].mean(1)[:, :2], axis=-1)
     nme = float(np.mean(tr.fit_error / iod))
     print(f"reprojection error {np.nanmean(tr.fit_error):.2f} px = {nme:.4f} of the inter-ocular distance")
     assert nme < 0.05
+
+
+def test_tracking_recovers_the_gaze(tmp_path, rig):
+    """The eyes of the rendered rig look left and right (the eyeball slides behind the lids) while the head
+    turns: the tracked gaze follows."""
+    from skimage import data
+
+    from headsplat.api import render_posed_photo
+
+    t = np.arange(40) / 25.0
+    controls = {"gaze_yaw": (0.8 * np.sin(2 * np.pi * t / 1.2)).astype(np.float32),
+                "head_yaw": (10 * np.sin(2 * np.pi * t / 1.6)).astype(np.float32)}
+    path = tmp_path / "gaze.mp4"
+    render_posed_photo(data.astronaut(), path, controls=controls, fps=25.0, quiet=True, rig=rig)
+    tr = track_source(open_frames(path), rig=rig, quiet=True)
+    gaze = tr.expression[:, list(tr.expression_names).index("gaze_yaw")]
+    c = np.corrcoef(gaze, controls["gaze_yaw"])[0, 1]
+    print(f"gaze_yaw correlation {c:.3f} (measured 0.986 on 60 frames)")
+    assert c > 0.9
