@@ -213,8 +213,8 @@ class OpenRig(torch.nn.Module):
             lower teeth by the jaw).
         eyeball_centres: (2,) the vertex at the centre of each eyeball cap.
         surface_bound: (F + M,) bool: avatar triangles (``triangles`` then ``mouth_triangles``) whose Gaussians
-            must stay on the surface: the eyeballs, the teeth and the face triangles within two rings of the eye
-            and mouth openings.
+            must stay on the surface: the eyeballs, the teeth and gums, and the face triangles within two rings
+            of the eye openings and four of the mouth's.
     """
 
     kind = "open"
@@ -308,10 +308,16 @@ class OpenRig(torch.nn.Module):
         flat[self.n_face_triangles - n_eye_t: self.n_face_triangles] = True
         # ... and the rims of the eye and mouth openings: left free, their Gaussians drift over the opening
         # to paint the iris or the teeth of the photo, and smear when the lids close or the jaw opens.
-        rims = np.concatenate([lp for lp in loops[1:] if len(lp) in (16, 20)])
-        near = np.unique(self.face_mesh_triangles[np.isin(self.face_mesh_triangles, rims).any(1)])  # 1 ring out
-        flat[: len(self.face_mesh_triangles)] = np.isin(self.face_mesh_triangles, near).any(1)
-        flat[len(tris) + len(shell_t):][material == TEETH] = True
+        fm = self.face_mesh_triangles
+
+        def grow(vertices, rings):  # the vertices within ``rings`` edges of ``vertices``
+            for _ in range(rings):
+                vertices = np.unique(fm[np.isin(fm, vertices).any(1)])
+            return vertices
+        eyes_near = grow(np.concatenate([lp for lp in loops[1:] if len(lp) == 16]), 1)
+        lips_near = grow(mouth_loop, 3)  # the lips' red and the corners' folds, which stretch as the jaw opens
+        flat[: len(fm)] = np.isin(fm, np.concatenate([eyes_near, lips_near])).any(1)
+        flat[len(tris) + len(shell_t):][(material == TEETH) | (material == GUMS)] = True
         self.register_buffer("surface_bound", torch.from_numpy(flat))
 
     @property
