@@ -1,7 +1,8 @@
 """Create an avatar: Gaussians bound to a head rig (open or FLAME), fitted to tracked photos through the rasterizer.
 
 Steps: crop each frame around the head (the tracked crop, as a pinhole camera), matte it; seed Gaussians by
-area on the rig (head and mouth cavity) with colours projected from the photo; fit them with L1 + D-SSIM on
+area on the rig (head and mouth cavity), move the shell's out to the person's silhouette in the first frame
+(hair volume, head width), colour them from the photo; fit them with L1 + D-SSIM on
 the matted foreground over random backgrounds, an alpha loss, and regularisers that keep them near their
 triangles and small; then fill what no frame saw from its mirror image or nearest seen neighbour. The mouth
 interior keeps seeded colours: the photo's where a frame shows it (teeth in a smile), generic ones elsewhere
@@ -203,6 +204,85 @@ usually covers the sides of the head down to the ears)."""
     return float(r[1] + l[1]) / 2 - 0.02
 
 
+def silhouette_gap(matte: np.ndarray, hull: np.ndarray, centre: np.ndarray, n_angles: int = 120,
+                   max_ratio: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """How far the person's silhouette reaches beyond the rig's, around the head: along rays from ``centre``
+    (pixels), the distance from where the rig's projected outline ``hull`` (H, W) bool ends to where the
+    ``matte`` (H, W) ends (0 where the rig reaches further; at most ``max_ratio`` of the rig's radius),
+    smoothed over neighbouring rays.
+
+    Returns:
+        angles (n_angles,) radians (image x right, y down) and gaps (n_angles,) pixels.
+    """
+    h, w = matte.shape
+    angles = np.linspace(-np.pi, np.pi, n_angles, endpoint=False)
+    r = np.arange(0, 2 * max(h, w), dtype=np.float64)
+
+    def reach(mask):
+        out = np.zeros(n_angles)
+        for k, a in enumerate(angles):
+            x = centre[0] + r * np.cos(a) - 0.5
+            y = centre[1] + r * np.sin(a) - 0.5
+            ok = (x >= 0) & (x < w - 1) & (y >= 0) & (y < h - 1)
+            xs, ys = np.round(x[ok]).astype(int), np.round(y[ok]).astype(int)
+            inside = mask[ys, xs]
+            out[k] = r[ok][np.argmin(inside)] if not inside.all() else r[ok][-1]  # the first step outside
+        return out
+
+    rig_r = reach(hull)
+    gap = np.clip(reach(matte > 0.5) - rig_r, 0, max_ratio * rig_r)
+    kernel = np.ones(7) / 7
+    gap = np.convolve(np.concatenate([gap[-3:], gap, gap[:3]]), kernel, mode="valid")
+    return angles, gap
+
+
+def fit_shell_to_silhouette(gs: GaussianSet, part: torch.Tensor, frame: FitFrame, triangles: torch.Tensor,
+                            translation: torch.Tensor, face_margin: float = 0.02) -> GaussianSet:
+    """Move the Gaussians of the head's shell (part 1) out to the person's silhouette in a reference frame:
+    hair volume and head width from the matte. In each direction around the head (in the image, up and sideways;
+    not down, where the neck and shoulders are) the whole shell moves outwards, perpendicular to the view, by
+    how far the matte reaches beyond the rig there, so that the head keeps that width and height from every
+    side. Shell Gaussians within ``face_margin`` metres of the face move less (the face is fitted as it is).
+
+    Args:
+        gs: seeded Gaussians bound to ``triangles`` posed as ``frame.vertices``. part: (N,) 0 face, 1 shell,
+            2 mouth. translation: (3,) the head's centre in world space.
+    """
+    cam = frame.camera
+    shell = part == 1
+    if not shell.any():
+        return gs
+    with torch.no_grad():
+        uv_v, z_v = project_points(frame.vertices.double(), cam.viewmat.double(), cam.K.double())
+        hull = head_region(frame.vertices, cam, grow=0.0) > 0
+        c_uv, c_z = project_points(translation.double()[None], cam.viewmat.double(), cam.K.double())
+        centre, depth = c_uv[0].numpy(), float(c_z[0])
+        angles, gap = silhouette_gap(frame.matte.numpy(), hull, centre)
+        uv, _ = project_points(gs.means.double(), cam.viewmat.double(), cam.K.double())
+        d = uv.numpy() - centre
+        phi = np.arctan2(d[:, 1], d[:, 0])
+        g = np.interp(phi, angles, gap, period=2 * np.pi)
+        # not downwards (image y down): full weight up to 30 degrees below the horizontal, none beyond 60
+        down = np.sin(phi)
+        t = np.clip((np.sin(np.radians(60)) - down) / (np.sin(np.radians(60)) - np.sin(np.radians(30))), 0, 1)
+        g = g * t * t * (3 - 2 * t)
+        # less next to the face
+        face_pts = gs.means[part == 0].double().numpy()
+        if len(face_pts):
+            dist, _ = cKDTree(face_pts).query(gs.means.double().numpy())
+            g = g * np.clip(dist / face_margin, 0, 1)
+        g = np.where(shell.numpy(), g, 0.0)
+        metres = torch.from_numpy(g * depth / float(cam.K[0, 0]))
+        R = cam.viewmat[:3, :3].double()
+        direction = torch.from_numpy(np.cos(phi))[:, None] * R[0] + torch.from_numpy(np.sin(phi))[:, None] * R[1]
+        offset = (metres[:, None] * direction).to(gs.means.dtype)
+        fr = triangle_frames(frame.vertices, triangles)
+        rot, scale = fr.rotation[gs.parent], fr.scale[gs.parent, None]
+        local = gs.local_means + (rot.transpose(-1, -2) @ offset[..., None])[..., 0] / scale
+    moved = replace(gs, local_means=local)
+    return pose_gaussians(moved, frame.vertices, triangles)
+
+
 def seed_gaussians(frames: list[FitFrame], rig, cfg: CreateConfig, generator: torch.Generator
                    ) -> tuple[GaussianSet, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gaussians by area on the avatar triangles, coloured from the frames. Returns the set, which
@@ -221,6 +301,7 @@ def seed_gaussians(frames: list[FitFrame], rig, cfg: CreateConfig, generator: to
                             size=0.7 / math.sqrt(k), flatness=0.3)
         gs = concatenate([gs, teeth])
     part = rig.triangle_parts()[gs.parent]
+    gs = fit_shell_to_silhouette(gs, part, ref, tris, ref.translation)
     rgb = torch.full((len(gs), 3), 0.5)
     seen = torch.zeros(len(gs), dtype=torch.bool)
     for f in frames:
