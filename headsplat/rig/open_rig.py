@@ -102,6 +102,12 @@ def build_mouth_cavity(v: np.ndarray, loop: np.ndarray, first: int, depth: float
     return verts, tris, follow, upper
 
 
+def _facing_plus_z(verts: np.ndarray, tris: np.ndarray, first: int) -> np.ndarray:
+    """``tris`` (global indices of ``verts``, which start at ``first``) wound so that they face +z."""
+    a, b, c = (verts[tris[:, i] - first] for i in range(3))
+    return tris[:, [0, 2, 1]] if np.cross(b - a, c - a)[:, 2].mean() < 0 else tris
+
+
 def build_eyeball(v: np.ndarray, loop: np.ndarray, first: int, grow: tuple = (1.35, 1.9), depth: float = 0.004
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A cap behind one eye's lid opening: a rim (the opening's loop grown about its centre, ``grow`` × in x
@@ -125,12 +131,8 @@ def build_eyeball(v: np.ndarray, loop: np.ndarray, first: int, grow: tuple = (1.
     i = np.arange(n)
     r, q, ctr = first + i, first + n + i, first + 2 * n
     r2, q2 = first + (i + 1) % n, first + n + (i + 1) % n
-    tris = np.concatenate([np.stack([r, r2, q], 1), np.stack([r2, q2, q], 1),
-                           np.stack([q, q2, np.full(n, ctr)], 1)])
-    nrm = np.cross(verts[tris[:, 1] - first] - verts[tris[:, 0] - first],
-                   verts[tris[:, 2] - first] - verts[tris[:, 0] - first])
-    if nrm[:, 2].mean() < 0:
-        tris = tris[:, [0, 2, 1]]
+    tris = _facing_plus_z(verts, np.concatenate([np.stack([r, r2, q], 1), np.stack([r2, q2, q], 1),
+                                                 np.stack([q, q2, np.full(n, ctr)], 1)]), first)
     follow = np.zeros((2 * n + 1, v.shape[0]))
     follow[i, loop] = 1.0
     follow[n + i, loop] = 1.0
@@ -138,15 +140,14 @@ def build_eyeball(v: np.ndarray, loop: np.ndarray, first: int, grow: tuple = (1.
     return verts, tris.astype(np.int64), follow
 
 
-def build_teeth(v: np.ndarray, jaw_pivot: np.ndarray, first: int, columns: int = 14, inset: float = 0.004
+def build_teeth(v: np.ndarray, first: int, columns: int = 14, inset: float = 0.004
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Two rows of teeth behind the lips: curved strips following the lip contour ``inset`` metres behind it,
     spanning 80 % of the mouth's width, meeting at the line through the mouth corners. The upper row reaches
     up behind the upper lip, the lower down behind the lower lip.
 
     Args:
-        v: (478, 3) face template. jaw_pivot: (3,) the jaw joint (unused here, documented for the caller:
-            the lower row turns about it with the jaw). first: index of the first new vertex.
+        v: (478, 3) face template. first: index of the first new vertex.
 
     Returns:
         vertices (4 * columns, 3): upper row's top then bottom edge, lower row's top then bottom edge;
@@ -154,9 +155,6 @@ def build_teeth(v: np.ndarray, jaw_pivot: np.ndarray, first: int, columns: int =
         takes the offset of its nearest inner-lip vertex); upper (triangles,) bool; lower_vertex (vertices,)
         bool: on the lower row (rides on the jaw).
     """
-    from headsplat.face import indices as ix
-
-    del jaw_pivot
     r, l = v[ix.MOUTH_CORNERS[0]], v[ix.MOUTH_CORNERS[1]]
     up = v[ix.LIPS_INNER_UPPER[1:-1]]
     lo = v[ix.LIPS_INNER_LOWER[1:-1]]
@@ -178,11 +176,7 @@ def build_teeth(v: np.ndarray, jaw_pivot: np.ndarray, first: int, columns: int =
         ia, ib = first + a * columns + np.arange(columns), first + b * columns + np.arange(columns)
         tris.append(np.stack([ia[:-1], ib[:-1], ia[1:]], 1))
         tris.append(np.stack([ia[1:], ib[:-1], ib[1:]], 1))
-    tris = np.concatenate(tris).astype(np.int64)
-    nrm = np.cross(verts[tris[:, 1] - first] - verts[tris[:, 0] - first],
-                   verts[tris[:, 2] - first] - verts[tris[:, 0] - first])
-    if nrm[:, 2].mean() < 0:
-        tris = tris[:, [0, 2, 1]]
+    tris = _facing_plus_z(verts, np.concatenate(tris).astype(np.int64), first)
     upper = np.concatenate([np.ones(2 * (columns - 1), bool), np.zeros(2 * (columns - 1), bool)])
     inner = np.unique(np.concatenate([ix.LIPS_INNER_UPPER, ix.LIPS_INNER_LOWER]))
     nearest = inner[np.argmin(np.linalg.norm(verts[:, None, :2] - v[None, inner, :2], axis=-1), 1)]
@@ -252,7 +246,7 @@ class OpenRig(torch.nn.Module):
         cav_v, cav_t, cav_follow, cav_upper = build_mouth_cavity(v, mouth_loop, first)
         extra_v.append(cav_v), follow_rows.append(cav_follow), still_rows.append(np.zeros(len(cav_v), bool))
         first += len(cav_v)
-        teeth_v, teeth_t, teeth_follow, teeth_upper, lower_teeth = build_teeth(v, JAW_PIVOT, first)
+        teeth_v, teeth_t, teeth_follow, teeth_upper, lower_teeth = build_teeth(v, first)
         extra_v.append(teeth_v), follow_rows.append(teeth_follow), still_rows.append(np.ones(len(teeth_v), bool))
         mouth_t = np.concatenate([cav_t, teeth_t])
         mouth_upper = np.concatenate([cav_upper, teeth_upper])
@@ -303,7 +297,7 @@ class OpenRig(torch.nn.Module):
         self.register_buffer("mouth_material", torch.from_numpy(material))
         self.register_buffer("eyeball_centres", torch.tensor(eyeball_centres, dtype=torch.int64))
         # Surfaces whose Gaussians must stay on them (an eyeball's would float out through the closed lids, a
-        # tooth's out of the row): the eyeballs and the teeth, as avatar triangles (head, then mouth).
+        # tooth's out of the row), as avatar triangles (head, then mouth): the eyeballs, the teeth and gums...
         flat = np.zeros(len(tris) + len(shell_t) + len(mouth_t), bool)
         flat[self.n_face_triangles - n_eye_t: self.n_face_triangles] = True
         # ... and the rims of the eye and mouth openings: left free, their Gaussians drift over the opening

@@ -289,8 +289,7 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
     unit, identity_prior = _identity_problem(rig, cfg)
     expr_w = rig.expression_prior_weights().double()
     # Fast motions (a blink lasts 0.1-0.2 s) are smoothed less than the rest.
-    smooth_w = (rig.expression_smoothing_weights() if hasattr(rig, "expression_smoothing_weights")
-                else torch.ones(rig.n_expressions)).double()
+    smooth_w = rig.expression_smoothing_weights().double()
     pts = torch.from_numpy(fit_points)
     point_w = rig.point_weights().double()[pts]
     point_w = point_w / point_w.sum()

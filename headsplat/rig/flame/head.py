@@ -185,6 +185,10 @@ class FlameHead(torch.nn.Module):
         w[self.n_expr + 3:] = 0.1
         return w
 
+    def expression_smoothing_weights(self) -> torch.Tensor:
+        """(E,) relative weights of the tracker's temporal smoothing of each coefficient (all equal)."""
+        return torch.ones(self.n_expressions)
+
     def point_weights(self) -> torch.Tensor:
         """(478,) weight of each landmark in the fit: the iris centres, the only cue for the eyes, count ten."""
         w = torch.ones(478)
