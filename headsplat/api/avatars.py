@@ -100,7 +100,7 @@ def create(inputs, output: str | os.PathLike, rig: str = "open", preset: str = "
     check_device(device)
     if preset not in PRESETS:
         raise HeadsplatError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")
-    out = check_output(output, (".avatar",), "the avatar")
+    out = check_output(output, (".avatar",), "an avatar", replaces="avatar.json")
     paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     r = make_rig(rig, flame_model, flame_embedding)
     source = open_frames(paths if len(paths) > 1 else paths[0])

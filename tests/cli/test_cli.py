@@ -103,3 +103,18 @@ def test_doctor_and_console_script():
     assert r.returncode == 0, r.stderr
     assert "face models" in r.stdout and "face_landmark" not in r.stderr
     assert "mediapipe 0.10." in r.stdout
+
+
+def test_an_existing_avatar_may_be_replaced_but_no_other_folder(tmp_path):
+    from headsplat.api.common import check_output
+    from headsplat.core.errors import OutputError
+
+    old = tmp_path / "me.avatar"
+    old.mkdir()
+    (old / "avatar.json").write_text("{}")
+    assert check_output(old, (".avatar",), "an avatar", replaces="avatar.json") == old
+    other = tmp_path / "photos.avatar"
+    other.mkdir()
+    with pytest.raises(OutputError, match="exists and is not an avatar"):
+        check_output(other, (".avatar",), "an avatar", replaces="avatar.json")
+    assert other.is_dir()
