@@ -418,11 +418,16 @@ def _create(images, indices, tracking, rig, cfg, seed, quiet, matter, provenance
         gs, rig = gs.to("cpu"), rig.to("cpu")
     else:
         gs, losses = fit_gaussians(seeded, frames, rig, cfg, generator, quiet=quiet, fixed_colour=mouth)
-    # What no frame saw takes the photo colour of its mirror image or nearest seen neighbour (colours sampled
+    # What no frame saw takes the photo colour of its mirror image or nearest seen neighbours (colours sampled
     # from the photo, not fitted ones: a fitted Gaussian at the silhouette may have drifted towards the
     # random backgrounds it was fitted over).
     filled = fill_unseen(seeded, seen, canonical, part, hair_line(rig))
-    gs = replace(gs, sh=torch.where(seen[:, None, None] | (part == 2)[:, None, None], gs.sh, filled.sh))
+    # ... unless the fit moved it into view: then its fitted colour is what the frames show there.
+    tris = avatar_triangles(rig)
+    seen_now = seen.clone()
+    for f in frames:
+        seen_now |= visibility(pose_gaussians(gs, f.vertices, tris), f, tris)[0]
+    gs = replace(gs, sh=torch.where(seen_now[:, None, None] | (part == 2)[:, None, None], gs.sh, filled.sh))
     with torch.no_grad():
         tris = avatar_triangles(rig)
         scores = []
