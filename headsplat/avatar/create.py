@@ -253,7 +253,6 @@ def fit_shell_to_silhouette(gs: GaussianSet, part: torch.Tensor, frame: FitFrame
     if not shell.any():
         return gs
     with torch.no_grad():
-        uv_v, z_v = project_points(frame.vertices.double(), cam.viewmat.double(), cam.K.double())
         hull = head_region(frame.vertices, cam, grow=0.0) > 0
         c_uv, c_z = project_points(translation.double()[None], cam.viewmat.double(), cam.K.double())
         centre, depth = c_uv[0].numpy(), float(c_z[0])
@@ -429,7 +428,6 @@ def _create(images, indices, tracking, rig, cfg, seed, quiet, matter, provenance
         seen_now |= visibility(pose_gaussians(gs, f.vertices, tris), f, tris)[0]
     gs = replace(gs, sh=torch.where(seen_now[:, None, None] | (part == 2)[:, None, None], gs.sh, filled.sh))
     with torch.no_grad():
-        tris = avatar_triangles(rig)
         scores = []
         for f in frames:
             out = render(pose_gaussians(gs, f.vertices, tris), f.camera, background=0.0)
