@@ -13,9 +13,7 @@ import torch
 from headsplat.avatar.losses import psnr as _psnr
 from headsplat.avatar.losses import ssim_map
 from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
-from headsplat.face.indices import (LEFT_EYE_CORNERS, LEFT_EYE_LOWER, LEFT_EYE_UPPER, LIPS_INNER_LOWER,
-                                    LIPS_INNER_UPPER, MOUTH_CORNERS, RIGHT_EYE_CORNERS, RIGHT_EYE_LOWER,
-                                    RIGHT_EYE_UPPER, interocular)
+from headsplat.face.indices import LIPS_INNER_LOWER, LIPS_INNER_UPPER, MOUTH_CORNERS, eye_apertures, interocular
 
 
 def _float_image(img: np.ndarray) -> torch.Tensor:
@@ -97,14 +95,7 @@ def mouth_opening(points: np.ndarray) -> np.ndarray:
 
 def eye_opening(points: np.ndarray) -> np.ndarray:
     """(T,) eyelid gap relative to the eye width, mean of both eyes (the eye aspect ratio; low = blink)."""
-    p = np.asarray(points, np.float64)[..., :2]
-
-    def one(upper, lower, corners):
-        gap = np.linalg.norm(p[..., upper[1:-1], :] - p[..., lower[1:-1], :], axis=-1).mean(-1)
-        return gap / np.maximum(np.linalg.norm(p[..., corners[0], :] - p[..., corners[1], :], axis=-1), 1e-9)
-
-    return 0.5 * (one(RIGHT_EYE_UPPER, RIGHT_EYE_LOWER, RIGHT_EYE_CORNERS)
-                  + one(LEFT_EYE_UPPER, LEFT_EYE_LOWER, LEFT_EYE_CORNERS))
+    return eye_apertures(points).mean(-1)
 
 
 def correlation(output: np.ndarray, reference: np.ndarray, min_std: float = 1e-6) -> float:

@@ -37,3 +37,19 @@ def interocular(points: np.ndarray) -> np.ndarray:
     """Distance between the eye centres (outer+inner corner means): (..., N, D) -> (...)."""
     r, l = eye_centres(points)
     return np.linalg.norm(r - l, axis=-1)
+
+
+#: Each eye's (upper lid, lower lid, corners), by the person's side.
+EYE_LIDS = {"right": (RIGHT_EYE_UPPER, RIGHT_EYE_LOWER, RIGHT_EYE_CORNERS),
+            "left": (LEFT_EYE_UPPER, LEFT_EYE_LOWER, LEFT_EYE_CORNERS)}
+
+
+def eye_apertures(points: np.ndarray) -> np.ndarray:
+    """(..., 2) lid gap of the right and the left eye relative to its width (the eye aspect ratio; low = closed):
+    points (..., 478|468, 2+). The gap is the mean distance of the lid points between the corners."""
+    p = np.asarray(points, np.float64)[..., :2]
+    out = []
+    for upper, lower, corners in EYE_LIDS.values():
+        gap = np.linalg.norm(p[..., upper[1:-1], :] - p[..., lower[1:-1], :], axis=-1).mean(-1)
+        out.append(gap / np.maximum(np.linalg.norm(p[..., corners[0], :] - p[..., corners[1], :], axis=-1), 1e-9))
+    return np.stack(out, -1)

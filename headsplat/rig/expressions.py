@@ -61,11 +61,9 @@ def lid_operators(vertices: np.ndarray, triangles: np.ndarray, outline: np.ndarr
     """
     lap = graph_laplacian(triangles, len(vertices))
     brows = np.concatenate([ix.RIGHT_BROW, ix.LEFT_BROW])
-    sides = {"left": (ix.LEFT_EYE_UPPER, ix.LEFT_EYE_LOWER, ix.LEFT_EYE_CORNERS),
-             "right": (ix.RIGHT_EYE_UPPER, ix.RIGHT_EYE_LOWER, ix.RIGHT_EYE_CORNERS)}
     out = {}
-    for side, (upper, lower, corners) in sides.items():
-        other = np.concatenate([a for k, group in sides.items() if k != side for a in group])
+    for side, (upper, lower, corners) in ix.EYE_LIDS.items():
+        other = np.concatenate([a for k, group in ix.EYE_LIDS.items() if k != side for a in group])
         driven = np.concatenate([upper, lower])
         still = np.setdiff1d(np.concatenate([outline, _NOSE, brows, corners, other]), driven)
         fixed = np.concatenate([driven, still])
@@ -141,11 +139,9 @@ def build_expression_basis(vertices: np.ndarray, triangles: np.ndarray, outline:
     brows = np.concatenate([ix.RIGHT_BROW, ix.LEFT_BROW])
     for side, (op, upper, lower) in lid_operators(vertices, triangles, outline).items():
         shapes[f"blink_{side}"] = op @ blink_targets(v[upper], v[lower])
-    eye_sides = {"left": (ix.LEFT_EYE_UPPER, ix.LEFT_EYE_LOWER, ix.LEFT_EYE_CORNERS),
-                 "right": (ix.RIGHT_EYE_UPPER, ix.RIGHT_EYE_LOWER, ix.RIGHT_EYE_CORNERS)}
-    for side, (upper, lower, corners_) in eye_sides.items():
+    for side, (upper, lower, corners_) in ix.EYE_LIDS.items():
         gap = v[lower] - v[upper]  # upper lid -> lower lid, per lid vertex pair
-        other = np.concatenate([u for k, (u, lo, c) in eye_sides.items() if k != side for u in (u, lo, c)])
+        other = np.concatenate([a for k, group in ix.EYE_LIDS.items() if k != side for a in group])
         keep = np.concatenate([still_face, brows, corners_, other])
         d = {int(u): -0.45 * g + np.array([0, 0, 0.0005]) for u, g in zip(upper, gap)}
         d.update({int(lo): 0 * g for lo, g in zip(lower, gap)})

@@ -19,8 +19,7 @@ import numpy as np
 import torch
 
 from headsplat.core.rotation import matrix_to_axis_angle
-from headsplat.face.indices import (LEFT_EYE_CORNERS, LEFT_EYE_LOWER, LEFT_EYE_UPPER, RIGHT_EYE_CORNERS,
-                                    RIGHT_EYE_LOWER, RIGHT_EYE_UPPER)
+from headsplat.face.indices import EYE_LIDS, eye_apertures, interocular
 from headsplat.rig.mesh_ops import graph_laplacian
 from headsplat.rig.open_rig import N_FACE, OpenRig
 
@@ -128,12 +127,6 @@ def _identity_problem(rig, cfg: FitConfig):
     return 1.0, lambda beta: cfg.flame_shape_size * (beta ** 2).sum()
 
 
-def _interocular(lm: np.ndarray) -> np.ndarray:
-    r = lm[..., RIGHT_EYE_CORNERS, :2].mean(-2)
-    l = lm[..., LEFT_EYE_CORNERS, :2].mean(-2)
-    return np.linalg.norm(r - l, axis=-1)
-
-
 def per_frame_gauss_newton(residual_fn, x0: torch.Tensor, prior: torch.Tensor, c: float, iters: int = 12
                            ) -> torch.Tensor:
     """Fit every frame's parameters on its own: robust Levenberg-Marquardt, all frames at once.
@@ -215,11 +208,9 @@ def calibrate_lids(landmarks: np.ndarray, found: np.ndarray, gain: float, open_p
     out = landmarks.copy()
     if gain == 1.0 or found.sum() < 10:
         return out
-    for upper, lower, corners in ((RIGHT_EYE_UPPER, RIGHT_EYE_LOWER, RIGHT_EYE_CORNERS),
-                                  (LEFT_EYE_UPPER, LEFT_EYE_LOWER, LEFT_EYE_CORNERS)):
+    apertures = eye_apertures(out)  # (T, 2)
+    for gap, (upper, lower, _) in zip(apertures.T, EYE_LIDS.values()):
         up, lo = out[:, upper[1:-1], :2], out[:, lower[1:-1], :2]
-        width = np.linalg.norm(out[:, corners[0], :2] - out[:, corners[1], :2], axis=-1)
-        gap = np.linalg.norm(up - lo, axis=-1).mean(-1) / np.maximum(width, 1e-9)
         opened = np.percentile(gap[found], open_percentile)
         closure = np.clip(1 - gap / max(opened, 1e-9), 0, 1)
         ramp = np.clip((closure - 0.1) / 0.2, 0, 1)
@@ -270,7 +261,7 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
     lm[~found] = lm[nearest[~found]]
     if temporal:
         lm = calibrate_lids(lm, found, cfg.blink_gain)
-    iod = _interocular(lm)  # (T,)
+    iod = interocular(lm[..., :2])  # (T,)
     weight = torch.from_numpy(found.astype(np.float64))
 
     fixed_focal = cfg.fov_deg is not None
