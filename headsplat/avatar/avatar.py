@@ -8,6 +8,8 @@ in. Saved as a versioned folder (``NAME.avatar/``) of JSON, safetensors and PNGs
                              camera viewmat and K
       source.png             the reference crop (the background option "source")
       preview.png            the avatar rendered in its reference frame
+      deformation.safetensors  optional: the expression-dependent deformation field (its config in
+                             avatar.json's "deformation"), avatars made from many frames
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from headsplat.core.errors import InputError
 from headsplat.core.fileio import atomic_dir
 from headsplat.media.image import read_image_uint8, write_png
 from headsplat.splat.binding import pose_gaussians
+from headsplat.splat.deformation import ExpressionDeformation, deform, load_deformation, save_deformation
 from headsplat.splat.gaussians import GaussianSet
 from headsplat.splat.store import load_gaussians, save_gaussians
 
@@ -67,6 +70,7 @@ class Avatar:
     source: np.ndarray
     info: dict = field(default_factory=dict)
     rig_record: dict = field(default_factory=dict)  # FLAME: {"flame": {version, sha1, ...}} of the model file
+    deformation: ExpressionDeformation | None = None  # expression-dependent offsets learned from many frames
 
 
 def avatar_triangles(rig) -> torch.Tensor:
@@ -84,7 +88,15 @@ def pose_avatar(avatar: Avatar, rig, expression: torch.Tensor, rotation: torch.T
                 translation: torch.Tensor) -> GaussianSet:
     """The avatar's Gaussians in world space for one frame: expression (E,), rotation (3,), translation (3,)."""
     verts = posed_vertices(avatar, rig, expression, rotation, translation)
-    return pose_gaussians(avatar.gaussians, verts, avatar_triangles(rig))
+    return pose_gaussians(expressed_gaussians(avatar, expression), verts, avatar_triangles(rig))
+
+
+def expressed_gaussians(avatar: Avatar, expression: torch.Tensor) -> GaussianSet:
+    """The avatar's bound Gaussians with its deformation field's offsets for ``expression`` (E,) (the
+    Gaussians as fitted when it has none)."""
+    if avatar.deformation is None:
+        return avatar.gaussians
+    return deform(avatar.gaussians, avatar.deformation, expression)
 
 
 def save_avatar(avatar: Avatar, path: str | os.PathLike, preview: np.ndarray | None = None) -> Path:
@@ -95,6 +107,8 @@ def save_avatar(avatar: Avatar, path: str | os.PathLike, preview: np.ndarray | N
             "expression_names": list(avatar.expression_names), "width": avatar.camera.width,
             "height": avatar.camera.height, "n_gaussians": len(avatar.gaussians), "info": avatar.info,
             "rig_record": avatar.rig_record}
+    if avatar.deformation is not None:
+        meta["deformation"] = avatar.deformation.config()
     rig_tensors = {"identity": avatar.identity, "expression": avatar.expression,
                    "rotation": avatar.rotation, "translation": avatar.translation,
                    "viewmat": avatar.camera.viewmat, "K": avatar.camera.K}
@@ -106,6 +120,8 @@ def save_avatar(avatar: Avatar, path: str | os.PathLike, preview: np.ndarray | N
         write_png(tmp / "source.png", avatar.source)
         if preview is not None:
             write_png(tmp / "preview.png", preview)
+        if avatar.deformation is not None:
+            save_deformation(tmp / "deformation.safetensors", avatar.deformation)
     return path
 
 
@@ -157,11 +173,19 @@ def load_avatar(path: str | os.PathLike) -> Avatar:
     if len(names) != t["expression"].shape[0]:
         raise InputError(f"{p}: {len(names)} expression names but {t['expression'].shape[0]} coefficients")
     camera = Camera(t["viewmat"], t["K"], int(meta["width"]), int(meta["height"]))
+    deformation = None
+    if "deformation" in meta:
+        if meta["deformation"].get("kind") != "expression_basis":
+            raise InputError(f"{p}: deformation field of kind {meta['deformation'].get('kind')!r} is not supported "
+                             "by this headsplat; upgrade headsplat")
+        if not (p / "deformation.safetensors").is_file():
+            raise InputError(f"{p}: incomplete avatar: deformation.safetensors is missing")
+        deformation = load_deformation(p / "deformation.safetensors", len(gaussians), len(names))
     return Avatar(rig=meta["rig"], gaussians=gaussians, identity=t["identity"],
                   identity_scale=float(meta["identity_scale"]), expression_names=names,
                   expression=t["expression"], rotation=t["rotation"], translation=t["translation"],
                   camera=camera, source=read_image_uint8(p / "source.png"), info=meta.get("info", {}),
-                  rig_record=meta.get("rig_record", {}))
+                  rig_record=meta.get("rig_record", {}), deformation=deformation)
 
 
 def check_rig_compatible(avatar: Avatar, rig, path: str | os.PathLike = "avatar") -> None:

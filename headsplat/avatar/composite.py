@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from headsplat.avatar.animate import Motion, straight_rgb8
-from headsplat.avatar.avatar import Avatar, avatar_triangles, posed_vertices
+from headsplat.avatar.avatar import Avatar, avatar_triangles, expressed_gaussians, posed_vertices
 from headsplat.core.camera import Camera, project_points
 from headsplat.face.indices import CHIN, FACE_OVAL
 from headsplat.render.rasterize import render
@@ -257,7 +257,7 @@ def background_plate(avatar: Avatar, rig, span: tuple[float, float] = PasteConfi
     img = cv2.resize(avatar.source, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
     with torch.no_grad():
         verts = posed_vertices(avatar, rig, avatar.expression, avatar.rotation, avatar.translation)
-        alpha = render(pose_gaussians(avatar.gaussians, verts, avatar_triangles(rig)), cam).alpha[..., 0].numpy()
+        alpha = render(pose_gaussians(expressed_gaussians(avatar, avatar.expression), verts, avatar_triangles(rig)), cam).alpha[..., 0].numpy()
     fade = neck_fade(alpha.shape, *chin_and_neck(verts, _head_keypoints(avatar, rig), cam), span)
     with Matter() as matter:
         person = matter(img)
@@ -289,7 +289,8 @@ class PasteBack:
         with torch.no_grad():
             verts = posed_vertices(self.avatar, self.rig, motion.expression[t], motion.rotation[t],
                                    motion.translation[t])
-            gs = pose_gaussians(self.avatar.gaussians, verts, avatar_triangles(self.rig))
+            gs = pose_gaussians(expressed_gaussians(self.avatar, motion.expression[t]), verts,
+                                avatar_triangles(self.rig))
         box = head_box(gs, self.camera, self.cfg.margin, self.cfg.max_render_side)
         if box is None:
             return frame.copy()

@@ -13,24 +13,25 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.spatial import cKDTree
-from tqdm import tqdm
 
 from headsplat.avatar.avatar import Avatar, avatar_triangles
-from headsplat.avatar.losses import masked_l1, psnr, ssim_map
-from headsplat.core.camera import Camera, project_points
-from headsplat.face.align import CropTransform, warp_to_crop
+from headsplat.avatar.config import PRESETS, CreateConfig  # noqa: F401  (re-exported)
+from headsplat.avatar.fit import fit_gaussians
+from headsplat.avatar.frames import FitFrame, head_region, prepare_frame
+from headsplat.avatar.losses import psnr
+from headsplat.core.camera import project_points
+from headsplat.core.errors import InputError
 from headsplat.render.projection import camera_centre
 from headsplat.rig.open_rig import CAVITY, GUMS, TEETH, TONGUE
 from headsplat.render.rasterize import render
-from headsplat.splat.binding import (bind_points, bound_to_world, init_by_area, per_triangle_barycentrics,
-                                     pose_gaussians, triangle_frames)
+from headsplat.splat.binding import (bind_points, init_by_area, per_triangle_barycentrics, pose_gaussians,
+                                     triangle_frames)
 from headsplat.splat.gaussians import SH_C0, GaussianSet, concatenate
 from headsplat.track.tracker import rig_record
 from headsplat.track.tracking import Tracking
@@ -38,97 +39,6 @@ from headsplat.track.tracking import Tracking
 MOUTH_RGB = {CAVITY: (0.12, 0.04, 0.04), TEETH: (0.88, 0.86, 0.8), TONGUE: (0.55, 0.24, 0.24),
              GUMS: (0.6, 0.3, 0.3)}
 TEETH_PER_TRIANGLE = 16
-
-
-@dataclass(frozen=True)
-class CreateConfig:
-    """How an avatar is fitted. Presets: ``PRESETS["fast"]`` (the default) and ``PRESETS["quality"]``."""
-
-    size: int = 256  # side of the square crop the Gaussians are fitted at, px
-    n_gaussians: int = 20000  # Gaussians seeded on the rig by area
-    iterations: int = 300  # optimiser steps (frames are visited round-robin)
-    max_frames: int = 8  # most frames used from a video or a set of photos
-    ssim_weight: float = 0.2  # share of D-SSIM in the photometric loss (3DGS uses 0.2)
-    alpha_weight: float = 0.5  # weight of |alpha - matte| inside the head region
-    position_weight: float = 1.0  # keeps Gaussians within about one triangle of their parent
-    scale_weight: float = 1.0  # keeps Gaussians below about one triangle in size
-    lr_position: float = 0.05  # learning rates; positions and scales are in units of the parent triangle
-    lr_scale: float = 0.02
-    lr_rotation: float = 0.003
-    lr_opacity: float = 0.05
-    lr_color: float = 0.01
-    output_size: int = 512  # side of the avatar's reference framing for rendering
-
-
-PRESETS = {
-    "fast": CreateConfig(),
-    "quality": CreateConfig(size=512, n_gaussians=40000, iterations=600),
-}
-
-
-@dataclass(frozen=True)
-class FitFrame:
-    """One reference frame prepared for fitting.
-
-    Attributes:
-        image: (S, S, 3) float32 crop. matte: (S, S) foreground. mask: (S, S) head region where losses apply.
-        camera: the crop's camera. vertices: (V, 3) posed rig vertices (the avatar's identity).
-        expression, rotation, translation: the frame's tracked parameters. index: frame index in the input.
-    """
-
-    image: torch.Tensor
-    matte: torch.Tensor
-    mask: torch.Tensor
-    camera: Camera
-    vertices: torch.Tensor
-    expression: torch.Tensor
-    rotation: torch.Tensor
-    translation: torch.Tensor
-    index: int
-
-
-def crop_camera(tracking: Tracking, t: int, size: int) -> tuple[Camera, CropTransform]:
-    """The pinhole camera of frame ``t``'s recorded (upright) crop, resampled to ``size`` px."""
-    m = tracking.crops[t].astype(np.float64) * (size / tracking.crop_size)
-    if abs(m[0, 1]) > 1e-9 or abs(m[1, 0]) > 1e-9:
-        raise ValueError("rotated crops are not supported as cameras")
-    full = tracking.camera(torch.float64)
-    A = torch.tensor([[m[0, 0], 0.0, m[0, 2]], [0.0, m[1, 1], m[1, 2]], [0.0, 0.0, 1.0]], dtype=torch.float64)
-    cam = Camera(full.viewmat.float(), (A @ full.K).float(), size, size)
-    return cam, CropTransform(m, size)
-
-
-def head_region(vertices: torch.Tensor, camera: Camera, grow: float = 0.06) -> np.ndarray:
-    """(S, S) float32 mask: the convex hull of the projected head, grown by ``grow`` × the image size."""
-    uv, z = project_points(vertices.double(), camera.viewmat.double(), camera.K.double())
-    pts = uv[z > 0].numpy()
-    mask = np.zeros((camera.height, camera.width), np.uint8)
-    if len(pts) >= 3:
-        hull = cv2.convexHull((pts - 0.5).astype(np.float32))
-        cv2.fillConvexPoly(mask, np.round(hull).astype(np.int32), 1)
-    r = max(1, int(grow * camera.width))
-    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-    return mask.astype(np.float32)
-
-
-def prepare_frames(images: list[np.ndarray], indices: list[int], tracking: Tracking, rig, size: int,
-                   matter) -> list[FitFrame]:
-    """Crop, matte and pose the rig for each reference frame."""
-    frames = []
-    identity = torch.from_numpy(tracking.identity).float()
-    scale = torch.tensor(float(tracking.identity_scale))
-    for img, t in zip(images, indices):
-        cam, crop = crop_camera(tracking, t, size)
-        crop_rgb = warp_to_crop(img, crop)
-        p = tracking.params([t])
-        with torch.no_grad():
-            verts = rig(identity, scale, p["expression"][0], p["rotation"][0], p["translation"][0]).vertices
-        frames.append(FitFrame(
-            image=torch.from_numpy(crop_rgb).float() / 255, matte=torch.from_numpy(matter(crop_rgb)),
-            mask=torch.from_numpy(head_region(verts, cam)), camera=cam,
-            vertices=verts, expression=p["expression"][0], rotation=p["rotation"][0],
-            translation=p["translation"][0], index=t))
-    return frames
 
 
 def _sample(image: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
@@ -322,63 +232,15 @@ def seed_gaussians(frames: list[FitFrame], rig, cfg: CreateConfig, generator: to
     return fill_unseen(gs, seen, canonical, part, hair_line(rig)), seen, canonical, part
 
 
-def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfig,
-                  generator: torch.Generator, quiet: bool = False, fixed_colour: torch.Tensor | None = None
-                  ) -> tuple[GaussianSet, list[float]]:
-    """Optimise the Gaussians' local fields, opacities and colours against the frames (the colours of
-    ``fixed_colour`` (N,) bool ones stay). Returns the fitted set and the loss history."""
-    tris = avatar_triangles(rig)
-    frames_tri = [triangle_frames(f.vertices, tris) for f in frames]
-    lm = gs.local_means.clone().requires_grad_(True)
-    lq = gs.local_quats.clone().requires_grad_(True)
-    ls = gs.local_log_scales.clone().requires_grad_(True)
-    op = gs.opacity_logits.clone().requires_grad_(True)
-    sh = gs.sh.clone().requires_grad_(True)
-    opt = torch.optim.Adam([{"params": [lm], "lr": cfg.lr_position}, {"params": [lq], "lr": cfg.lr_rotation},
-                            {"params": [ls], "lr": cfg.lr_scale}, {"params": [op], "lr": cfg.lr_opacity},
-                            {"params": [sh], "lr": cfg.lr_color / SH_C0}], eps=1e-15)
-    if fixed_colour is not None:
-        free = (~fixed_colour).to(sh.dtype).to(sh.device)[:, None, None]
-        sh.register_hook(lambda g: g * free)
-    max_log_scale = math.log(1.0)
-    pinned = rig.surface_bound[gs.parent]
-    losses = []
-    bar = tqdm(range(cfg.iterations), desc="fitting", unit="step", disable=quiet, leave=False)
-    for it in bar:
-        f = frames[it % len(frames)]
-        means, quats, log_scales = bound_to_world(gs.parent, lm, lq, ls, frames_tri[it % len(frames)])
-        bg = torch.rand(3, generator=generator).to(lm.device)
-        out = render(GaussianSet(means, quats, log_scales, op, sh), f.camera, background=bg)
-        target = f.image * f.matte[..., None] + bg * (1 - f.matte[..., None])
-        w = f.mask
-        photo = (1 - cfg.ssim_weight) * masked_l1(out.rgb, target, w) + \
-            cfg.ssim_weight * ((1 - ssim_map(out.rgb, target)) * w).sum() / w.sum().clamp_min(1.0)
-        alpha = ((out.alpha[..., 0] - f.matte).abs() * w).sum() / w.sum().clamp_min(1.0)
-        reg_pos = F.relu(lm.norm(dim=-1) - 1.0).pow(2).mean()
-        if pinned.any():  # eyeballs, teeth, the rims of eyes and mouth: on their surface, within their triangle
-            reg_pos = reg_pos + 100 * (F.relu(lm[pinned, 2].abs() - 0.05).pow(2).mean()
-                                       + F.relu(lm[pinned, :2].norm(dim=-1) - 0.6).pow(2).mean()
-                                       + F.relu(ls[pinned] - math.log(0.35)).pow(2).mean())
-        reg_scale = F.relu(ls - max_log_scale).pow(2).mean()
-        loss = photo + cfg.alpha_weight * alpha + cfg.position_weight * reg_pos + cfg.scale_weight * reg_scale
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-        if it % 10 == 0:
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-    fitted = replace(gs, local_means=lm.detach(), local_quats=lq.detach(), local_log_scales=ls.detach(),
-                     opacity_logits=op.detach(), sh=sh.detach())
-    return fitted, losses
-
-
-def create_avatar(images: list[np.ndarray], indices: list[int], tracking: Tracking, rig,
-                  cfg: CreateConfig = CreateConfig(), seed: int = 0, quiet: bool = False, matter=None,
-                  provenance: dict | None = None, device: torch.device | str = "cpu") -> Avatar:
-    """Fit an avatar to reference frames.
+def create_avatar(images, indices: list[int], tracking: Tracking, rig, cfg: CreateConfig = CreateConfig(),
+                  seed: int = 0, quiet: bool = False, matter=None, provenance: dict | None = None,
+                  device: torch.device | str = "cpu", views=None, views_share: float = 0.5) -> Avatar:
+    """Fit an avatar to reference frames (and to a generator's views).
 
     Args:
-        images: (H, W, 3) uint8 frames; ``indices`` their frame indices in ``tracking``.
+        images: (H, W, 3) uint8 frames, a list or any iterable yielding them in the order of ``indices`` (each
+            is cropped as it comes: only the first is kept whole); ``indices`` their frame indices in
+            ``tracking``. The first is the avatar's reference frame.
         tracking: the tracked sequence (shared identity, per-frame pose and expression, crops).
         rig: the head rig the tracking was made with (open or FLAME).
         cfg: fitting settings.
@@ -386,9 +248,16 @@ def create_avatar(images: list[np.ndarray], indices: list[int], tracking: Tracki
         matter: a foreground matter (default: MediaPipe's selfie segmentation).
         provenance: recorded in the avatar's info.
         device: where the fit runs (seeding and the result stay on the CPU).
+        views: a :class:`~headsplat.avatar.viewset.ViewSet` to fit as well (its real views count as real frames).
+        views_share: the share of the fitting steps spent on its generated views, in (0, 1); the real frames
+            share the rest.
     """
     if tracking.rig != rig.kind:
         raise ValueError(f"the tracking was made with the {tracking.rig} rig, not {rig.kind}")
+    if views is not None:
+        check_views(views, rig)
+        if not 0 < views_share < 1:
+            raise ValueError(f"views_share must be between 0 and 1, got {views_share}")
     t0 = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
     own_matter = matter is None
@@ -396,58 +265,119 @@ def create_avatar(images: list[np.ndarray], indices: list[int], tracking: Tracki
         from headsplat.face.segment import Matter
         matter = Matter()
     try:
-        return _create(images, indices, tracking, rig, cfg, seed, quiet, matter, provenance, device, generator, t0)
+        frames, reference = [], None
+        for img, t in zip(images, indices):
+            if reference is None:
+                reference = prepare_frame(img, t, tracking, rig, cfg.output_size, matter)
+            frames.append(prepare_frame(img, t, tracking, rig, cfg.size, matter))
+        if not frames:
+            raise ValueError("create_avatar: no frames given")
+        if views is not None:
+            n_gen = sum(k == "generated" for k in views.kinds)
+            n_real = len(frames) + len(views) - n_gen
+            for i in range(len(views)):
+                img, matte = views.load(i)
+                kind = views.kinds[i]
+                weight = (1 - views_share) / n_real if kind == "real" else views_share / n_gen
+                frames.append(prepare_frame(img, i, views.tracking, rig, cfg.size, matter, matte=matte, kind=kind,
+                                            weight=weight))
+            for i in range(len(frames) - len(views)):
+                frames[i] = replace(frames[i], weight=(1 - views_share) / n_real)
+        return _create(frames, reference, tracking, rig, cfg, seed, quiet, provenance, device, generator, t0,
+                       views, views_share)
     finally:
         if own_matter:
             matter.close()
 
 
-def _create(images, indices, tracking, rig, cfg, seed, quiet, matter, provenance, device, generator, t0) -> Avatar:
-    frames = prepare_frames(images, indices, tracking, rig, cfg.size, matter)
+def check_views(views, rig) -> None:
+    """Raise InputError when a view set's parameters do not belong to ``rig``."""
+    tr = views.tracking
+    if tr.rig != rig.kind:
+        raise InputError(f"{views.folder}: views made for the {tr.rig} rig, not {rig.kind}")
+    if tuple(tr.expression_names) != tuple(rig.expression_names):
+        raise InputError(f"{views.folder}: the views' expression set differs from this headsplat's {rig.kind} rig "
+                         "(made by another version?); generate them again")
+    if tuple(np.shape(tr.identity)) != tuple(rig.identity_shape):
+        raise InputError(f"{views.folder}: identity of shape {np.shape(tr.identity)}, the {rig.kind} rig takes "
+                         f"{tuple(rig.identity_shape)}")
+
+
+def _posed(gs: GaussianSet, field, f: FitFrame, tris: torch.Tensor) -> GaussianSet:
+    """Gaussians posed in frame ``f`` (with the deformation field's offsets for its expression)."""
+    from headsplat.splat.deformation import deform
+
+    return pose_gaussians(gs if field is None else deform(gs, field, f.expression), f.vertices, tris)
+
+
+def _create(frames, reference, tracking, rig, cfg, seed, quiet, provenance, device, generator, t0, views,
+            views_share) -> Avatar:
     seeded, seen, canonical, part = seed_gaussians(frames, rig, cfg, generator)
     # The mouth interior keeps its seeded colours (the photo's where a frame shows it, generic elsewhere):
     # fitted, its few, often half-hidden Gaussians take the colours of the random backgrounds.
     mouth = part == 2
     device = torch.device(device)
     if device.type != "cpu":
-        dev = [replace(f, image=f.image.to(device), matte=f.matte.to(device), mask=f.mask.to(device),
-                       camera=f.camera.to(device), vertices=f.vertices.to(device)) for f in frames]
-        gs, losses = fit_gaussians(seeded.to(device), dev, rig.to(device), cfg, generator, quiet=quiet,
-                                   fixed_colour=mouth)
-        gs, rig = gs.to("cpu"), rig.to("cpu")
+        res = fit_gaussians(seeded.to(device), [f.to(device) for f in frames], rig.to(device), cfg, generator,
+                            quiet=quiet, fixed_colour=mouth)
+        rig = rig.to("cpu")
+        res.gaussians = res.gaussians.to("cpu")
+        res.origin = res.origin.cpu()
+        if res.deformation is not None:
+            res.deformation = res.deformation.to("cpu")
     else:
-        gs, losses = fit_gaussians(seeded, frames, rig, cfg, generator, quiet=quiet, fixed_colour=mouth)
+        res = fit_gaussians(seeded, frames, rig, cfg, generator, quiet=quiet, fixed_colour=mouth)
+    gs, field, origin = res.gaussians, res.deformation, res.origin
+    # Per-frame corrections: the refined parameters are the frames' own from here on.
+    c = res.corrections
+    frames = [replace(f, expression=f.expression + c["expression"][i], rotation=f.rotation + c["rotation"][i],
+                      translation=f.translation + c["translation"][i]) if f.kind == "real" else f
+              for i, f in enumerate(frames)]
+    if res.stats.get("refined_frames"):
+        with torch.no_grad():
+            frames = [replace(f, vertices=rig(f.identity, f.scale, f.expression, f.rotation, f.translation).vertices)
+                      for f in frames]
     # What no frame saw takes the photo colour of its mirror image or nearest seen neighbours (colours sampled
     # from the photo, not fitted ones: a fitted Gaussian at the silhouette may have drifted towards the
     # random backgrounds it was fitted over).
-    filled = fill_unseen(seeded, seen, canonical, part, hair_line(rig))
+    filled = fill_unseen(seeded, seen, canonical, part, hair_line(rig)).sh[origin]
+    filled = torch.cat([filled, torch.zeros(len(gs), gs.sh.shape[1] - 1, 3)], 1)
     # ... unless the fit moved it into view: then its fitted colour is what the frames show there.
     tris = avatar_triangles(rig)
-    seen_now = seen.clone()
+    part = part[origin]
+    seen_now = seen[origin].clone()
     for f in frames:
-        seen_now |= visibility(pose_gaussians(gs, f.vertices, tris), f, tris)[0]
-    gs = replace(gs, sh=torch.where(seen_now[:, None, None] | (part == 2)[:, None, None], gs.sh, filled.sh))
+        seen_now |= visibility(_posed(gs, field, f, tris), f, tris)[0]
+    gs = replace(gs, sh=torch.where(seen_now[:, None, None] | (part == 2)[:, None, None], gs.sh, filled))
     with torch.no_grad():
         scores = []
         for f in frames:
-            out = render(pose_gaussians(gs, f.vertices, tris), f.camera, background=0.0)
+            out = render(_posed(gs, field, f, tris), f.camera, background=0.0)
             scores.append(psnr(out.rgb, f.image * f.matte[..., None], f.mask * f.matte))
         ref = frames[0]
         gs = pose_gaussians(gs, ref.vertices, tris)
         # The reference frame at the avatar's own framing (output size): its camera and crop are the
         # avatar's, and the fit is measured there too, comparable across presets.
-        full = prepare_frames(images[:1], [ref.index], tracking, rig, cfg.output_size, matter)[0]
-        out = render(gs, full.camera, background=0.0)
+        full = replace(reference, expression=ref.expression, rotation=ref.rotation, translation=ref.translation,
+                       vertices=ref.vertices)
+        out = render(_posed(gs, field, full, tris), full.camera, background=0.0)
         score = psnr(out.rgb, full.image * full.matte[..., None], full.mask * full.matte)
     cam = full.camera
     source = (full.image * 255).round().to(torch.uint8).numpy()
+    n_source = len(frames) - (len(views) if views is not None else 0)  # the source's frames come first
+    real = range(n_source)
     info = dict(provenance or {})
-    info.update(seed=seed, preset_size=cfg.size, iterations=cfg.iterations, n_gaussians=len(gs),
-                frames=[int(f.index) for f in frames], fit_psnr_foreground=[round(s, 2) for s in scores],
+    info.update(seed=seed, preset_size=cfg.size, iterations=res.stats["iterations"], n_gaussians=len(gs),
+                frames=[int(frames[i].index) for i in real], fit_psnr_foreground=[round(scores[i], 2) for i in real],
                 psnr_foreground=round(score, 2),
-                final_loss=round(losses[-1], 5) if losses else None, seen_share=round(float(seen.float().mean()), 3),
+                final_loss=round(res.losses[-1], 5) if res.losses else None,
+                seen_share=round(float(seen.float().mean()), 3), fit=res.stats,
                 seconds=round(time.perf_counter() - t0, 1))
+    if views is not None:
+        info["views"] = {"folder": str(views.folder), "generator": views.generator.get("name"),
+                         "generated": sum(k == "generated" for k in views.kinds), "real": sum(k == "real" for k in views.kinds), "share": views_share,
+                         "fit_psnr_foreground_mean": round(float(np.mean(scores[n_source:])), 2)}
     return Avatar(rig=rig.kind, gaussians=gs, identity=torch.from_numpy(tracking.identity).float(),
                   identity_scale=float(tracking.identity_scale), expression_names=tuple(rig.expression_names),
                   expression=ref.expression, rotation=ref.rotation, translation=ref.translation, camera=cam,
-                  source=source, info=info, rig_record=rig_record(rig))
+                  source=source, info=info, rig_record=rig_record(rig), deformation=field)

@@ -87,10 +87,14 @@ def test_bad_avatar_files_are_refused_with_their_name(astro_avatar, tmp_path):
 
 def test_create_from_a_video_and_from_several_photos(posed_video, astronaut_path, tmp_path):
     video, truth, _ = posed_video
-    av = api.create(video, tmp_path / "video.avatar", quiet=True)
-    print(f"create from a 48-frame video: foreground PSNR {av.info['psnr_foreground']:.2f} dB")
-    assert len(av.info["frames"]) == 8 and av.info["frames"][0] == 0
+    av = api.create(video, tmp_path / "video.avatar", quiet=True, max_frames=6)
+    print(f"create from a 48-frame video: foreground PSNR {av.info['psnr_foreground']:.2f} dB, {av.info['fit']}")
+    assert len(av.info["frames"]) == 6 and av.info["frames"][0] == 0
     assert av.info["psnr_foreground"] > 20.0
+    # many frames: density control, per-frame corrections, and (the jaw and blinks vary) a deformation field
+    fit = av.info["fit"]
+    assert fit["density_control"] and fit["refined_frames"] == 6 and fit["deformation"]
+    assert load_avatar(tmp_path / "video.avatar").deformation is not None
     # Two photos of one person: the portrait and its mirror image (a second, different view).
     from PIL import Image
 

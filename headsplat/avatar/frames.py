@@ -1,0 +1,142 @@
+"""Reference frames for fitting an avatar: which frames of a video are used, and each one cropped, matted and
+with its rig parameters (a real frame from a tracked source, or a view from a generator's view set).
+
+Frames are chosen to cover the clip's range of head poses and expressions: farthest-point sampling in a space
+where 6 degrees of head rotation and 0.2 of an expression coefficient are one unit, starting from the first
+frame with a face, until every frame lies within one unit of a chosen one (or ``max_frames`` are chosen).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from headsplat.core.camera import Camera, project_points
+from headsplat.face.align import CropTransform, warp_to_crop
+from headsplat.track.tracking import Tracking
+
+ROTATION_UNIT = np.radians(6.0)  # radians of head rotation that count as one unit of difference
+EXPRESSION_UNIT = 0.2  # expression coefficient change that counts as one unit
+
+
+@dataclass(frozen=True)
+class FitFrame:
+    """One reference frame prepared for fitting.
+
+    Attributes:
+        image: (S, S, 3) float32 crop. matte: (S, S) foreground. mask: (S, S) head region where losses apply.
+        camera: the crop's camera. vertices: (V, 3) posed rig vertices.
+        identity, scale: the rig identity the frame's parameters belong to (the view set's for generated views).
+        expression, rotation, translation: the frame's rig parameters. index: frame index in its source.
+        weight: how much the frame counts (real 1; generated views less). kind: "real" or "generated".
+    """
+
+    image: torch.Tensor
+    matte: torch.Tensor
+    mask: torch.Tensor
+    camera: Camera
+    vertices: torch.Tensor
+    identity: torch.Tensor
+    scale: torch.Tensor
+    expression: torch.Tensor
+    rotation: torch.Tensor
+    translation: torch.Tensor
+    index: int
+    weight: float = 1.0
+    kind: str = "real"
+
+    def to(self, device) -> "FitFrame":
+        from dataclasses import replace
+
+        return replace(self, image=self.image.to(device), matte=self.matte.to(device), mask=self.mask.to(device),
+                       camera=self.camera.to(device), vertices=self.vertices.to(device),
+                       identity=self.identity.to(device), scale=self.scale.to(device),
+                       expression=self.expression.to(device), rotation=self.rotation.to(device),
+                       translation=self.translation.to(device))
+
+
+def crop_camera(tracking: Tracking, t: int, size: int) -> tuple[Camera, CropTransform]:
+    """The pinhole camera of frame ``t``'s recorded (upright) crop, resampled to ``size`` px."""
+    m = tracking.crops[t].astype(np.float64) * (size / tracking.crop_size)
+    if abs(m[0, 1]) > 1e-9 or abs(m[1, 0]) > 1e-9:
+        raise ValueError("rotated crops are not supported as cameras")
+    full = tracking.camera(torch.float64)
+    A = torch.tensor([[m[0, 0], 0.0, m[0, 2]], [0.0, m[1, 1], m[1, 2]], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    cam = Camera(full.viewmat.float(), (A @ full.K).float(), size, size)
+    return cam, CropTransform(m, size)
+
+
+def head_region(vertices: torch.Tensor, camera: Camera, grow: float = 0.06) -> np.ndarray:
+    """(S, S) float32 mask: the convex hull of the projected head, grown by ``grow`` × the image size."""
+    uv, z = project_points(vertices.double(), camera.viewmat.double(), camera.K.double())
+    pts = uv[z > 0].numpy()
+    mask = np.zeros((camera.height, camera.width), np.uint8)
+    if len(pts) >= 3:
+        hull = cv2.convexHull((pts - 0.5).astype(np.float32))
+        cv2.fillConvexPoly(mask, np.round(hull).astype(np.int32), 1)
+    r = max(1, int(grow * camera.width))
+    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    return mask.astype(np.float32)
+
+
+def prepare_frame(img: np.ndarray, t: int, tracking: Tracking, rig, size: int, matter=None,
+                  matte: np.ndarray | None = None, weight: float = 1.0, kind: str = "real") -> FitFrame:
+    """Crop frame ``t`` (an (H, W, 3) uint8 image), matte it (``matter``, or the given (H, W) ``matte``) and
+    pose the rig with its tracked parameters."""
+    cam, crop = crop_camera(tracking, t, size)
+    crop_rgb = warp_to_crop(img, crop)
+    if matte is not None:
+        crop_matte = warp_to_crop((matte * 255 + 0.5).astype(np.uint8)[..., None].repeat(3, 2), crop)[..., 0]
+        crop_matte = crop_matte.astype(np.float32) / 255
+    else:
+        crop_matte = matter(crop_rgb)
+    p = tracking.params([t])
+    identity, scale = p["identity"], p["scale"]
+    with torch.no_grad():
+        verts = rig(identity, scale, p["expression"][0], p["rotation"][0], p["translation"][0]).vertices
+    return FitFrame(image=torch.from_numpy(crop_rgb).float() / 255, matte=torch.from_numpy(crop_matte),
+                    mask=torch.from_numpy(head_region(verts, cam)), camera=cam, vertices=verts, identity=identity,
+                    scale=scale, expression=p["expression"][0], rotation=p["rotation"][0],
+                    translation=p["translation"][0], index=t, weight=weight, kind=kind)
+
+
+def prepare_frames(images: list[np.ndarray], indices: list[int], tracking: Tracking, rig, size: int,
+                   matter) -> list[FitFrame]:
+    """:func:`prepare_frame` of each image."""
+    return [prepare_frame(img, t, tracking, rig, size, matter) for img, t in zip(images, indices)]
+
+
+def frame_features(tracking: Tracking) -> np.ndarray:
+    """(T, 3 + E) each frame's head rotation and expression in units of :data:`ROTATION_UNIT` and
+    :data:`EXPRESSION_UNIT`."""
+    return np.concatenate([tracking.rotation / ROTATION_UNIT, tracking.expression / EXPRESSION_UNIT], 1)
+
+
+def select_frames(tracking: Tracking, max_frames: int, cover: float = 1.0, within: range | None = None
+                  ) -> list[int]:
+    """Frames that cover the sequence's head poses and expressions (module docstring): the first frame with a
+    face, then the rest in time order.
+
+    Args:
+        max_frames: the most frames chosen.
+        cover: stop once every frame lies within this distance (in units) of a chosen one.
+        within: choose only among these frames (default: all).
+    """
+    found = np.flatnonzero(tracking.found)
+    if within is not None:
+        found = found[(found >= within.start) & (found < within.stop)]
+    if len(found) == 0 or max_frames < 1:
+        return []
+    x = frame_features(tracking)[found]
+    chosen = [0]
+    dist = np.linalg.norm(x - x[0], axis=1)
+    while len(chosen) < min(max_frames, len(found)):
+        k = int(np.argmax(dist))
+        if dist[k] <= cover:
+            break
+        chosen.append(k)
+        dist = np.minimum(dist, np.linalg.norm(x - x[k], axis=1))
+    return [int(found[0])] + sorted(int(found[k]) for k in chosen[1:])
