@@ -48,7 +48,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where fitting runs")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same avatar)")
     p.add_argument("--face", type=int, default=0, help="which face when there are several (0: largest)")
+    p.add_argument("--max-frames", type=int, help="most frames of a video or photo set used, chosen to cover its "
+                   "head poses and expressions (default 60)")
+    p.add_argument("--views", help="a view set folder (from `headsplat generate`) to fit as well")
+    p.add_argument("--views-share", type=float, default=0.5,
+                   help="share of the fitting steps spent on the generated views (default 0.5; the real frames "
+                        "share the rest, so each counts more than a view)")
     _flame_args(p, True)
+
+    p = sub.add_parser("generate", help="views of a person made by a generator, as a view set for create --views")
+    p.add_argument("source", help="oracle: the known .avatar to render")
+    p.add_argument("--model", default="oracle", choices=("oracle",), help="the generator")
+    p.add_argument("-o", "--output", required=True, help="the view set folder to write")
+    p.add_argument("--size", type=int, help="side of the views in pixels (default: the avatar's framing)")
+    p.add_argument("--flame-model", help="FLAME model file, for FLAME avatars")
 
     p = sub.add_parser("animate", help="drive an avatar with a video, image(s) or a .track file")
     p.add_argument("avatar", help="the .avatar folder")
@@ -111,6 +124,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="frame the avatar is made from (default 0; repeat for several)")
     q.add_argument("--avatar-from", nargs="+", help="build the avatar from these photos (or use this .avatar) "
                    "instead of the video's frames")
+    q.add_argument("--train", metavar="A:B", help="build the avatar from frames A..B-1 and evaluate it on the "
+                   "others, beside the one-shot avatar from frame A (the protocol of per-subject video avatars)")
+    q.add_argument("--train-frames", type=int, help="with --train: the most frames used (default: the preset's)")
     q.add_argument("-o", "--output", required=True, help="the report folder to write")
     _eval_args(q)
     q = protocols.add_parser("cross", help="cross-reenactment: identity kept from the source, motion from "
@@ -177,9 +193,15 @@ def _run(args, t0: float) -> int:
     if args.command == "create":
         av = api.create(args.inputs, args.output, rig=args.rig, preset=args.preset, device=args.device,
                         seed=args.seed, face=args.face, quiet=args.quiet, flame_model=args.flame_model,
-                        flame_embedding=args.flame_embedding)
+                        flame_embedding=args.flame_embedding, max_frames=args.max_frames, views=args.views,
+                        views_share=args.views_share)
         print(f"created an avatar of {len(av.gaussians)} Gaussians from {len(av.info['frames'])} frame(s) in "
               f"{time.perf_counter() - t0:.1f} s (foreground PSNR {av.info['psnr_foreground']:.1f} dB) -> {args.output}")
+        return 0
+    if args.command == "generate":
+        out = api.generate(args.source, args.output, model=args.model, size=args.size, quiet=args.quiet,
+                           flame_model=args.flame_model)
+        print(f"generated views with {args.model} in {time.perf_counter() - t0:.1f} s -> {out}")
         return 0
     if args.command == "animate":
         res = api.animate(args.avatar, args.driver, args.output, pose=args.pose,
@@ -220,8 +242,18 @@ def _run(args, t0: float) -> int:
         if args.protocol == "reenact":
             if (args.video is None) == (not args.sample):
                 raise HeadsplatError("eval reenact: give a VIDEO or --sample (not both)")
+            train = None
+            if args.train is not None:
+                try:
+                    a, b = (int(x) for x in args.train.split(":"))
+                except ValueError:
+                    raise HeadsplatError(f"--train {args.train}: expected A:B, two frame numbers") from None
+                if args.source_frames:
+                    raise HeadsplatError("eval reenact: --train chooses the avatar's frames; drop --source-frame")
+                train = (a, b)
             rep = api.eval_reenact(args.video, args.output, source_frames=args.source_frames or (0,),
-                                   avatar_from=args.avatar_from, **common)
+                                   avatar_from=args.avatar_from, train=train, train_frames=args.train_frames,
+                                   **common)
         else:
             rep = api.eval_cross(args.source, args.driver, args.output, **common)
         print(_eval_line(rep) + f" in {time.perf_counter() - t0:.0f} s -> {args.output}/report.md")

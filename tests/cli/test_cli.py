@@ -118,3 +118,33 @@ def test_an_existing_avatar_may_be_replaced_but_no_other_folder(tmp_path):
     with pytest.raises(OutputError, match="exists and is not an avatar"):
         check_output(other, (".avatar",), "an avatar", replaces="avatar.json")
     assert other.is_dir()
+
+
+def test_generate_and_views_errors(tmp_path, capsys, astronaut_path, astro_avatar):
+    code, _, err = _run(capsys, "-q", "generate", str(astronaut_path), "-o", str(tmp_path / "views"))
+    assert code == 1 and "renders a known avatar; give a .avatar folder" in err
+    code, _, err = _run(capsys, "-q", "generate", str(astro_avatar), "-o", str(tmp_path / "v.png"))
+    assert code == 1 and "a view set is a folder" in err
+    code, _, err = _run(capsys, "-q", "create", str(astronaut_path), "-o", str(tmp_path / "a.avatar"),
+                        "--views", str(tmp_path))
+    assert code == 1 and "not a view set" in err and not (tmp_path / "a.avatar").exists()
+    code, _, err = _run(capsys, "-q", "create", str(astronaut_path), "-o", str(tmp_path / "a.avatar"),
+                        "--views-share", "1.5")
+    assert code == 1 and "--views-share must be between 0 and 1" in err
+    code, _, err = _run(capsys, "-q", "create", str(astronaut_path), "-o", str(tmp_path / "a.avatar"),
+                        "--max-frames", "0")
+    assert code == 1 and "--max-frames must be at least 1" in err
+
+
+def test_generate_oracle_views(tmp_path, capsys, astro_avatar):
+    from headsplat.avatar.viewset import read_view_set
+
+    code, out, err = _run(capsys, "-q", "generate", str(astro_avatar), "-o", str(tmp_path / "views"),
+                          "--size", "96")
+    assert code == 0, err
+    vs = read_view_set(tmp_path / "views")
+    assert len(vs) == 9 * 3 * 5 and set(vs.kinds) == {"generated"} and vs.generator["name"] == "oracle"
+    img, matte = vs.load(4)  # yaw 0, pitch -20, neutral
+    assert img.shape == (96, 96, 3) and matte is not None and matte[48, 48] > 0.99 and matte[0, 0] < 0.01
+    yaw = np.degrees(vs.tracking.rotation[9:18, 1])  # pitch 0
+    assert np.allclose(yaw, [-60, -45, -30, -15, 0, 15, 30, 45, 60], atol=0.5)

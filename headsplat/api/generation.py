@@ -1,0 +1,51 @@
+"""``headsplat generate``: views of a person made by a generator, written as a view set for ``create --views``.
+
+Generators: ``oracle`` (renders of a known avatar at many head poses and expressions; the truth for tests and
+benchmarks of many-view fitting). Learned generators (GAGAvatar, CAP4D) write into the same format.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from headsplat.api.common import load_checked
+from headsplat.core.errors import HeadsplatError, OutputError
+from headsplat.core.fileio import check_writable
+
+MODELS = ("oracle",)
+
+
+def generate(source: str | os.PathLike, output: str | os.PathLike, model: str = "oracle",
+             yaws=(-60, -45, -30, -15, 0, 15, 30, 45, 60), pitches=(-20, 0, 20), size: int | None = None,
+             quiet: bool = False, flame_model: str | os.PathLike | None = None) -> Path:
+    """Write a view set of ``source`` made by ``model``.
+
+    Args:
+        source: for ``oracle``, the known ``.avatar``.
+        output: the view set folder to write (replaced when it is one).
+        model: the generator.
+        yaws, pitches: head angles in degrees (every combination, with each of the oracle's expressions:
+            neutral, jaw open, smile, blink, brows up).
+        size: side of the views in pixels (default: the avatar's framing).
+
+    Returns:
+        the folder.
+    """
+    from headsplat.avatar.oracle import oracle_views
+    from headsplat.avatar.viewset import write_view_set
+
+    if model not in MODELS:
+        raise HeadsplatError(f"unknown generator {model!r}; available: {', '.join(MODELS)}")
+    out = Path(output)
+    if out.suffix:
+        raise OutputError(f"{out}: a view set is a folder; give a path without a suffix")
+    if out.exists() and not (out / "views.json").is_file():
+        raise OutputError(f"{out}: exists and is not a view set (no views.json); choose another name")
+    check_writable(out)
+    if Path(source).suffix.lower() != ".avatar":
+        raise HeadsplatError(f"{source}: the oracle generator renders a known avatar; give a .avatar folder")
+    avatar, rig = load_checked(source, flame_model)
+    images, tracking = oracle_views(avatar, rig, yaws, pitches, size=size)
+    return write_view_set(out, images, tracking, ["generated"] * len(images),
+                          {"name": "oracle", "avatar": str(source), "yaws": list(yaws), "pitches": list(pitches)})

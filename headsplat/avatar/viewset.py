@@ -1,0 +1,138 @@
+"""View sets: views of one person that a generator (a learned model, or the oracle of the tests) made, with the
+camera and rig parameters of each, for ``create --views``.
+
+    VIEWS/
+      views.json    {"format": "headsplat.views", "version": 1, "rig": "open"|"flame",
+                     "generator": {"name": ..., ...provenance},
+                     "views": [{"image": "000000.png", "kind": "real"|"generated"}, ...]}
+      views.track   a headsplat .track with one frame per view, in the same order: the shared identity,
+                    each view's head rotation, translation and expression (the parameters the generator was
+                    conditioned on), the camera (one focal and size for all views, principal point at the
+                    centre, at the origin: the head moves) and ``crops`` (the whole image is the crop)
+      000000.png    the views: RGB, or RGBA where alpha is the generator's foreground matte (then no matting
+                    is run on that view)
+
+Rig parameters are relative to the track's identity; ``create`` poses the rig with it for these views.
+Written atomically (the folder appears complete or not at all).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from headsplat.core.errors import InputError
+from headsplat.core.fileio import atomic_dir
+from headsplat.track.tracking import Tracking
+
+FORMAT = "headsplat.views"
+VERSION = 1
+KINDS = ("real", "generated")
+
+
+@dataclass
+class ViewSet:
+    """A view set read from its folder.
+
+    Attributes:
+        folder: where it lives. tracking: one frame per view. images: the image paths, in order.
+        kinds: "real" or "generated" per view. generator: the generator's name and provenance.
+    """
+
+    folder: Path
+    tracking: Tracking
+    images: list[Path]
+    kinds: list[str]
+    generator: dict
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def load(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """View ``i``: (H, W, 3) uint8 RGB and its (H, W) float32 matte in [0, 1] when the file has alpha."""
+        p = self.images[i]
+        try:
+            with Image.open(p) as im:
+                im.load()
+                arr = np.asarray(im.convert("RGBA") if im.mode in ("RGBA", "LA", "P", "PA") else im.convert("RGB"))
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            raise InputError(f"{p}: not a readable image ({type(e).__name__}: {e})") from None
+        if arr.shape[:2] != (self.tracking.height, self.tracking.width):
+            raise InputError(f"{p}: {arr.shape[1]}x{arr.shape[0]}, the view set's track says "
+                             f"{self.tracking.width}x{self.tracking.height}")
+        if arr.shape[2] == 4:
+            return np.ascontiguousarray(arr[..., :3]), arr[..., 3].astype(np.float32) / 255
+        return np.ascontiguousarray(arr), None
+
+
+def write_view_set(folder: str | os.PathLike, images: list[np.ndarray], tracking: Tracking, kinds: list[str],
+                   generator: dict) -> Path:
+    """Write a view set atomically.
+
+    Args:
+        images: (H, W, 3) or (H, W, 4) uint8 (alpha: the foreground matte) per view, all of the track's size.
+        tracking: one frame per view.
+        kinds: "real" or "generated" per view.
+        generator: JSON-serialisable; ``name`` names the generator.
+    """
+    if not (len(images) == len(tracking) == len(kinds)):
+        raise ValueError(f"{len(images)} images, {len(tracking)} tracked views and {len(kinds)} kinds")
+    bad = sorted(set(kinds) - set(KINDS))
+    if bad:
+        raise ValueError(f"view kinds must be {' or '.join(KINDS)}, got {bad}")
+    entries = []
+    with atomic_dir(folder) as tmp:
+        for i, (img, kind) in enumerate(zip(images, kinds)):
+            if img.dtype != np.uint8 or img.shape[:2] != (tracking.height, tracking.width):
+                raise ValueError(f"view {i}: expected uint8 {tracking.height}x{tracking.width}, got "
+                                 f"{img.dtype} {img.shape}")
+            name = f"{i:06d}.png"
+            Image.fromarray(img).save(tmp / name, format="PNG")
+            entries.append({"image": name, "kind": kind})
+        tracking.save(tmp / "views.track")
+        meta = {"format": FORMAT, "version": VERSION, "rig": tracking.rig, "generator": generator, "views": entries}
+        (tmp / "views.json").write_text(json.dumps(meta, indent=1))
+    return Path(folder)
+
+
+def read_view_set(folder: str | os.PathLike) -> ViewSet:
+    """Read a view set's index and track (images are read one at a time, by :meth:`ViewSet.load`).
+
+    Raises:
+        InputError: not a view set folder, a newer format, or an index that disagrees with its track or files.
+    """
+    p = Path(folder)
+    meta_path = p / "views.json"
+    if not p.is_dir() or not meta_path.is_file():
+        raise InputError(f"{p}: not a view set (expected a folder with views.json and views.track)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{meta_path}: corrupt view set index ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise InputError(f"{p}: not a headsplat view set (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    if int(meta.get("version", 0)) > VERSION:
+        raise InputError(f"{p}: view set format version {meta['version']} is newer than this headsplat reads "
+                         f"({VERSION}); upgrade headsplat")
+    tracking = Tracking.load(p / "views.track")
+    views = meta.get("views", [])
+    if len(views) != len(tracking):
+        raise InputError(f"{p}: views.json lists {len(views)} views, views.track holds {len(tracking)}")
+    if not views:
+        raise InputError(f"{p}: the view set is empty")
+    kinds = [v.get("kind") for v in views]
+    bad = sorted({str(k) for k in kinds} - set(KINDS))
+    if bad:
+        raise InputError(f"{p}: view kinds must be {' or '.join(KINDS)}, found {bad}")
+    images = [p / str(v.get("image", "")) for v in views]
+    missing = [i.name for i in images if not i.is_file()]
+    if missing:
+        raise InputError(f"{p}: missing view image(s) {missing[:5]}")
+    if meta.get("rig") != tracking.rig:
+        raise InputError(f"{p}: views.json says rig {meta.get('rig')!r}, views.track {tracking.rig!r}")
+    return ViewSet(p, tracking, images, kinds, dict(meta.get("generator", {})))
