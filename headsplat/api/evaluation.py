@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import torch
 
-from headsplat.api.avatars import create, create_from_tracking
+from headsplat.api.avatars import create, create_from_tracking, stream_frames
 from headsplat.api.common import check_device, load_checked, sample_portrait
 from headsplat.api.face_tracking import render_posed_photo
 from headsplat.api.playback import background_image, compose
@@ -75,8 +75,8 @@ def _eval_writers(folder: Path, fps: float):
 def eval_reenact(video: str | os.PathLike, output_dir: str | os.PathLike, source_frames=(0,),
                  avatar_from=None, rig: str = "open", preset: str = "fast", max_frames: int | None = None,
                  seed: int = 0, face: int = 0, device: str = "cpu", quiet: bool = False,
-                 flame_model: str | os.PathLike | None = None, flame_embedding: str | os.PathLike | None = None
-                 ) -> dict:
+                 flame_model: str | os.PathLike | None = None, flame_embedding: str | os.PathLike | None = None,
+                 train: tuple[int, int] | None = None, train_frames: int | None = None) -> dict:
     """Self-reenactment (``headsplat eval reenact``): build the avatar from frame(s) of ``video`` (or from
     ``avatar_from``), drive it with the same video using paste-back, and compare every other frame with the
     real one, beside two baselines (the source frame unchanged; a 2D warp of the source face).
@@ -88,6 +88,9 @@ def eval_reenact(video: str | os.PathLike, output_dir: str | os.PathLike, source
             avatar that was built); written atomically.
         source_frames: the frame(s) the avatar is made from (excluded from the figures).
         avatar_from: a photo, several photos or a ``.avatar`` to use instead of the video's frames.
+        train: ``(A, B)``: the protocol of per-subject video avatars: the avatar is built from frames A..B-1
+            (up to ``train_frames`` of them, chosen to cover their poses and expressions) and evaluated on the
+            other frames, beside the one-shot avatar from frame A (row "one-shot (frame A)").
         rig, preset, seed, device, flame_model, flame_embedding: as for :func:`create`.
         max_frames: evaluate at most this many frames.
 
@@ -107,7 +110,7 @@ def eval_reenact(video: str | os.PathLike, output_dir: str | os.PathLike, source
             sample = Path(d) / "sample_talk.mp4"
             render_posed_photo(sample_portrait(), sample, quiet=quiet)
             return eval_reenact(sample, output_dir, source_frames, avatar_from, rig, preset, max_frames, seed,
-                                face, device, quiet, flame_model, flame_embedding)
+                                face, device, quiet, flame_model, flame_embedding, train, train_frames)
     source = open_frames(video)
     if source.kind == "image":
         raise InputError(f"{video}: self-reenactment needs a video or a folder of frames, not one image")
@@ -123,6 +126,20 @@ def eval_reenact(video: str | os.PathLike, output_dir: str | os.PathLike, source
     tracking = track_source(source, face=face, rig=r, quiet=quiet)
     timing["track"] = round(time.perf_counter() - t0, 1)
     frames = [int(k) for k in source_frames]
+    if train is not None:
+        if avatar_from is not None:
+            raise HeadsplatError("eval reenact: --train builds the avatar from the video; drop --avatar-from")
+        a, b = int(train[0]), int(train[1])
+        if not 0 <= a < b <= len(tracking):
+            raise HeadsplatError(f"{video}: --train {a}:{b} is not a range of the video's {len(tracking)} frames")
+        if not tracking.found[a]:
+            raise HeadsplatError(f"{video}: frame {a} (the start of --train) has no face; start elsewhere")
+        if b == len(tracking) and a == 0:
+            raise HeadsplatError(f"{video}: --train {a}:{b} leaves no frame to evaluate")
+        from headsplat.avatar.create import PRESETS
+        from headsplat.avatar.frames import select_frames
+
+        frames = select_frames(tracking, train_frames or PRESETS[preset].max_frames, within=range(a, b))
     if avatar_from is None:
         for k in frames:
             if not 0 <= k < len(tracking):
@@ -131,7 +148,17 @@ def eval_reenact(video: str | os.PathLike, output_dir: str | os.PathLike, source
                 raise HeadsplatError(f"{video}: frame {k} has no face; choose another --source-frame")
     with atomic_dir(out) as tmp:
         t1 = time.perf_counter()
-        if avatar_from is None:
+        others = {}
+        if train is not None:
+            av = create_from_tracking(stream_frames(source, frames), frames, tracking, tmp / "avatar.avatar", r,
+                                       preset, seed, quiet, {"inputs": [str(video)], "train": [a, b]}, device)
+            src_img = next(stream_frames(source, [a]))
+            one_shot = create_from_tracking([src_img], [a], tracking, tmp / "one_shot.avatar", r, preset, seed,
+                                            quiet, {"inputs": [str(video)], "frames": [a]}, device)
+            others[f"one-shot (frame {a})"] = one_shot
+            src_lms = tracking.landmarks[a]
+            reference, exclude = a, set(range(a, b))
+        elif avatar_from is None:
             wanted = set(frames)
             images = {f.index: f.rgb for f in source if f.index in wanted}
             av = create_from_tracking([images[k] for k in frames], frames, tracking, tmp / "avatar.avatar", r,
@@ -154,10 +181,13 @@ def eval_reenact(video: str | os.PathLike, output_dir: str | os.PathLike, source
         t2 = time.perf_counter()
         with sbs, plain:
             result = self_reenactment(av, r, tracking, source, reference, src_img, src_lms, exclude, encoder,
-                                      max_frames=max_frames, on_frame=on_frame, quiet=quiet)
+                                      max_frames=max_frames, on_frame=on_frame, quiet=quiet, other_avatars=others)
         timing["evaluate"] = round(time.perf_counter() - t2, 1)
         timing["total"] = round(time.perf_counter() - t0, 1)
-        settings = {"video": str(video), "avatar from": str(avatar_from) if avatar_from else f"frames {frames}",
+        made_from = str(avatar_from) if avatar_from else f"frames {frames}"
+        if train is not None:
+            made_from = f"{len(frames)} of frames {a}..{b - 1} (--train {a}:{b}): {frames}"
+        settings = {"video": str(video), "avatar from": made_from,
                     "rig": r.kind, "preset": preset, "paste-back": True, "size": f"{source.size[0]}x{source.size[1]}",
                     "fps": round(tracking.fps, 3), "max frames": max_frames, "seed": seed,
                     "side by side": "ground truth | headsplat | mean absolute error (inferno, 0 to 0.25)"}

@@ -180,7 +180,7 @@ def _image_row(stream: Stream, img: np.ndarray, gt: np.ndarray, region: np.ndarr
 def self_reenactment(avatar, rig, tracking: Tracking, source: FrameSource, reference: int,
                      source_image: np.ndarray, source_landmarks: np.ndarray, exclude: set,
                      encoder: IdentityEncoder, max_frames: int | None = None, on_frame=None,
-                     quiet: bool = False) -> ReenactResult:
+                     quiet: bool = False, other_avatars: dict | None = None) -> ReenactResult:
     """Drive ``avatar`` with the video it should reproduce and measure every evaluated frame.
 
     Args:
@@ -194,14 +194,21 @@ def self_reenactment(avatar, rig, tracking: Tracking, source: FrameSource, refer
         encoder: the identity model.
         max_frames: evaluate at most this many frames (the first ones after ``exclude``).
         on_frame: called as ``on_frame(t, ground_truth, output)`` with uint8 frames (the side-by-side video).
+        other_avatars: name -> avatar of the same rig (made with the same reference frame), measured as extra
+            rows the same way (e.g. the one-shot avatar beside one built from many frames).
     """
+    from contextlib import ExitStack
+
     p = tracking.params()
-    motion = retarget(avatar, p["expression"], p["rotation"], p["translation"], pose="absolute",
-                      reference=reference)
-    measurers = {name: StreamMeasurer(name, encoder) for name in SELF_METHODS}
+    others = dict(other_avatars or {})
+    motions = {name: retarget(av, p["expression"], p["rotation"], p["translation"], pose="absolute",
+                              reference=reference) for name, av in {"headsplat": avatar, **others}.items()}
+    measurers = {name: StreamMeasurer(name, encoder) for name in (SELF_METHODS[0], *others, *SELF_METHODS[1:])}
     gt_desc, frames = [], []
     total = min(len(tracking), max_frames or len(tracking))
-    with PasteBack(avatar, rig, tracking) as paste:
+    with ExitStack() as stack:
+        pastes = {name: stack.enter_context(PasteBack(av, rig, tracking))
+                  for name, av in {"headsplat": avatar, **others}.items()}
         for frame in progress(source, total, "evaluating", quiet):
             t = frame.index
             if t >= len(tracking) or (max_frames and len(frames) >= max_frames):
@@ -211,9 +218,9 @@ def self_reenactment(avatar, rig, tracking: Tracking, source: FrameSource, refer
             frames.append(t)
             gt = frame.rgb
             region = face_region(rig, tracking, t)
-            outs = {"headsplat": paste(motion, t, gt),
-                    "source frame": source_image,
-                    "2D warp": warp_face(source_image, source_landmarks, tracking.landmarks[t])}
+            outs = {name: paste(motions[name], t, gt) for name, paste in pastes.items()}
+            outs.update({"source frame": source_image,
+                         "2D warp": warp_face(source_image, source_landmarks, tracking.landmarks[t])})
             for name, img in outs.items():
                 measurers[name].add(img)
                 _image_row(measurers[name].stream, img, gt, region)

@@ -107,3 +107,30 @@ def test_reenact_from_a_frame_of_the_video(tmp_path, posed_video):
     assert (out / "avatar.avatar" / "avatar.json").is_file()
     s = rep["summary"]
     assert s["headsplat"]["psnr_face"] > s["source frame"]["psnr_face"] + 3
+
+
+def test_reenact_train_range_against_the_one_shot_avatar(tmp_path, posed_video):
+    """--train A:B: the avatar from frames A..B-1, scored on the frames outside, beside the one-shot row."""
+    out = tmp_path / "report"
+    rc = main(["-q", "eval", "reenact", str(posed_video[0]), "--train", "0:24", "--train-frames", "3",
+               "--max-frames", "3", "-o", str(out)])
+    assert rc == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert list(rep["summary"]) == ["headsplat", "one-shot (frame 0)", "source frame", "2D warp"]
+    assert rep["frames"] == [24, 25, 26]  # only frames outside the training range
+    assert "of frames 0..23 (--train 0:24)" in rep["settings"]["avatar from"]
+    made = json.loads((out / "avatar.avatar" / "avatar.json").read_text())["info"]
+    assert made["frames"][0] == 0 and len(made["frames"]) == 3 and max(made["frames"]) < 24
+    assert (out / "one_shot.avatar" / "avatar.json").is_file()
+    assert "| one-shot (frame 0) |" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--train", "0-24"], "expected A:B"),
+    (["--train", "30:20"], "is not a range of the video's 48 frames"),
+    (["--train", "0:10", "--source-frame", "3"], "drop --source-frame"),
+])
+def test_reenact_train_errors(tmp_path, posed_video, capsys, args, message):
+    rc = main(["-q", "eval", "reenact", str(posed_video[0]), *args, "-o", str(tmp_path / "r")])
+    assert rc == 1 and message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
