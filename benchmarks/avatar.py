@@ -1,8 +1,9 @@
-"""Avatar speed and memory: create from one 512² photo (each preset) and animate end to end (track the driver
-video, retarget, render, encode) on a 120-frame 512² driver. Prints one JSON line per measurement; each runs in
-its own process so that peak_mb is that job's peak resident memory.
+"""Avatar speed and memory: create from one 512² photo (each preset), create from 10 s and 30 s 512²
+talking-head videos (the default preset; the one-photo create in the same run is the baseline for the ratio),
+and animate end to end (track the driver video, retarget, render, encode) on a 120-frame 512² driver. Prints
+one JSON line per measurement; each runs in its own process so that peak_mb is that job's peak resident memory.
 
-    python benchmarks/avatar.py [--presets fast quality] [--frames 120]
+    python benchmarks/avatar.py [--presets fast quality] [--frames 120] [--videos 10 30]
 """
 
 from __future__ import annotations
@@ -36,6 +37,26 @@ def bench_create(preset: str, work: Path) -> dict:
             "fit_seconds": av.info["seconds"], "n_gaussians": len(av.gaussians),
             "psnr_foreground_db": av.info["psnr_foreground"], "peak_mb": round(_peak_mb()),
             "threads": torch.get_num_threads()}
+
+
+def bench_create_video(seconds: int, work: Path) -> dict:
+    """create on a talking-head video (the astronaut re-posed: talking, turning), default preset."""
+    import torch
+
+    from headsplat import api
+    from headsplat.rig.controls import talking_performance
+
+    video = work / f"talk{seconds}.mp4"
+    api.render_posed_photo(api.sample_portrait(), video, controls=talking_performance(25 * seconds), size=512,
+                           quiet=True)
+    base = _peak_mb()
+    t0 = time.perf_counter()
+    av = api.create(video, work / f"video{seconds}.avatar", quiet=True)
+    dt = time.perf_counter() - t0
+    return {"name": "create_video", "preset": "fast", "input": f"{seconds} s 512x512 25 fps talking head",
+            "seconds": round(dt, 1), "frames_used": len(av.info["frames"]), "fit": av.info["fit"],
+            "n_gaussians": len(av.gaussians), "psnr_foreground_db": av.info["psnr_foreground"],
+            "peak_mb": round(_peak_mb()), "peak_before_mb": round(base), "threads": torch.get_num_threads()}
 
 
 def bench_animate(frames: int, work: Path) -> dict:
@@ -99,12 +120,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", nargs="+", default=["fast", "quality"])
     ap.add_argument("--frames", type=int, default=120)
+    ap.add_argument("--videos", type=int, nargs="*", default=[10, 30], help="video lengths in seconds for create")
     ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # child-process mode: JOB WORKDIR
     args = ap.parse_args()
     if args.one:
         job, work = args.one
         if job == "animate":
             row = bench_animate(args.frames, Path(work))
+        elif job.startswith("video:"):
+            row = bench_create_video(int(job.split(":")[1]), Path(work))
         elif job.startswith("paste_hd"):
             row = bench_paste_hd(int(job.split(":")[1]), Path(work))
         else:
@@ -113,7 +137,8 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as work:
         hd = [f"paste_hd:{max(2, args.frames // 8)}", f"paste_hd:{max(4, args.frames // 4)}"]
-        for job in list(args.presets) + ["animate"] + hd:
+        videos = [f"video:{s}" for s in args.videos]
+        for job in list(args.presets) + videos + ["animate"] + hd:
             subprocess.run([sys.executable, __file__, "--frames", str(args.frames), "--one", job, work], check=True)
 
 
