@@ -9,8 +9,8 @@ views (yaw -60..60 by 15, pitch -20/0/20, five expressions) are fitted with the 
 yaw +-45/+-60) are compared with the oracle's. ``deformation``: the oracle also darkens the lower face in
 proportion to jaw opening (a known expression-dependent appearance); fitted with and without the field,
 scored on held-out jaw openings in the mouth region. ``train``: 10 s 512² talking-head videos with known
-parameters (the astronaut and Tom Hanks photos re-posed through the rig), avatar from frames 0..149, scored
-on frames 150..249 beside the one-shot avatar from frame 0. Figures (the PNG strips) go to
+parameters (the astronaut and Tom Hanks photos re-posed through the rig: talking, turning, blinking, smiling), avatar from frames 0..149, scored
+on frames 150..209 beside the one-shot avatar from frame 0. Figures (the PNG strips) go to
 benchmarks/figures/.
 """
 
@@ -83,35 +83,17 @@ def deformation(work: Path) -> dict:
     from headsplat import api
     from headsplat.avatar.avatar import save_avatar
     from headsplat.avatar.config import PRESETS
-    from headsplat.avatar.oracle import oracle_views, with_hidden_pattern
+    from headsplat.avatar.oracle import oracle_views, with_hidden_pattern, with_jaw_shading
     from headsplat.avatar.viewset import read_view_set, write_view_set
     from headsplat.avatar.create import create_avatar
     from headsplat.api.common import track_array
     from headsplat.eval.novel_views import novel_view_psnr
     from headsplat.rig.open_rig import OpenRig
-    from headsplat.splat.deformation import ExpressionDeformation
 
     rig = OpenRig()
     photo, one = _astronaut_avatar(work)
     truth = with_hidden_pattern(one, rig)
-    # A known expression-dependent appearance: Gaussians of the lower face darken (and shift) with jaw opening.
-    names = list(rig.expression_names)
-    e = len(names)
-    w1 = torch.zeros(1, e)
-    w1[0, names.index("jaw_open")] = 4.0
-    gs = truth.gaussians
-    from headsplat.avatar.avatar import avatar_triangles, posed_vertices
-    from headsplat.splat.binding import pose_gaussians
-
-    with torch.no_grad():
-        canon = pose_gaussians(gs, posed_vertices(truth, rig, torch.zeros(e), torch.zeros(3), torch.zeros(3)),
-                               avatar_triangles(rig)).means
-    part = rig.triangle_parts()[gs.parent]
-    lower = (part == 0) & (canon[:, 1] < canon[part == 0, 1].quantile(0.35))
-    basis = torch.zeros(len(gs), 1, 6)
-    basis[lower, 0, 3:] = torch.tensor([-0.5, -0.7, -0.7])  # darker, bluer: about -0.15..-0.2 in colour at full jaw
-    field = ExpressionDeformation(w1, torch.zeros(1), torch.ones(1, 1), torch.zeros(1), basis)
-    truth = replace(truth, deformation=field)
+    truth = with_jaw_shading(truth, rig)
     save_avatar(truth, work / "oracle_def.avatar")
     train = ({}, {"jaw_open": 0.3}, {"jaw_open": 0.6}, {"jaw_open": 1.0}, {"smile": 0.8})
     images, tracking = oracle_views(truth, rig, yaws=(-40, -20, 0, 20, 40), pitches=(-10, 10), expressions=train)
@@ -162,9 +144,15 @@ def train(work: Path) -> list[dict]:
         photos["Tom Hanks"] = read_image_uint8(hanks)
     for name, img in photos.items():
         video = work / f"{name.replace(' ', '_')}_talk.mp4"
-        api.render_posed_photo(img, video, controls=talking_performance(250), quiet=True)
+        controls = talking_performance(250)
+        t = np.arange(250) / 25.0
+        blink = (np.abs(((t + 0.7) % 2.3) - 1.15) < 0.08).astype(np.float32)  # a blink every 2.3 s
+        controls.update(blink_left=blink, blink_right=blink,
+                        smile=(0.6 * np.clip(np.sin(2 * np.pi * t / 4.1), 0, None)).astype(np.float32))
+        api.render_posed_photo(img, video, controls=controls, quiet=True)
         t0 = time.perf_counter()
-        rep = api.eval_reenact(video, work / f"report_{name.replace(' ', '_')}", train=(0, 150), quiet=True)
+        rep = api.eval_reenact(video, work / f"report_{name.replace(' ', '_')}", train=(0, 150), max_frames=60,
+                               quiet=True)
         s = rep["summary"]
         rows = {k: {m: s[k].get(m) for m in ("psnr_face", "ssim_face", "lpips", "csim")} for k in s}
         out.append({"name": f"eval reenact --train 0:150 ({name})", "frames_evaluated": len(rep["frames"]),

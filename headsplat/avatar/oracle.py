@@ -103,3 +103,31 @@ def with_hidden_pattern(avatar: Avatar, rig, period: float = 0.02, amplitude: fl
         rgb = (sh[:, 0] * SH_C0 + 0.5 + amplitude * stripe[:, None]).clamp(0, 1)
         sh[hidden, 0] = (rgb[hidden] - 0.5) / SH_C0
     return _replace(avatar, gaussians=_replace(gs, sh=sh))
+
+
+def with_jaw_shading(avatar: Avatar, rig, colour=(-0.5, -0.7, -0.7), share: float = 0.35) -> Avatar:
+    """An oracle with a known expression-dependent appearance: the lower ``share`` of the face (by height in the
+    neutral head) darkens with jaw opening (a deformation field whose code is ``silu(4 * jaw_open)``, adding
+    ``colour`` in degree-0 SH units, about -0.15..-0.2 in RGB at full opening). Needs a rig with ``jaw_open``."""
+    from dataclasses import replace as _replace
+
+    from headsplat.avatar.avatar import avatar_triangles, posed_vertices
+    from headsplat.splat.binding import pose_gaussians
+    from headsplat.splat.deformation import ExpressionDeformation
+
+    names = list(rig.expression_names)
+    if "jaw_open" not in names:
+        raise ValueError(f"the {rig.kind} rig has no jaw_open coefficient")
+    e = len(names)
+    w1 = torch.zeros(1, e)
+    w1[0, names.index("jaw_open")] = 4.0
+    gs = avatar.gaussians
+    with torch.no_grad():
+        neutral = posed_vertices(avatar, rig, torch.zeros(e), torch.zeros(3), torch.zeros(3))
+        canon = pose_gaussians(gs, neutral, avatar_triangles(rig)).means
+    face = rig.triangle_parts()[gs.parent] == 0
+    lower = face & (canon[:, 1] < canon[face, 1].quantile(share))
+    basis = torch.zeros(len(gs), 1, 6)
+    basis[lower, 0, 3:] = torch.tensor(colour)
+    return _replace(avatar, deformation=ExpressionDeformation(w1, torch.zeros(1), torch.ones(1, 1), torch.zeros(1),
+                                                              basis))

@@ -195,7 +195,8 @@ def _run(args, t0: float) -> int:
                         seed=args.seed, face=args.face, quiet=args.quiet, flame_model=args.flame_model,
                         flame_embedding=args.flame_embedding, max_frames=args.max_frames, views=args.views,
                         views_share=args.views_share)
-        print(f"created an avatar of {len(av.gaussians)} Gaussians from {len(av.info['frames'])} frame(s) in "
+        views = f" + {av.info['views']['generated']} generated view(s)" if "views" in av.info else ""
+        print(f"created an avatar of {len(av.gaussians)} Gaussians from {len(av.info['frames'])} frame(s){views} in "
               f"{time.perf_counter() - t0:.1f} s (foreground PSNR {av.info['psnr_foreground']:.1f} dB) -> {args.output}")
         return 0
     if args.command == "generate":
