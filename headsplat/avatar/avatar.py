@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from headsplat.core.camera import Camera
 from headsplat.core.errors import InputError
-from headsplat.core.fileio import atomic_dir
+from headsplat.core.fileio import atomic_dir, read_format_json
 from headsplat.media.image import read_image_uint8, write_png
 from headsplat.splat.binding import pose_gaussians
 from headsplat.splat.deformation import ExpressionDeformation, deform, load_deformation, save_deformation
@@ -139,15 +139,7 @@ def load_avatar(path: str | os.PathLike) -> Avatar:
     meta_path = p / "avatar.json"
     if not meta_path.is_file():
         raise InputError(f"{p}: not an avatar: avatar.json is missing")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{meta_path}: corrupt avatar header ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise InputError(f"{p}: not a headsplat avatar (format {meta.get('format') if isinstance(meta, dict) else None!r})")
-    if int(meta.get("version", 0)) > VERSION:
-        raise InputError(f"{p}: avatar format version {meta['version']} is newer than this headsplat reads "
-                         f"({VERSION}); upgrade headsplat")
+    meta = read_format_json(meta_path, p, "avatar", FORMAT, VERSION)
     if meta.get("rig") not in RIGS:
         raise InputError(f"{p}: rig {meta.get('rig')!r} is not supported by this headsplat (supported: "
                          f"{', '.join(RIGS)})")

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from headsplat.core.errors import InputError
-from headsplat.core.fileio import atomic_dir
+from headsplat.core.fileio import atomic_dir, read_format_json
 from headsplat.track.tracking import Tracking
 
 FORMAT = "headsplat.views"
@@ -110,15 +110,7 @@ def read_view_set(folder: str | os.PathLike) -> ViewSet:
     meta_path = p / "views.json"
     if not p.is_dir() or not meta_path.is_file():
         raise InputError(f"{p}: not a view set (expected a folder with views.json and views.track)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{meta_path}: corrupt view set index ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise InputError(f"{p}: not a headsplat view set (format {meta.get('format') if isinstance(meta, dict) else None!r})")
-    if int(meta.get("version", 0)) > VERSION:
-        raise InputError(f"{p}: view set format version {meta['version']} is newer than this headsplat reads "
-                         f"({VERSION}); upgrade headsplat")
+    meta = read_format_json(meta_path, p, "view set", FORMAT, VERSION, kind="index")
     tracking = Tracking.load(p / "views.track")
     views = meta.get("views", [])
     if len(views) != len(tracking):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -85,3 +86,23 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def read_format_json(path: Path, folder: Path, what: str, fmt: str, version: int, kind: str = "header") -> dict:
+    """The JSON ``kind`` (header, index) of a versioned headsplat folder ``folder`` of type ``what`` (avatar,
+    view set), checked: readable, of format ``fmt``, of a version at most ``version``.
+
+    Raises:
+        InputError: corrupt JSON, another format, or a newer version than this headsplat reads.
+    """
+
+    try:
+        meta = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: corrupt {what} {kind} ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise InputError(f"{folder}: not a headsplat {what} (format {meta.get('format') if isinstance(meta, dict) else None!r})")
+    if int(meta.get("version", 0)) > version:
+        raise InputError(f"{folder}: {what} format version {meta['version']} is newer than this headsplat reads "
+                         f"({version}); upgrade headsplat")
+    return meta
