@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.spatial import cKDTree
+from tqdm import tqdm
 
 from headsplat.avatar.avatar import Avatar, avatar_triangles
 from headsplat.avatar.config import PRESETS, CreateConfig  # noqa: F401  (re-exported)
@@ -266,10 +267,13 @@ def create_avatar(images, indices: list[int], tracking: Tracking, rig, cfg: Crea
         matter = Matter()
     try:
         frames, reference = [], None
+        bar = tqdm(total=len(indices) + (len(views) if views is not None else 0), desc="preparing frames",
+                   unit="frame", disable=quiet, leave=False)
         for img, t in zip(images, indices):
             if reference is None:
                 reference = prepare_frame(img, t, tracking, rig, cfg.output_size, matter)
             frames.append(prepare_frame(img, t, tracking, rig, cfg.size, matter))
+            bar.update()
         if not frames:
             raise ValueError("create_avatar: no frames given")
         if views is not None:
@@ -281,8 +285,10 @@ def create_avatar(images, indices: list[int], tracking: Tracking, rig, cfg: Crea
                 weight = (1 - views_share) / n_real if kind == "real" else views_share / n_gen
                 frames.append(prepare_frame(img, i, views.tracking, rig, cfg.size, matter, matte=matte, kind=kind,
                                             weight=weight))
+                bar.update()
             for i in range(len(frames) - len(views)):
                 frames[i] = replace(frames[i], weight=(1 - views_share) / n_real)
+        bar.close()
         return _create(frames, reference, tracking, rig, cfg, seed, quiet, provenance, device, generator, t0,
                        views, views_share)
     finally:
