@@ -46,6 +46,7 @@ class CreateConfig:
     deformation_smooth_weight: float = 10.0  # penalty on differences between neighbouring Gaussians' bases
     refine_min_frames: int = 4  # real frames from which per-frame pose/expression corrections are fitted
     lr_refine: float = 0.003
+    refine_start: float = 0.3  # share of the steps before corrections start (the appearance must settle first)
     refine_weight: float = 1.0  # penalty on the corrections (radians, metres x 10, coefficients; squared)
 
 
