@@ -142,7 +142,10 @@ def train(work: Path) -> list[dict]:
     hanks = Path(os.environ.get("HEADSPLAT_TEST_ASSETS", ".test-assets")) / "insightface" / "Tom_Hanks_54745.png"
     if hanks.is_file():
         photos["Tom Hanks"] = read_image_uint8(hanks)
+    only = os.environ.get("HEADSPLAT_BENCH_ONLY")
     for name, img in photos.items():
+        if only and name != only:
+            continue
         video = work / f"{name.replace(' ', '_')}_talk.mp4"
         controls = talking_performance(250)
         t = np.arange(250) / 25.0
