@@ -10,7 +10,7 @@ yaw +-45/+-60) are compared with the oracle's. ``deformation``: the oracle also 
 proportion to jaw opening (a known expression-dependent appearance); fitted with and without the field,
 scored on held-out jaw openings in the mouth region. ``train``: 10 s 512² talking-head videos with known
 parameters (the astronaut and Tom Hanks photos re-posed through the rig: talking, turning, blinking, smiling), avatar from frames 0..149, scored
-on frames 150..209 beside the one-shot avatar from frame 0. Figures (the PNG strips) go to
+on frames 150..209 beside the one-shot avatar from frame 0 (``HEADSPLAT_BENCH_ONLY=astronaut`` runs one clip). Figures (the PNG strips) go to
 benchmarks/figures/.
 """
 
