@@ -103,12 +103,6 @@ def prepare_frame(img: np.ndarray, t: int, tracking: Tracking, rig, size: int, m
                     translation=p["translation"][0], index=t, weight=weight, kind=kind)
 
 
-def prepare_frames(images: list[np.ndarray], indices: list[int], tracking: Tracking, rig, size: int,
-                   matter) -> list[FitFrame]:
-    """:func:`prepare_frame` of each image."""
-    return [prepare_frame(img, t, tracking, rig, size, matter) for img, t in zip(images, indices)]
-
-
 def frame_features(tracking: Tracking) -> np.ndarray:
     """(T, 3 + E) each frame's head rotation and expression in units of :data:`ROTATION_UNIT` and
     :data:`EXPRESSION_UNIT`."""
