@@ -49,17 +49,20 @@ def matrix_to_axis_angle(m: torch.Tensor) -> torch.Tensor:
     return v * scale
 
 
-def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
+def quat_to_matrix(q: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     """Unit quaternions (w, x, y, z) to rotation matrices; ``q`` is normalised first.
 
     Args:
         q: (..., 4) quaternions, w first.
+        normalize: False applies the rotation formula to ``q`` as it is (for a non-unit q the result is not a
+            rotation): what the 3DGS CUDA rasterizer computes, which some released models were trained with.
 
     Returns:
         (..., 3, 3) rotation matrices.
     """
     check_shape("q", q, ("...", 4))
-    q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    if normalize:
+        q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     w, x, y, z = q.unbind(-1)
     m = torch.stack([
         1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),

@@ -44,15 +44,16 @@ class Projected:
     valid: torch.Tensor
 
 
-def covariances_3d(quats: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """(..., 3, 3) covariances R S S Rᵀ from quaternions (..., 4) w x y z and standard deviations (..., 3)."""
-    m = quat_to_matrix(quats) * scales[..., None, :]
+def covariances_3d(quats: torch.Tensor, scales: torch.Tensor, normalize_quats: bool = True) -> torch.Tensor:
+    """(..., 3, 3) covariances R S S Rᵀ from quaternions (..., 4) w x y z and standard deviations (..., 3).
+    ``normalize_quats=False``: R from the quaternions as given (the 3DGS CUDA rasterizer's covariance)."""
+    m = quat_to_matrix(quats, normalize_quats) * scales[..., None, :]
     return m @ m.transpose(-1, -2)
 
 
 def project_gaussians(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, viewmat: torch.Tensor,
                       K: torch.Tensor, width: int, height: int, eps2d: float = EPS_2D,
-                      near: float = NEAR_PLANE) -> Projected:
+                      near: float = NEAR_PLANE, normalize_quats: bool = True) -> Projected:
     """EWA projection of 3D Gaussians through a pinhole camera.
 
     Args:
@@ -64,6 +65,7 @@ def project_gaussians(means: torch.Tensor, quats: torch.Tensor, scales: torch.Te
         width, height: image size; bounds the Jacobian's clamp as in gsplat.
         eps2d: dilation added to the 2D covariance.
         near: near plane.
+        normalize_quats: False builds covariances from the quaternions as given (see :func:`covariances_3d`).
     """
     R, t = viewmat[:3, :3], viewmat[:3, 3]
     p = means @ R.T + t
@@ -81,7 +83,7 @@ def project_gaussians(means: torch.Tensor, quats: torch.Tensor, scales: torch.Te
     zero = torch.zeros_like(z)
     J = torch.stack([fx / z, zero, -fx * tx / (z * z), zero, fy / z, -fy * ty / (z * z)], -1).reshape(-1, 2, 3)
     JW = J @ R
-    cov = JW @ covariances_3d(quats, scales) @ JW.transpose(-1, -2)
+    cov = JW @ covariances_3d(quats, scales, normalize_quats) @ JW.transpose(-1, -2)
     a = cov[:, 0, 0] + eps2d
     b = cov[:, 0, 1]
     c = cov[:, 1, 1] + eps2d

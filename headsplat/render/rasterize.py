@@ -25,7 +25,7 @@ class RenderOutput:
     """One rendered view.
 
     Attributes:
-        rgb: (H, W, 3) colour composited over the background.
+        rgb: (H, W, C) colour (or features, see :func:`rasterize`) composited over the background.
         alpha: (H, W, 1) accumulated opacity.
         depth: (H, W, 1) expected camera-space z of what was drawn; 0 where nothing was.
         means2d: (N, 2) screen positions of the Gaussians in pixels (for densification statistics).
@@ -65,36 +65,59 @@ def render(gaussians: GaussianSet, camera: Camera, width: int | None = None, hei
     Returns:
         :class:`RenderOutput`; differentiable in every floating field of ``gaussians`` (and the camera).
     """
-    width = camera.width if width is None else int(width)
-    height = camera.height if height is None else int(height)
-    if width < 1 or height < 1:
-        raise ValueError(f"image size must be positive, got {width}x{height}")
-    K = camera.K
-    if (width, height) != (camera.width, camera.height):
-        scale = torch.tensor([width / camera.width, height / camera.height, 1.0], dtype=K.dtype, device=K.device)
-        K = K * scale[:, None]
-    viewmat = camera.viewmat
     sh = gaussians.sh
     if sh_degree is not None:
         if sh_degree not in SH_COEFFS:
             raise ValueError(f"sh_degree must be 0..3, got {sh_degree}")
         sh = sh[:, :SH_COEFFS[sh_degree]]
-    means, quats, scales, opacities = gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities
-    colors = view_colors(means, sh, viewmat)
+    colors = view_colors(gaussians.means, sh, camera.viewmat)
+    return rasterize(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities, colors, camera,
+                     width, height, background, backend)
+
+
+def rasterize(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor, opacities: torch.Tensor,
+              colors: torch.Tensor, camera: Camera, width: int | None = None, height: int | None = None,
+              background: torch.Tensor | float | None = None, backend: str = "auto",
+              normalize_quats: bool = True) -> RenderOutput:
+    """Splat Gaussians with precomputed colours of any number of channels (RGB, or a network's features).
+
+    Args:
+        means: (N, 3) world centres. quats: (N, 4) w x y z. scales: (N, 3) standard deviations.
+        opacities: (N,) in [0, 1]. colors: (N, C) per-Gaussian values, composited as they are.
+        camera, width, height: as for :func:`render`.
+        background: (C,) values or a scalar; zeros when None.
+        backend: "auto", "cpu", "torch" or "gsplat".
+        normalize_quats: False builds the covariances from the quaternions as given, as the 3DGS CUDA
+            rasterizer does (models trained with it may rely on non-unit quaternions).
+
+    Returns:
+        :class:`RenderOutput` with ``rgb`` (H, W, C).
+    """
+    width = camera.width if width is None else int(width)
+    height = camera.height if height is None else int(height)
+    if width < 1 or height < 1:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    n_ch = colors.shape[-1]
+    check_shape("colors", colors, (means.shape[0], n_ch))
+    K = camera.K
+    if (width, height) != (camera.width, camera.height):
+        scale = torch.tensor([width / camera.width, height / camera.height, 1.0], dtype=K.dtype, device=K.device)
+        K = K * scale[:, None]
+    viewmat = camera.viewmat
     name = resolve_backend(backend, means.device)
-    bg = torch.zeros(3, dtype=colors.dtype, device=colors.device) if background is None else \
+    bg = torch.zeros(n_ch, dtype=colors.dtype, device=colors.device) if background is None else \
         torch.as_tensor(background, dtype=colors.dtype, device=colors.device)
     if bg.dim() == 0:
-        bg = bg.expand(3)
-    check_shape("background", bg, (3,))
+        bg = bg.expand(n_ch)
+    check_shape("background", bg, (n_ch,))
 
     if name == "gsplat":
         from headsplat.render.gsplat_backend import composite_gsplat
         acc, depth_acc, alpha, means2d = composite_gsplat(means, quats, scales, opacities, colors, viewmat, K,
-                                                          width, height)
-        visible = torch.ones(len(gaussians), dtype=torch.bool, device=means.device)
+                                                          width, height, normalize_quats)
+        visible = torch.ones(len(means), dtype=torch.bool, device=means.device)
     else:
-        proj = project_gaussians(means, quats, scales, viewmat, K, width, height)
+        proj = project_gaussians(means, quats, scales, viewmat, K, width, height, normalize_quats=normalize_quats)
         means2d, visible = proj.means2d, proj.valid
         if name == "cpu":
             from headsplat.render.cpu import composite_cpu
@@ -105,7 +128,7 @@ def render(gaussians: GaussianSet, camera: Camera, width: int | None = None, hei
         from headsplat.render.reference import composite_reference
         out, alpha = composite_reference(proj.means2d, proj.conics, torch.cat([colors, proj.depths[:, None]], -1),
                                          opacities, proj.depths, proj.valid, width, height)
-        acc, depth_acc = out[..., :3], out[..., 3:]
+        acc, depth_acc = out[..., :n_ch], out[..., n_ch:]
 
     rgb = acc + (1 - alpha) * bg
     depth = torch.where(alpha > 0, depth_acc / alpha.clamp_min(1e-10), torch.zeros_like(depth_acc))

@@ -60,3 +60,21 @@ def test_gsplat_matches_reference(seed):
     for p in PARAMS:
         err = (g_ref[p] - g_gpu[p]).abs().max() / g_ref[p].abs().max()
         assert err < 1e-3, f"{p}: relative gradient error {err:.2e}"
+
+
+@needs_gpu
+@pytest.mark.parametrize("normalize_quats", [True, False])
+def test_gsplat_matches_reference_for_32_feature_channels(normalize_quats):
+    from headsplat.render.rasterize import rasterize
+
+    gs = random_scene(300, 5, dtype=torch.float32)
+    quats = gs.quats * 0.3  # non-unit: the two covariance options differ
+    colors = torch.randn(len(gs), 32, generator=torch.Generator().manual_seed(1))
+    cam = front_camera(64, 48, dtype=torch.float32)
+    ref = rasterize(gs.means, quats, gs.scales, gs.opacities, colors, cam, backend="torch",
+                    normalize_quats=normalize_quats)
+    dev = torch.device("cuda")
+    gpu = rasterize(gs.means.to(dev), quats.to(dev), gs.scales.to(dev), gs.opacities.to(dev), colors.to(dev),
+                    cam.to(dev), backend="gsplat", normalize_quats=normalize_quats)
+    assert gpu.rgb.shape == (48, 64, 32)
+    assert (gpu.rgb.cpu() - ref.rgb).abs().max() < 1e-3 * ref.rgb.abs().max()

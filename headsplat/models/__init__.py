@@ -1,0 +1,1 @@
+"""Learned models: the seed systems' networks run by headsplat's own code from the users' released weights."""
