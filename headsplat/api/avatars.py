@@ -90,7 +90,8 @@ def stream_frames(source, indices: list[int]):
 def create(inputs, output: str | os.PathLike, rig: str = "open", preset: str = "fast", device: str = "cpu",
            seed: int = 0, face: int = 0, quiet: bool = False, flame_model: str | os.PathLike | None = None,
            flame_embedding: str | os.PathLike | None = None, max_frames: int | None = None,
-           views: str | os.PathLike | None = None, views_share: float = 0.5):
+           views: str | os.PathLike | None = None, views_share: float = 0.5, method: str = "headsplat",
+           weights: str | os.PathLike | None = None):
     """Create an avatar from one photo, several photos of one person (same size), or a video, optionally with a
     generator's views of the person.
 
@@ -108,6 +109,9 @@ def create(inputs, output: str | os.PathLike, rig: str = "open", preset: str = "
         views: a view set folder (:mod:`headsplat.avatar.viewset`) whose views are fitted as well.
         views_share: the share of the fitting steps spent on the generated views, in (0, 1) (the real frames
             share the rest: with more views than real frames, each real frame counts more than each view).
+        method: ``"headsplat"`` (default: Gaussians fitted to the input, real-time) or ``"gagavatar"`` (the
+            released GAGAvatar network from ``weights``, one photo, FLAME; see
+            :func:`headsplat.api.learned.create_gagavatar`).
 
     Returns:
         the :class:`~headsplat.avatar.avatar.Avatar`.
@@ -116,6 +120,16 @@ def create(inputs, output: str | os.PathLike, rig: str = "open", preset: str = "
     from headsplat.avatar.frames import select_frames
     from headsplat.avatar.viewset import read_view_set
 
+    if method == "gagavatar":
+        if views is not None or max_frames is not None:
+            raise HeadsplatError("--method gagavatar makes its avatar from one photo; drop --views and --max-frames")
+        from headsplat.api.learned import create_gagavatar
+
+        return create_gagavatar(inputs, output, weights, device, face, quiet, flame_model, flame_embedding)
+    if method != "headsplat":
+        raise HeadsplatError(f"unknown method {method!r}; choose headsplat or gagavatar")
+    if weights is not None:
+        raise HeadsplatError("--weights applies to --method gagavatar")
     check_device(device)
     if preset not in PRESETS:
         raise HeadsplatError(f"unknown preset {preset!r}; choose {' or '.join(PRESETS)}")

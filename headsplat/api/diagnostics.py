@@ -9,9 +9,11 @@ import platform
 import torch
 
 
-def doctor(flame_model: str | os.PathLike | None = None) -> list[tuple[str, str, bool]]:
+def doctor(flame_model: str | os.PathLike | None = None, weights: str | os.PathLike | None = None
+           ) -> list[tuple[str, str, bool]]:
     """What headsplat can use here: (item, detail, ok) rows. ``flame_model`` (or the configured FLAME file)
-    is loaded and described; without one FLAME is reported as not configured (it is optional)."""
+    is loaded and described; without one FLAME is reported as not configured (it is optional). ``weights``:
+    which released model the file is and whether its layout is complete (one row per problem)."""
     from headsplat.core.errors import MissingDependencyError
     from headsplat.face.assets import find_mediapipe_assets
 
@@ -36,7 +38,24 @@ def doctor(flame_model: str | os.PathLike | None = None) -> list[tuple[str, str,
     except ImportError:
         rows.append(("gsplat", "not installed (optional, CUDA only: pip install headsplat[cuda])", True))
     rows.append(_flame_row(flame_model))
+    if weights is not None:
+        rows += _weights_rows(weights)
     return rows
+
+
+def _weights_rows(path) -> list[tuple[str, str, bool]]:
+    from headsplat.core.errors import InputError
+    from headsplat.models.registry import identify
+
+    try:
+        name, problems, n = identify(path)
+    except InputError as e:
+        return [("weights", str(e), False)]
+    if name is None:
+        return [("weights", f"{path}: {n} tensors, not the layout of a model headsplat runs (GAGAvatar)", False)]
+    if not problems:
+        return [("weights", f"{path}: {name} checkpoint, layout complete ({n} tensors)", True)]
+    return [("weights", f"{path}: {name} checkpoint with {p}", False) for p in problems]
 
 
 def _flame_row(flame_model) -> tuple[str, str, bool]:

@@ -76,7 +76,8 @@ def eval_reenact(video: str | os.PathLike, output_dir: str | os.PathLike, source
                  avatar_from=None, rig: str = "open", preset: str = "fast", max_frames: int | None = None,
                  seed: int = 0, face: int = 0, device: str = "cpu", quiet: bool = False,
                  flame_model: str | os.PathLike | None = None, flame_embedding: str | os.PathLike | None = None,
-                 train: tuple[int, int] | None = None, train_frames: int | None = None) -> dict:
+                 train: tuple[int, int] | None = None, train_frames: int | None = None, method: str = "headsplat",
+                 weights: str | os.PathLike | None = None) -> dict:
     """Self-reenactment (``headsplat eval reenact``): build the avatar from frame(s) of ``video`` (or from
     ``avatar_from``), drive it with the same video using paste-back, and compare every other frame with the
     real one, beside two baselines (the source frame unchanged; a 2D warp of the source face).
@@ -93,6 +94,9 @@ def eval_reenact(video: str | os.PathLike, output_dir: str | os.PathLike, source
             other frames, beside the one-shot avatar from frame A (row "one-shot (frame A)").
         rig, preset, seed, device, flame_model, flame_embedding: as for :func:`create`.
         max_frames: evaluate at most this many frames.
+        method, weights: ``"gagavatar"``: the GAGAvatar avatar of the (one) source frame, rendered in each
+            frame's head crop and pasted back (its row keeps the name "headsplat"; ``settings.method`` says
+            which method made it).
 
     Returns:
         the report (what report.json holds).
@@ -110,14 +114,22 @@ def eval_reenact(video: str | os.PathLike, output_dir: str | os.PathLike, source
             sample = Path(d) / "sample_talk.mp4"
             render_posed_photo(sample_portrait(), sample, quiet=quiet)
             return eval_reenact(sample, output_dir, source_frames, avatar_from, rig, preset, max_frames, seed,
-                                face, device, quiet, flame_model, flame_embedding, train, train_frames)
+                                face, device, quiet, flame_model, flame_embedding, train, train_frames, method,
+                                weights)
     source = open_frames(video)
     if source.kind == "image":
         raise InputError(f"{video}: self-reenactment needs a video or a folder of frames, not one image")
     src_avatar = Path(avatar_from[0] if isinstance(avatar_from, (list, tuple)) else avatar_from) \
         if avatar_from is not None else None
     av = None
-    if src_avatar is not None and src_avatar.suffix.lower() == ".avatar":
+    if method not in ("headsplat", "gagavatar"):
+        raise HeadsplatError(f"unknown method {method!r}; choose headsplat or gagavatar")
+    if method == "gagavatar":
+        if train is not None or avatar_from is not None or len(source_frames) != 1:
+            raise HeadsplatError("eval reenact --method gagavatar: the avatar is made from one --source-frame; drop "
+                                 "--train and --avatar-from")
+        r = make_rig("flame", flame_model, flame_embedding)
+    elif src_avatar is not None and src_avatar.suffix.lower() == ".avatar":
         av, r = load_checked(src_avatar, flame_model)
     else:
         r = make_rig(rig, flame_model, flame_embedding)
@@ -148,8 +160,18 @@ def eval_reenact(video: str | os.PathLike, output_dir: str | os.PathLike, source
                 raise HeadsplatError(f"{video}: frame {k} has no face; choose another --source-frame")
     with atomic_dir(out) as tmp:
         t1 = time.perf_counter()
-        others = {}
-        if train is not None:
+        others, renderers = {}, None
+        if method == "gagavatar":
+            from headsplat.api.learned import gagavatar_for_eval, self_renderer
+
+            k = frames[0]
+            src_img = next(stream_frames(source, [k]))
+            av, model, r = gagavatar_for_eval(None, src_img, tracking, k, tmp / "avatar.avatar", weights, device, face,
+                                              quiet, flame_model, head=r)
+            renderers = {"headsplat": self_renderer(av, model, r, tracking, check_device(device))}
+            src_lms = tracking.landmarks[k]
+            reference, exclude = k, {k}
+        elif train is not None:
             av = create_from_tracking(stream_frames(source, frames), frames, tracking, tmp / "avatar.avatar", r,
                                        preset, seed, quiet, {"inputs": [str(video)], "train": [a, b]}, device)
             src_img = next(stream_frames(source, [a]))
@@ -181,13 +203,14 @@ def eval_reenact(video: str | os.PathLike, output_dir: str | os.PathLike, source
         t2 = time.perf_counter()
         with sbs, plain:
             result = self_reenactment(av, r, tracking, source, reference, src_img, src_lms, exclude, encoder,
-                                      max_frames=max_frames, on_frame=on_frame, quiet=quiet, other_avatars=others)
+                                      max_frames=max_frames, on_frame=on_frame, quiet=quiet, other_avatars=others,
+                                      renderers=renderers)
         timing["evaluate"] = round(time.perf_counter() - t2, 1)
         timing["total"] = round(time.perf_counter() - t0, 1)
         made_from = str(avatar_from) if avatar_from else f"frames {frames}"
         if train is not None:
             made_from = f"{len(frames)} of frames {a}..{b - 1} (--train {a}:{b}): {frames}"
-        settings = {"video": str(video), "avatar from": made_from,
+        settings = {"video": str(video), "avatar from": made_from, "method": method,
                     "rig": r.kind, "preset": preset, "paste-back": True, "size": f"{source.size[0]}x{source.size[1]}",
                     "fps": round(tracking.fps, 3), "max frames": max_frames, "seed": seed,
                     "side by side": "ground truth | headsplat | mean absolute error (inferno, 0 to 0.25)"}
@@ -218,10 +241,12 @@ def _source_for_baselines(avatar, size: tuple[int, int]) -> tuple[np.ndarray, np
 def eval_cross(source, driver: str | os.PathLike, output_dir: str | os.PathLike, rig: str = "open",
                preset: str = "fast", max_frames: int | None = None, seed: int = 0, face: int = 0,
                device: str = "cpu", quiet: bool = False, flame_model: str | os.PathLike | None = None,
-               flame_embedding: str | os.PathLike | None = None) -> dict:
+               flame_embedding: str | os.PathLike | None = None, method: str = "headsplat",
+               weights: str | os.PathLike | None = None) -> dict:
     """Cross-reenactment (``headsplat eval cross``): an avatar of ``source`` (a photo or photos, or a
     ``.avatar``) driven by another person's ``driver`` video (relative pose, in the avatar's framing); measures
-    identity against the source and how closely expression and pose follow the driver.
+    identity against the source and how closely expression and pose follow the driver. ``method="gagavatar"``:
+    a GAGAvatar avatar (of one photo, or a GAGAvatar ``.avatar``) in the driver's head crop, absolute pose.
 
     Returns:
         the report (what report.json holds).
@@ -239,8 +264,15 @@ def eval_cross(source, driver: str | os.PathLike, output_dir: str | os.PathLike,
     first = Path(source[0] if isinstance(source, (list, tuple)) else source)
     t0 = time.perf_counter()
     timing = {}
+    if method not in ("headsplat", "gagavatar"):
+        raise HeadsplatError(f"unknown method {method!r}; choose headsplat or gagavatar")
     with atomic_dir(out) as tmp:
-        if first.suffix.lower() == ".avatar":
+        if method == "gagavatar":
+            from headsplat.api.learned import cross_frames, gagavatar_for_eval
+
+            av, model, r = gagavatar_for_eval(first, None, None, 0, tmp / "avatar.avatar", weights, device, face,
+                                              quiet, flame_model)
+        elif first.suffix.lower() == ".avatar":
             av, r = load_checked(first, flame_model)
         else:
             r = make_rig(rig, flame_model, flame_embedding)
@@ -251,12 +283,16 @@ def eval_cross(source, driver: str | os.PathLike, output_dir: str | os.PathLike,
         t1 = time.perf_counter()
         tracking = track_source(drv, face=face, rig=r, quiet=quiet)
         timing["track driver"] = round(time.perf_counter() - t1, 1)
-        motion = driver_motion(av, tracking)
-        bg = background_image(av, r, "source", (av.camera.width, av.camera.height))
+        n_eval = min(len(tracking), max_frames or len(tracking))
+        if method == "gagavatar":
+            render_frame = cross_frames(av, model, r, tracking, n_eval, check_device(device))
+        else:
+            motion = driver_motion(av, tracking)
+            bg = background_image(av, r, "source", (av.camera.width, av.camera.height))
 
-        def render_frame(t):
-            o = render_avatar_frame(av, r, motion, t, av.camera)
-            return compose(o.rgb, o.alpha, bg)
+            def render_frame(t):
+                o = render_avatar_frame(av, r, motion, t, av.camera)
+                return compose(o.rgb, o.alpha, bg)
 
         sbs, plain = _eval_writers(tmp, tracking.fps)
 
@@ -270,8 +306,8 @@ def eval_cross(source, driver: str | os.PathLike, output_dir: str | os.PathLike,
                                        max_frames=max_frames, on_frame=on_frame, quiet=quiet)
         timing["evaluate"] = round(time.perf_counter() - t2, 1)
         timing["total"] = round(time.perf_counter() - t0, 1)
-        settings = {"source": str(source), "driver": str(driver), "rig": r.kind, "preset": preset,
-                    "pose": "relative", "fps": round(tracking.fps, 3), "max frames": max_frames, "seed": seed,
+        settings = {"source": str(source), "driver": str(driver), "method": method, "rig": r.kind,
+                    "preset": preset, "pose": "absolute (driver crop)" if method == "gagavatar" else "relative", "fps": round(tracking.fps, 3), "max frames": max_frames, "seed": seed,
                     "side by side": "source | driver | headsplat"}
         report = report_dict(result, settings, _eval_environment(encoder), timing)
         report["notes"] = _EVAL_NOTES[1:2] + _EVAL_NOTES[3:] + [

@@ -13,21 +13,23 @@ from headsplat.api.common import load_checked
 from headsplat.core.errors import HeadsplatError, OutputError
 from headsplat.core.fileio import check_writable
 
-MODELS = ("oracle",)
+MODELS = ("oracle", "gagavatar")
 
 
 def generate(source: str | os.PathLike, output: str | os.PathLike, model: str = "oracle",
              yaws=(-60, -45, -30, -15, 0, 15, 30, 45, 60), pitches=(-20, 0, 20), size: int | None = None,
-             quiet: bool = False, flame_model: str | os.PathLike | None = None) -> Path:
+             quiet: bool = False, flame_model: str | os.PathLike | None = None,
+             weights: str | os.PathLike | None = None, device: str = "cpu", face: int = 0) -> Path:
     """Write a view set of ``source`` made by ``model``.
 
     Args:
-        source: for ``oracle``, the known ``.avatar``.
+        source: for ``oracle``, the known ``.avatar``; for ``gagavatar``, a photo (or a GAGAvatar ``.avatar``).
         output: the view set folder to write (replaced when it is one).
         model: the generator.
         yaws, pitches: head angles in degrees (every combination, with each of the oracle's expressions:
             neutral, jaw open, smile, blink, brows up).
-        size: side of the views in pixels (default: the avatar's framing).
+        size: side of the views in pixels (default: the avatar's framing; GAGAvatar: 512).
+        weights, device, face: for ``gagavatar`` (see :func:`headsplat.api.learned.generate_gagavatar`).
 
     Returns:
         the folder.
@@ -43,6 +45,11 @@ def generate(source: str | os.PathLike, output: str | os.PathLike, model: str = 
     if out.exists() and not (out / "views.json").is_file():
         raise OutputError(f"{out}: exists and is not a view set (no views.json); choose another name")
     check_writable(out)
+    if model == "gagavatar":
+        from headsplat.api.learned import generate_gagavatar
+
+        return generate_gagavatar(source, out, tuple(yaws), tuple(pitches), weights, device, face, quiet,
+                                  flame_model, size)
     if Path(source).suffix.lower() != ".avatar":
         raise HeadsplatError(f"{source}: the oracle generator renders a known avatar; give a .avatar folder")
     avatar, rig = load_checked(source, flame_model)

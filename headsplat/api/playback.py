@@ -136,7 +136,8 @@ def driver_tracking(driver, face: int, quiet: bool, rig) -> tuple[Tracking, Fram
 def animate(avatar: str | os.PathLike, driver: str | os.PathLike, output: str | os.PathLike,
             pose: str = "relative", expression_scale: float = 1.0, background: str = "source",
             paste_back: bool = False, face: int = 0, quiet: bool = False, framing: str = "avatar",
-            flame_model: str | os.PathLike | None = None) -> dict:
+            flame_model: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
+            device: str = "cpu", refiner: bool = True, max_frames: int | None = None) -> dict:
     """Drive an avatar with a video, an image, a folder of images or a ``.track`` file.
 
     Args:
@@ -154,11 +155,29 @@ def animate(avatar: str | os.PathLike, driver: str | os.PathLike, output: str | 
         framing: ``avatar`` (default: the avatar photo's framing, the head's position bounded and smoothed) or
             ``driver`` (the driver's frame size, with the head where the driver's is and as large).
         flame_model: for a FLAME avatar, its FLAME file (default: the configured one).
+        weights, device, refiner, max_frames: for avatars made with ``--method gagavatar`` (see
+            :func:`headsplat.api.learned.animate_gagavatar`); they render in the driver's head crop on black,
+            so ``pose``, ``background``, ``paste_back`` and ``framing`` keep their defaults there.
 
     Returns:
         ``frames`` written, ``fps``, ``output``, ``shots`` found in the driver.
     """
     from headsplat.avatar.animate import POSE_MODES
+    from headsplat.avatar.gagavatar import avatar_method
+
+    if avatar_method(avatar) == "gagavatar":
+        if pose != "relative" or background != "source" or paste_back or framing != "avatar" or \
+                expression_scale != 1.0:
+            raise HeadsplatError(f"{avatar}: a GAGAvatar avatar follows the driver's own pose and expression in its "
+                                 "head crop, on black; drop --pose, --expression-scale, --background, "
+                                 "--paste-back and --framing")
+        from headsplat.api.learned import animate_gagavatar
+
+        return animate_gagavatar(avatar, driver, output, weights, device, refiner, max_frames, face, quiet,
+                                 flame_model)
+    if max_frames is not None or not refiner or weights is not None:
+        raise HeadsplatError("--max-frames, --no-refiner and --weights apply to avatars made with --method "
+                             "gagavatar")
 
     if pose not in POSE_MODES:
         raise HeadsplatError(f"unknown pose mode {pose!r}; choose {', '.join(POSE_MODES)}")
@@ -191,14 +210,25 @@ def _write_paste_back(avatar, rig, motion, tracking: Tracking, source: FrameSour
 
 def render(avatar: str | os.PathLike, output: str | os.PathLike, orbit: bool = True, frames: int = 90,
            size: int = 512, yaw: float = 0.0, pitch: float = 0.0, background: str = "white",
-           fps: float = 30.0, quiet: bool = False, flame_model: str | os.PathLike | None = None) -> Path:
-    """Turntable video (``orbit``) or a still from a given yaw/pitch (degrees, a .png output)."""
+           fps: float = 30.0, quiet: bool = False, flame_model: str | os.PathLike | None = None,
+           weights: str | os.PathLike | None = None, device: str = "cpu", refiner: bool = True) -> Path:
+    """Turntable video (``orbit``) or a still from a given yaw/pitch (degrees, a .png output). ``weights``,
+    ``device``, ``refiner``: for avatars made with ``--method gagavatar`` (rendered on black)."""
     from headsplat.avatar.animate import (
         orbit_motion,
         render_avatar_frame,
         turned_motion,
     )
+    from headsplat.avatar.gagavatar import avatar_method
     from headsplat.media.image import write_png
+
+    if avatar_method(avatar) == "gagavatar":
+        from headsplat.api.learned import render_gagavatar
+
+        return render_gagavatar(avatar, output, orbit and Path(output).suffix.lower() != ".png", frames, size, yaw,
+                                pitch, fps, weights, device, refiner, quiet, flame_model)
+    if not refiner or weights is not None:
+        raise HeadsplatError("--no-refiner and --weights apply to avatars made with --method gagavatar")
 
     av, rig = load_checked(avatar, flame_model)
     out = Path(output)

@@ -140,6 +140,9 @@ def load_avatar(path: str | os.PathLike) -> Avatar:
     if not meta_path.is_file():
         raise InputError(f"{p}: not an avatar: avatar.json is missing")
     meta = read_format_json(meta_path, p, "avatar", FORMAT, VERSION)
+    if meta.get("method", "headsplat") != "headsplat":
+        raise InputError(f"{p}: made with --method {meta['method']}: this command needs an avatar of headsplat's "
+                         "own Gaussians (animate, render and eval take both)")
     if meta.get("rig") not in RIGS:
         raise InputError(f"{p}: rig {meta.get('rig')!r} is not supported by this headsplat (supported: "
                          f"{', '.join(RIGS)})")

@@ -18,12 +18,23 @@ def _flame_args(p, rig_choice: bool) -> None:
                    "~/.config/headsplat/config.json)" + ("" if rig_choice else "; for FLAME avatars"))
 
 
+def _model_args(p, refiner: bool = True) -> None:
+    p.add_argument("--weights", help="GAGAvatar avatars: the authors' GAGAvatar.pt (default: "
+                   "$HEADSPLAT_GAGAVATAR_WEIGHTS or \"gagavatar_weights\" in ~/.config/headsplat/config.json)")
+    if refiner:
+        p.add_argument("--no-refiner", action="store_true",
+                       help="GAGAvatar avatars: the raw render's first three channels (needs no weights)")
+
+
 def _eval_args(p) -> None:
     p.add_argument("--max-frames", type=int, help="evaluate at most this many frames")
     p.add_argument("--preset", default="fast", choices=("fast", "quality"), help="avatar fitting preset")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where fitting runs")
     p.add_argument("--seed", type=int, default=0, help="random seed of the avatar fit")
     p.add_argument("--face", type=int, default=0, help="which face when there are several (0: largest)")
+    p.add_argument("--method", default="headsplat", choices=("headsplat", "gagavatar"),
+                   help="the avatar evaluated: headsplat's (default) or GAGAvatar's (--weights)")
+    _model_args(p, refiner=False)
     _flame_args(p, True)
 
 
@@ -54,14 +65,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--views-share", type=float, default=0.5,
                    help="share of the fitting steps spent on the generated views (default 0.5; the real frames "
                         "share the rest, so each counts more than a view)")
+    p.add_argument("--method", default="headsplat", choices=("headsplat", "gagavatar"),
+                   help="headsplat (default: Gaussians fitted to the input, real-time) or gagavatar (the released "
+                        "GAGAvatar network from --weights, one photo, FLAME)")
+    _model_args(p, refiner=False)
     _flame_args(p, True)
 
     p = sub.add_parser("generate", help="views of a person made by a generator, as a view set for create --views")
-    p.add_argument("source", help="oracle: the known .avatar to render")
-    p.add_argument("--model", default="oracle", choices=("oracle",), help="the generator")
+    p.add_argument("source", help="oracle: the known .avatar to render; gagavatar: a photo (or a GAGAvatar .avatar)")
+    p.add_argument("--model", default="oracle", choices=("oracle", "gagavatar"), help="the generator")
     p.add_argument("-o", "--output", required=True, help="the view set folder to write")
     p.add_argument("--size", type=int, help="side of the views in pixels (default: the avatar's framing)")
-    p.add_argument("--flame-model", help="FLAME model file, for FLAME avatars")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where a learned generator runs")
+    p.add_argument("--face", type=int, default=0, help="which face when there are several (0: largest)")
+    _model_args(p, refiner=False)
+    p.add_argument("--flame-model", help="FLAME model file, for FLAME avatars and the gagavatar generator")
 
     p = sub.add_parser("animate", help="drive an avatar with a video, image(s) or a .track file")
     p.add_argument("avatar", help="the .avatar folder")
@@ -78,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--framing", default="avatar", choices=("avatar", "driver"),
                    help="the avatar photo's framing (default) or the driver's frame size and head placement")
     p.add_argument("--face", type=int, default=0, help="which face of the driver when there are several")
+    p.add_argument("--max-frames", type=int, help="GAGAvatar avatars: animate only the first N driver frames")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="GAGAvatar avatars: where it runs")
+    _model_args(p)
     _flame_args(p, False)
 
     p = sub.add_parser("render", help="turntable video or stills of an avatar")
@@ -89,6 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--yaw", type=float, default=0.0, help="still: head yaw in degrees")
     p.add_argument("--pitch", type=float, default=0.0, help="still: head pitch in degrees")
     p.add_argument("--background", default="white", choices=("source", "white", "black", "transparent"))
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="GAGAvatar avatars: where it runs")
+    _model_args(p)
     _flame_args(p, False)
 
     p = sub.add_parser("export", help="posed Gaussians as a standard 3DGS PLY")
@@ -139,6 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="versions, face models, device and FLAME file found")
     p.add_argument("--flame-model", help="check this FLAME model file (default: $HEADSPLAT_FLAME_MODEL or the "
                                          "per-user config)")
+    p.add_argument("--weights", help="say which model a weights file is and whether its layout is complete")
     return ap
 
 
@@ -194,21 +218,26 @@ def _run(args, t0: float) -> int:
         av = api.create(args.inputs, args.output, rig=args.rig, preset=args.preset, device=args.device,
                         seed=args.seed, face=args.face, quiet=args.quiet, flame_model=args.flame_model,
                         flame_embedding=args.flame_embedding, max_frames=args.max_frames, views=args.views,
-                        views_share=args.views_share)
+                        views_share=args.views_share, method=args.method, weights=args.weights)
+        if args.method == "gagavatar":
+            print(f"created a GAGAvatar avatar of {av.gaussians.xyz.shape[1]} Gaussians in "
+                  f"{time.perf_counter() - t0:.1f} s (camera fit {av.info['camera_fit_px']:.2f} px) -> {args.output}")
+            return 0
         views = f" + {av.info['views']['generated']} generated view(s)" if "views" in av.info else ""
         print(f"created an avatar of {len(av.gaussians)} Gaussians from {len(av.info['frames'])} frame(s){views} in "
               f"{time.perf_counter() - t0:.1f} s (foreground PSNR {av.info['psnr_foreground']:.1f} dB) -> {args.output}")
         return 0
     if args.command == "generate":
         out = api.generate(args.source, args.output, model=args.model, size=args.size, quiet=args.quiet,
-                           flame_model=args.flame_model)
+                           flame_model=args.flame_model, weights=args.weights, device=args.device, face=args.face)
         print(f"generated views with {args.model} in {time.perf_counter() - t0:.1f} s -> {out}")
         return 0
     if args.command == "animate":
         res = api.animate(args.avatar, args.driver, args.output, pose=args.pose,
                           expression_scale=args.expression_scale, background=args.background,
                           paste_back=args.paste_back, face=args.face, quiet=args.quiet, framing=args.framing,
-                          flame_model=args.flame_model)
+                          flame_model=args.flame_model, weights=args.weights, device=args.device,
+                          refiner=not args.no_refiner, max_frames=args.max_frames)
         dt = time.perf_counter() - t0
         shots = f", {res['shots']} shots" if res["shots"] > 1 else ""
         print(f"animated {res['frames']} frame(s) at {res['fps']:.2f} fps{shots} in {dt:.1f} s "
@@ -217,7 +246,8 @@ def _run(args, t0: float) -> int:
     if args.command == "render":
         out = api.render(args.avatar, args.output, orbit=args.orbit or not args.output.lower().endswith(".png"),
                          frames=args.frames, size=args.size, yaw=args.yaw, pitch=args.pitch,
-                         background=args.background, quiet=args.quiet, flame_model=args.flame_model)
+                         background=args.background, quiet=args.quiet, flame_model=args.flame_model,
+                         weights=args.weights, device=args.device, refiner=not args.no_refiner)
         print(f"rendered in {time.perf_counter() - t0:.1f} s -> {out}")
         return 0
     if args.command == "export":
@@ -239,7 +269,7 @@ def _run(args, t0: float) -> int:
     if args.command == "eval":
         common = dict(rig=args.rig, preset=args.preset, max_frames=args.max_frames, seed=args.seed, face=args.face,
                       device=args.device, quiet=args.quiet, flame_model=args.flame_model,
-                      flame_embedding=args.flame_embedding)
+                      flame_embedding=args.flame_embedding, method=args.method, weights=args.weights)
         if args.protocol == "reenact":
             if (args.video is None) == (not args.sample):
                 raise HeadsplatError("eval reenact: give a VIDEO or --sample (not both)")
@@ -260,7 +290,7 @@ def _run(args, t0: float) -> int:
         print(_eval_line(rep) + f" in {time.perf_counter() - t0:.0f} s -> {args.output}/report.md")
         return 0
     if args.command == "doctor":
-        rows = api.doctor(flame_model=args.flame_model)
+        rows = api.doctor(flame_model=args.flame_model, weights=args.weights)
         w = max(len(r[0]) for r in rows)
         for name, detail, ok in rows:
             print(f"{'ok ' if ok else 'MISSING'} {name:<{w}}  {detail}")

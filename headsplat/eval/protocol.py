@@ -180,7 +180,8 @@ def _image_row(stream: Stream, img: np.ndarray, gt: np.ndarray, region: np.ndarr
 def self_reenactment(avatar, rig, tracking: Tracking, source: FrameSource, reference: int,
                      source_image: np.ndarray, source_landmarks: np.ndarray, exclude: set,
                      encoder: IdentityEncoder, max_frames: int | None = None, on_frame=None,
-                     quiet: bool = False, other_avatars: dict | None = None) -> ReenactResult:
+                     quiet: bool = False, other_avatars: dict | None = None,
+                     renderers: dict | None = None) -> ReenactResult:
     """Drive ``avatar`` with the video it should reproduce and measure every evaluated frame.
 
     Args:
@@ -196,19 +197,24 @@ def self_reenactment(avatar, rig, tracking: Tracking, source: FrameSource, refer
         on_frame: called as ``on_frame(t, ground_truth, output)`` with uint8 frames (the side-by-side video).
         other_avatars: name -> avatar of the same rig (made with the same reference frame), measured as extra
             rows the same way (e.g. the one-shot avatar beside one built from many frames).
+        renderers: name -> ``render(t, ground_truth) -> output`` (H, W, 3) uint8, instead of pasting ``avatar``
+            (and ``other_avatars``) back: methods that are not headsplat avatars (the first is the main row).
     """
     from contextlib import ExitStack
 
     p = tracking.params()
-    others = dict(other_avatars or {})
+    others = dict(other_avatars or {}) if renderers is None else {}
+    avatars = {"headsplat": avatar, **others} if renderers is None else {}
     motions = {name: retarget(av, p["expression"], p["rotation"], p["translation"], pose="absolute",
-                              reference=reference) for name, av in {"headsplat": avatar, **others}.items()}
-    measurers = {name: StreamMeasurer(name, encoder) for name in (SELF_METHODS[0], *others, *SELF_METHODS[1:])}
+                              reference=reference) for name, av in avatars.items()}
+    rows = list(renderers) if renderers is not None else [SELF_METHODS[0], *others]
+    measurers = {name: StreamMeasurer(name, encoder) for name in (*rows, *SELF_METHODS[1:])}
     gt_desc, frames = [], []
     total = min(len(tracking), max_frames or len(tracking))
     with ExitStack() as stack:
-        pastes = {name: stack.enter_context(PasteBack(av, rig, tracking))
-                  for name, av in {"headsplat": avatar, **others}.items()}
+        pastes = {name: stack.enter_context(PasteBack(av, rig, tracking)) for name, av in avatars.items()}
+        draw = renderers or {name: (lambda t, gt, paste=paste, name=name: paste(motions[name], t, gt))
+                             for name, paste in pastes.items()}
         for frame in progress(source, total, "evaluating", quiet):
             t = frame.index
             if t >= len(tracking) or (max_frames and len(frames) >= max_frames):
@@ -218,7 +224,7 @@ def self_reenactment(avatar, rig, tracking: Tracking, source: FrameSource, refer
             frames.append(t)
             gt = frame.rgb
             region = face_region(rig, tracking, t)
-            outs = {name: paste(motions[name], t, gt) for name, paste in pastes.items()}
+            outs = {name: render(t, gt) for name, render in draw.items()}
             outs.update({"source frame": source_image,
                          "2D warp": warp_face(source_image, source_landmarks, tracking.landmarks[t])})
             for name, img in outs.items():
@@ -226,7 +232,7 @@ def self_reenactment(avatar, rig, tracking: Tracking, source: FrameSource, refer
                 _image_row(measurers[name].stream, img, gt, region)
             gt_desc.append(encoder(gt, tracking.landmarks[t]))
             if on_frame is not None:
-                on_frame(t, gt, outs["headsplat"])
+                on_frame(t, gt, outs[rows[0]])
     if not frames:
         raise ValueError("no frame left to evaluate: every frame was excluded or had no face")
     streams = {name: m.close() for name, m in measurers.items()}

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -65,11 +67,15 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
             raise InputError(f"{path}: not a readable safetensors file ({e})") from None
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=False)
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if "weights_only" in str(e) or "Unsupported global" in str(e):
-            raise InputError(f"{path}: refused to load: the file needs arbitrary code to unpickle "
-                             f"({first}); headsplat only reads plain tensors") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+        text = str(e)
+        match = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if match:
+            raise InputError(f"{path}: refused to load: unpickling it would run code (it names {match.group(1)}); "
+                             "headsplat only reads checkpoints of plain tensors") from None
+        reason = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+        first = reason.group(1).strip() if reason else (text.strip().splitlines()[0] if text.strip()
+                                                           else type(e).__name__)
         raise InputError(f"{path}: not a readable checkpoint ({first})") from None
 
 

@@ -39,6 +39,7 @@ from headsplat.models.gagavatar.vit import ViTConfig
 from headsplat.models.weights import load_strict, read_checkpoint
 
 EXCLUDED_PREFIXES = ("percep_loss.",)  # training-only networks stored in the released checkpoint
+CONFIG_ENTRY = "headsplat_config"  # optional: the GagaConfig of a checkpoint that is not the released size
 
 
 @dataclass(frozen=True)
@@ -129,12 +130,19 @@ class GAGAvatar(nn.Module):
     def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device = "cpu",
                         cfg: GagaConfig | None = None) -> "GAGAvatar":
         """Load the released checkpoint (``{'model': state_dict, 'meta_cfg': ...}``, or a bare state dict,
-        ``.pt`` or ``.safetensors``) without executing code, strictly.
+        ``.pt`` or ``.safetensors``) without executing code, strictly. The network's size: ``cfg``, else the
+        checkpoint's ``headsplat_config`` entry (tiny test models), else the released model's.
 
         Raises:
             InputError: unreadable file, or missing/unexpected keys or wrong shapes (named on one line).
         """
-        state = model_state(read_checkpoint(path), path)
+        obj = read_checkpoint(path)
+        state = model_state(obj, path)
+        if cfg is None and isinstance(obj, dict) and isinstance(obj.get(CONFIG_ENTRY), dict):
+            try:
+                cfg = GagaConfig.from_dict(obj[CONFIG_ENTRY])
+            except (KeyError, TypeError, ValueError) as e:
+                raise InputError(f"{path}: invalid {CONFIG_ENTRY!r} entry ({type(e).__name__}: {e})") from None
         model = cls(cfg or GagaConfig())
         load_strict(model, state, path)
         return model.to(device).eval()
@@ -163,33 +171,42 @@ class GAGAvatar(nn.Module):
         return SourceGaussians(**cat, n_vertices=n)
 
     def render(self, gaussians: SourceGaussians, vertices: torch.Tensor, transform: torch.Tensor,
-               backend: str = "auto") -> torch.Tensor:
-        """Splat the 32 feature channels with the vertex Gaussians at ``vertices``.
-
-        Args:
-            gaussians: from :meth:`reconstruct` (batch B, or 1 shared by every frame).
-            vertices: (F, n_vertices, 3) driven FLAME vertices in the reference's units (metres × 5).
-            transform: (F, 3, 4) cameras ``[R|T]``.
-
-        Returns:
-            (F, 32, R, R) features on a black background, R = ``cfg.render_size``.
-        """
-        from headsplat.render.rasterize import rasterize
-
-        frames = []
-        for i in range(vertices.shape[0]):
-            j = i if gaussians.xyz.shape[0] > 1 else 0
-            xyz = torch.cat([vertices[i], gaussians.xyz[j, gaussians.n_vertices:]], 0)
-            cam = render_camera(transform[i], self.cfg.render_size, self.cfg.focal)
-            out = rasterize(xyz, gaussians.rotations[j], gaussians.scales[j], gaussians.opacities[j, :, 0],
-                            gaussians.colors[j], cam, background=0.0, backend=backend, normalize_quats=False)
-            frames.append(out.rgb.permute(2, 0, 1))
-        return torch.stack(frames)
+               backend: str = "auto", with_alpha: bool = False):
+        """:func:`render_features` at this network's size and focal length."""
+        return render_features(gaussians, vertices, transform, self.cfg.render_size, self.cfg.focal, backend,
+                               with_alpha)
 
     def refine(self, features: torch.Tensor, noise: str = "random", generator: torch.Generator | None = None
                ) -> torch.Tensor:
         """(F, 32, R, R) features -> (F, 3, R, R) RGB in (0, 1)."""
         return self.upsampler(features, noise=noise, generator=generator)
+
+
+def render_features(gaussians: SourceGaussians, vertices: torch.Tensor, transform: torch.Tensor, size: int,
+                    focal: float = FOCAL, backend: str = "auto", with_alpha: bool = False):
+    """Splat the 32 feature channels with the vertex Gaussians at ``vertices`` (needs no weights).
+
+    Args:
+        gaussians: from :meth:`GAGAvatar.reconstruct` (batch B, or 1 shared by every frame).
+        vertices: (F, n_vertices, 3) driven FLAME vertices in the reference's units (metres × 5).
+        transform: (F, 3, 4) cameras ``[R|T]``.
+        size: output side R. focal: the reference's focal length (half-image units).
+
+    Returns:
+        (F, 32, R, R) features on a black background; with ``with_alpha`` also the coverage (F, R, R).
+    """
+    from headsplat.render.rasterize import rasterize
+
+    frames, alphas = [], []
+    for i in range(vertices.shape[0]):
+        j = i if gaussians.xyz.shape[0] > 1 else 0
+        xyz = torch.cat([vertices[i], gaussians.xyz[j, gaussians.n_vertices:]], 0)
+        cam = render_camera(transform[i], size, focal)
+        out = rasterize(xyz, gaussians.rotations[j], gaussians.scales[j], gaussians.opacities[j, :, 0],
+                        gaussians.colors[j], cam, background=0.0, backend=backend, normalize_quats=False)
+        frames.append(out.rgb.permute(2, 0, 1))
+        alphas.append(out.alpha[..., 0])
+    return (torch.stack(frames), torch.stack(alphas)) if with_alpha else torch.stack(frames)
 
 
 def model_state(obj, path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -235,6 +235,14 @@ class FlameHead(torch.nn.Module):
         check_shape("identity", identity, ("...", self.n_shape))
         check_shape("expression", expression, ("...", self.n_expressions))
 
+    def flame_vertices(self, identity: torch.Tensor, expression: torch.Tensor) -> torch.Tensor:
+        """(..., V, 3) FLAME's own vertices (no mouth cavity) in head space, metres: shape, expression, jaw and
+        eyes applied, no head rotation or translation (what learned models built on FLAME take)."""
+        self._check(identity, expression)
+        expr, jaw, eyes = self._split(expression)
+        zero = torch.zeros_like(jaw)
+        return self.flame(self._shape(identity), expr, zero, zero, jaw, eyes, zero).vertices
+
     def forward(self, identity: torch.Tensor, scale: torch.Tensor, expression: torch.Tensor,
                 rotation: torch.Tensor, translation: torch.Tensor) -> RigOutput:
         """Pose the head: FLAME's vertices followed by the mouth cavity's.

@@ -1,0 +1,49 @@
+"""Which released model a weights file is, by its layout (key names and shapes), for ``headsplat doctor``."""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+
+from headsplat.core.errors import InputError
+from headsplat.models.weights import key_mismatch, read_checkpoint
+
+# model name -> (package holding its layout file, layout file)
+LAYOUTS = {"GAGAvatar": ("headsplat.models.gagavatar", "checkpoint_layout.json")}
+
+
+def released_layout(name: str) -> tuple[dict[str, tuple], tuple[str, ...]]:
+    """The released checkpoint's tensors (key -> shape) that the model uses, and the prefixes it ignores."""
+    package, filename = LAYOUTS[name]
+    data = json.loads(resources.files(package).joinpath(filename).read_text())
+    excluded = tuple(data.get("excluded_prefixes", ()))
+    return ({k: tuple(v) for k, v in data["tensors"].items() if not k.startswith(excluded)}, excluded)
+
+
+def identify(path: str | os.PathLike) -> tuple[str | None, list[str], int]:
+    """(model name or None, problems with its layout, number of tensors) of a weights file.
+
+    The model is the one whose released layout shares the most key names with the file (none when fewer than
+    half of a layout's keys are there). Problems: missing, unexpected and mis-shaped keys (none: complete).
+
+    Raises:
+        InputError: the file cannot be read safely.
+    """
+    obj = read_checkpoint(path)
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        obj = obj["model"]
+    if not isinstance(obj, dict):
+        raise InputError(f"{path}: not a checkpoint of tensors")
+    tensors = {k: v for k, v in obj.items() if hasattr(v, "shape")}
+    best, best_share = None, 0.0
+    for name in LAYOUTS:
+        layout, _ = released_layout(name)
+        share = len(set(layout) & set(tensors)) / len(layout)
+        if share > best_share:
+            best, best_share = name, share
+    if best is None or best_share < 0.5:
+        return None, [], len(tensors)
+    layout, excluded = released_layout(best)
+    used = {k: v for k, v in tensors.items() if not k.startswith(excluded)}
+    return best, key_mismatch(layout, used), len(tensors)
