@@ -135,7 +135,12 @@ def eval_reenact(video: str | os.PathLike, output_dir: str | os.PathLike, source
         r = make_rig(rig, flame_model, flame_embedding)
     t0 = time.perf_counter()
     timing = {}
-    tracking = track_source(source, face=face, rig=r, quiet=quiet)
+    if method == "gagavatar":
+        from headsplat.avatar.gagavatar import track_for_model
+
+        tracking = track_for_model(source, r, face, quiet)
+    else:
+        tracking = track_source(source, face=face, rig=r, quiet=quiet)
     timing["track"] = round(time.perf_counter() - t0, 1)
     frames = [int(k) for k in source_frames]
     if train is not None:
@@ -281,7 +286,12 @@ def eval_cross(source, driver: str | os.PathLike, output_dir: str | os.PathLike,
         timing["create"] = round(time.perf_counter() - t0, 1)
         source_desc = encoder(av.source, _face_points(av.source, f"{first}: the avatar's source image"))
         t1 = time.perf_counter()
-        tracking = track_source(drv, face=face, rig=r, quiet=quiet)
+        if method == "gagavatar":
+            from headsplat.avatar.gagavatar import track_for_model
+
+            tracking = track_for_model(drv, r, face, quiet)
+        else:
+            tracking = track_source(drv, face=face, rig=r, quiet=quiet)
         timing["track driver"] = round(time.perf_counter() - t1, 1)
         n_eval = min(len(tracking), max_frames or len(tracking))
         if method == "gagavatar":

@@ -72,12 +72,11 @@ def create_gagavatar(inputs, output: str | os.PathLike, weights: str | os.PathLi
 
 def _make(source, paths, weights, dev, face, quiet, flame_model, flame_embedding):
     """(avatar, FLAME head, network) of the first frame of ``source``."""
-    from headsplat.avatar.gagavatar import load_model, make_avatar
-    from headsplat.track.tracker import track_source
+    from headsplat.avatar.gagavatar import load_model, make_avatar, track_for_model
 
     model, sha = load_model(weights, None, dev)
     head = _flame_head(flame_model, flame_embedding, model.cfg.n_vertices)
-    tracking = track_source(source, face=face, rig=head, quiet=quiet)
+    tracking = track_for_model(source, head, face, quiet)
     img = next(iter(source)).rgb
     av = make_avatar(model, sha, img, head, tracking, 0, dev,
                      info={"inputs": [str(p) for p in paths], "face": face, "weights": Path(weights).name})
@@ -158,17 +157,23 @@ def generate_gagavatar(source, output, yaws, pitches, weights=None, device: str 
 
 
 def _driver(driver, face, quiet, head):
+    """The driver tracked with FLAME at the reference's focal length (a ``.track`` file is used as it is)."""
     from headsplat.api.playback import driver_tracking
+    from headsplat.avatar.gagavatar import track_for_model
+    from headsplat.media.frames import open_frames
 
-    tracking, _ = driver_tracking(driver, face, quiet, head)
-    return tracking
+    if Path(driver).suffix.lower() in (".track", ".npz"):
+        return driver_tracking(driver, face, quiet, head)[0]
+    return track_for_model(open_frames(driver), head, face, quiet)
 
 
 def driver_views(head, tracking, frames: list[int], size: int, focal: float):
-    """(expressions (F, E), transforms (F, 3, 4), crops, camera-fit errors) of the driver's frames."""
-    from headsplat.avatar.gagavatar import frame_view
+    """(expressions (F, E), transforms (F, 3, 4), crops, camera-fit errors) of the driver's frames, each in
+    its head crop (boxes smoothed over the video within shots)."""
+    from headsplat.avatar.gagavatar import frame_view, video_boxes
 
-    views = [frame_view(head, tracking, t, size, focal) for t in frames]
+    boxes = video_boxes(head, tracking, frames)
+    views = [frame_view(head, tracking, t, size, focal, box) for t, box in zip(frames, boxes)]
     expr = torch.as_tensor(tracking.expression[frames], dtype=torch.float32)
     return expr, torch.stack([v[1] for v in views]), [v[0] for v in views], [v[2] for v in views]
 

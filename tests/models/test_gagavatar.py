@@ -9,7 +9,6 @@ import json
 import math
 from importlib import resources
 
-import numpy as np
 import pytest
 import torch
 
@@ -233,3 +232,37 @@ def test_render_features_draws_32_channels_on_black_with_the_vertex_gaussians_wh
     assert feats.shape == (2, 32, 32, 32) and alpha.shape == (2, 32, 32)
     assert torch.isfinite(feats).all() and alpha.max() > 0.5
     assert not torch.equal(feats[0], feats[1])
+
+
+@pytest.mark.slow
+def test_a_full_size_random_checkpoint_in_the_released_layout_loads_and_runs(tmp_path):
+    """The released file's structure at full size (597 tensors, the training loss's included): loaded strictly
+    and run end to end on the CPU."""
+    data = json.loads(resources.files("headsplat.models.gagavatar").joinpath("checkpoint_layout.json").read_text())
+    g = torch.Generator().manual_seed(0)
+    state = {k: torch.randn(*shape, generator=g) * 0.02 for k, shape in data["tensors"].items()}
+    torch.save({"model": state, "meta_cfg": {"MODEL": {"NAME": "GAGAvatar"}}}, tmp_path / "GAGAvatar.pt")
+    m = GAGAvatar.from_pretrained(tmp_path / "GAGAvatar.pt")
+    with torch.no_grad():
+        gs = m.reconstruct(torch.rand(1, 3, 518, 518), _view()[None])
+        assert gs.xyz.shape == (1, 5023 + 2 * 296 ** 2, 3)
+        feats = render_features(gs, torch.randn(1, 5023, 3) * 0.5, _view()[None], 512)
+        img = m.refine(feats, noise="stored")
+    assert feats.shape == (1, 32, 512, 512) and img.shape == (1, 3, 512, 512) and torch.isfinite(img).all()
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_tiny_model_on_cuda_matches_the_cpu():
+    m = _tiny()
+    img = torch.rand(1, 3, 56, 56)
+    with torch.no_grad():
+        a = m.reconstruct(img, _view()[None])
+        feats = torch.randn(1, 32, 32, 32)
+        ra = m.refine(feats, noise="stored")
+        mc = m.to("cuda")
+        b = mc.reconstruct(img.cuda(), _view()[None].cuda())
+        rb = mc.refine(feats.cuda(), noise="stored")
+    for k, v in a.tensors().items():
+        assert (getattr(b, k).cpu() - v).abs().max() <= 1e-3 * v.abs().max().clamp_min(1e-6), k
+    assert (rb.cpu() - ra).abs().max() < 1e-3

@@ -3,8 +3,9 @@
 The reference tracks every image in its own crop (a square of 1.65 × the face box, at 512 px) with a fixed
 focal length of 12 (half-image units) and carries the head pose by the camera (FLAME's global rotation is
 zero). headsplat tracks whole frames with their own focal length and moves the head. For a frame we therefore:
-1. take the square crop around the tracked face (the rig's reprojected landmarks: smooth over a video, defined
-   where the detector missed a frame);
+1. take the square crop of 1.65 × the head box (estimated from the tracked face: the rig's reprojected
+   landmarks, defined where the detector missed a frame; over a video smoothed as the reference smooths its
+   boxes, restarted at cuts);
 2. solve the camera pose that lays the FLAME vertices (× 5) seen through the reference's intrinsics onto where
    headsplat's camera sees them in that crop (from the tracked rotation and a linear least-squares position,
    refined by PnP). Where the tracked focal length differs from the reference's, the fit is not exact; the
@@ -24,11 +25,31 @@ CROP_SCALE = 1.65  # crop side / face box side
 _CV_FROM_WORLD = (1.0, -1.0, -1.0)  # headsplat's tracking world (camera at the origin, looking down -z) -> OpenCV
 
 
+def head_box(face_box: np.ndarray) -> np.ndarray:
+    """(4,) an estimate of a head detector's box (the reference uses VGGHead's: hair to chin, ear to ear) from
+    the face-mesh landmarks' box (4,) x0, y0, x1, y1: raised by 30 % of its height (the skull above the
+    forehead landmarks) and widened by 5 % on each side (the ears)."""
+    x0, y0, x1, y1 = face_box
+    w, h = x1 - x0, y1 - y0
+    return np.array([x0 - 0.05 * w, y0 - 0.3 * h, x1 + 0.05 * w, y1])
+
+
+def smooth_boxes(boxes: np.ndarray, shots: np.ndarray, alpha: float = 0.03) -> np.ndarray:
+    """(T, 4) boxes of a video smoothed as the reference's tracker does (exponential moving average, weight
+    ``alpha`` on the new frame), restarted at each cut (``shots`` (T,): shot index per frame)."""
+    out = boxes.astype(np.float64).copy()
+    for t in range(1, len(out)):
+        if shots[t] == shots[t - 1]:
+            out[t] = alpha * boxes[t] + (1 - alpha) * out[t - 1]
+    return out
+
+
 def square_crop(box: np.ndarray, size: int, scale: float = CROP_SCALE) -> CropTransform:
-    """The ``size`` px square crop of side ``scale`` × the longer side of ``box`` (4,) x0, y0, x1, y1 (frame px),
-    centred on it."""
+    """The ``size`` px square crop centred on ``box`` (4,) x0, y0, x1, y1 (frame px), of side ``scale`` × the
+    geometric mean of its width and height (the reference's ``expand_bbox``)."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    s = size / max(scale * max(box[2] - box[0], box[3] - box[1]), 1e-6)
+    side = scale * float(np.sqrt(max(box[2] - box[0], 1e-6) * max(box[3] - box[1], 1e-6)))
+    s = size / side
     return CropTransform(np.array([[s, 0.0, size / 2 - s * cx], [0.0, s, size / 2 - s * cy]]), size)
 
 
