@@ -50,6 +50,7 @@ bench: $(STAMP) $(ASSETS)
 	$(PY) benchmarks/render.py
 	$(PY) benchmarks/avatar.py
 	$(PY) benchmarks/wild.py
+	$(PY) benchmarks/gagavatar.py
 
 clean:
 	rm -rf $(VENV) .test-assets out

@@ -63,6 +63,17 @@ def short_video(posed_video, tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def driver_track(head, short_video, tmp_path_factory):
+    """The short video tracked for GAGAvatar (FLAME at the reference's focal length), as a .track file."""
+    from headsplat.avatar.gagavatar import track_for_model
+    from headsplat.media.frames import open_frames
+
+    path = tmp_path_factory.mktemp("track") / "short.track"
+    track_for_model(open_frames(short_video), head, quiet=True).save(path)
+    return path
+
+
 def test_tracked_flame_head_through_the_converted_camera_lands_on_the_photo_landmarks(head, astronaut_path):
     """The issue's convention check: FLAME tracked by headsplat, × 5, seen through the reference camera
     converted from headsplat's, against the detected landmarks in the 512 px crop."""
@@ -102,17 +113,16 @@ def test_create_stores_the_method_the_weights_hash_and_cached_gaussians(gaga_ava
     assert av.source[[0, 0, 1, 1], [0, -1, 0, -1]].max() < 40
 
 
-def test_animate_render_and_the_refiner_switch(gaga_avatar, weights, short_video, tmp_path, capsys):
+def test_animate_render_and_the_refiner_switch(gaga_avatar, weights, short_video, driver_track, tmp_path, capsys):
     from headsplat.media.frames import open_frames
 
-    out = tmp_path / "anim"
+    out = tmp_path / "anim.mp4"
     assert main(["-q", "animate", str(gaga_avatar), "--driver", str(short_video), "-o", str(out),
                  "--weights", str(weights), "--max-frames", "3"]) == 0
-    frames = sorted(out.glob("*.png"))
-    assert len(frames) == 3
+    assert len(list(open_frames(out))) == 3
     raw = tmp_path / "raw"
     # the raw render needs no weights
-    assert main(["-q", "animate", str(gaga_avatar), "--driver", str(short_video), "-o", str(raw), "--no-refiner",
+    assert main(["-q", "animate", str(gaga_avatar), "--driver", str(driver_track), "-o", str(raw), "--no-refiner",
                  "--max-frames", "2"]) == 0
     assert len(list(raw.glob("*.png"))) == 2
     assert main(["-q", "render", str(gaga_avatar), "-o", str(tmp_path / "orbit.mp4"), "--frames", "4",
@@ -132,13 +142,13 @@ def test_animate_render_and_the_refiner_switch(gaga_avatar, weights, short_video
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "a.ply").exists()
 
 
-def test_other_weights_than_the_avatar_was_made_with_are_refused(gaga_avatar, weights, tmp_path, short_video,
+def test_other_weights_than_the_avatar_was_made_with_are_refused(gaga_avatar, weights, tmp_path, driver_track,
                                                                  capsys):
     other = tmp_path / "other.pt"
     obj = torch.load(weights, weights_only=True)
     obj["model"]["head_base"] = obj["model"]["head_base"] + 1
     torch.save(obj, other)
-    assert main(["-q", "animate", str(gaga_avatar), "--driver", str(short_video), "-o", str(tmp_path / "z.mp4"),
+    assert main(["-q", "animate", str(gaga_avatar), "--driver", str(driver_track), "-o", str(tmp_path / "z.mp4"),
                  "--weights", str(other)]) == 1
     assert "not the weights this avatar was made with" in capsys.readouterr().err
 
