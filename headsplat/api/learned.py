@@ -156,15 +156,19 @@ def generate_gagavatar(source, output, yaws, pitches, weights=None, device: str 
     return write_view_set(output, images, tracking, ["generated"] * n, generator)
 
 
-def _driver(driver, face, quiet, head):
-    """The driver tracked with FLAME at the reference's focal length (a ``.track`` file is used as it is)."""
+def _driver(driver, face, quiet, head, max_frames: int | None = None):
+    """The driver (its first ``max_frames`` frames) tracked with FLAME at the reference's focal length (a
+    ``.track`` file is used as it is)."""
     from headsplat.api.playback import driver_tracking
     from headsplat.avatar.gagavatar import track_for_model
     from headsplat.media.frames import open_frames
 
     if Path(driver).suffix.lower() in (".track", ".npz"):
         return driver_tracking(driver, face, quiet, head)[0]
-    return track_for_model(open_frames(driver), head, face, quiet)
+    source = open_frames(driver)
+    if max_frames is not None:
+        source = source.first(max_frames)
+    return track_for_model(source, head, face, quiet)
 
 
 def driver_views(head, tracking, frames: list[int], size: int, focal: float):
@@ -196,10 +200,10 @@ def animate_gagavatar(avatar, driver, output, weights=None, device: str = "cpu",
     dev = check_device(device)
     model = load_model(_weights(weights), av, dev)[0] if refiner else None
     head = _flame_head(flame_model, None, av.config.n_vertices, avatar, av.rig_record)
-    tracking = _driver(driver, face, quiet, head)
-    n = len(tracking) if max_frames is None else max(0, min(len(tracking), int(max_frames)))
-    if n == 0:
+    if max_frames is not None and max_frames < 1:
         raise HeadsplatError("--max-frames must be at least 1")
+    tracking = _driver(driver, face, quiet, head, max_frames)
+    n = len(tracking) if max_frames is None else min(len(tracking), int(max_frames))
     expr, transforms, _, errs = driver_views(head, tracking, list(range(n)), av.config.render_size, av.config.focal)
     with _frame_sink(out, tracking.fps) as write:
         for rgb, _ in tqdm(render_views(av, head, expr, transforms, dev, model, batch=batch), total=n,

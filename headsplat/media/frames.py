@@ -113,12 +113,22 @@ class FrameSource:
                 raise InputError(f"{f}: is {im.shape[1]}x{im.shape[0]} but {files[0]} is {self.size[0]}x{self.size[1]}; "
                                  "photos of one avatar must share one size (one camera)")
 
+    def first(self, n: int) -> "FrameSource":
+        """The same source cut to its first ``n`` frames (decoding stops there)."""
+        import copy
+
+        out = copy.copy(self)
+        out.n_frames = max(0, min(int(n), self.n_frames))
+        return out
+
     def __iter__(self) -> Iterator[Frame]:
         if self.kind == "video":
             for i, (t, rgb) in enumerate(self._video):
+                if i >= self.n_frames:
+                    return
                 yield Frame(i, t, rgb)
         else:
-            for i, f in enumerate(self._files):
+            for i, f in enumerate(self._files[:self.n_frames]):
                 yield Frame(i, i / self.fps, read_image_uint8(f), f.name)
 
     def __len__(self) -> int:
