@@ -1,3 +1,4 @@
+"""FrameSource: streaming frames of videos, images and folders."""
 
 
 def test_first_frames_of_a_video_stop_decoding_there(posed_video):
