@@ -24,17 +24,21 @@ def _weights(weights):
     return resolve_weights(weights, WEIGHTS_ENV, CONFIG_KEY, "GAGAvatar")
 
 
-def _flame_head(flame_model, flame_embedding=None, n_vertices: int | None = None, path=None, record=None):
-    """The FLAME head (the user's file); checked against the network's vertex count and the avatar's record."""
+def _flame_head(flame_model, flame_embedding=None, n_vertices: int | None = None, path=None, avatar=None):
+    """The FLAME head (the user's file), checked against the network's vertex count and, for an existing
+    ``avatar`` (at ``path``), against the FLAME file, expression set and shape size it was made with."""
+    from headsplat.avatar.avatar import check_flame_record
+
     head = make_rig("flame", flame_model, flame_embedding)
     nv = int(head.flame.v_template.shape[0])
     if n_vertices is not None and nv != n_vertices:
         raise InputError(f"{head.path}: {nv} vertices; GAGAvatar needs FLAME 2020's topology ({n_vertices} "
                          "vertices): pass a FLAME 2020/2023 generic_model file with --flame-model")
-    made = (record or {}).get("flame", {})
-    if made.get("sha1") and made["sha1"] != head.describe()["sha1"]:
-        raise InputError(f"{path}: made with another FLAME file ({made.get('version')}, sha1 {made['sha1']}) than "
-                         f"{head.path}; pass the same file with --flame-model")
+    if avatar is not None:
+        check_flame_record(avatar.rig_record, head, path)
+        if tuple(avatar.expression_names) != tuple(head.expression_names) or \
+                tuple(avatar.identity.shape) != tuple(head.identity_shape):
+            raise InputError(f"{path}: made with another FLAME coefficient set than this headsplat's; re-create it")
     return head
 
 
@@ -121,7 +125,7 @@ def generate_gagavatar(source, output, yaws, pitches, weights=None, device: str 
     if Path(source).suffix.lower() == ".avatar":
         av = load_gagavatar(source)
         model = load_model(w, av, dev)[0]
-        head = _flame_head(flame_model, None, av.config.n_vertices, source, av.rig_record)
+        head = _flame_head(flame_model, None, av.config.n_vertices, source, av)
     else:
         frames = open_frames(source)
         if frames.kind != "image":
@@ -199,7 +203,7 @@ def animate_gagavatar(avatar, driver, output, weights=None, device: str = "cpu",
     av = load_gagavatar(avatar)
     dev = check_device(device)
     model = load_model(_weights(weights), av, dev)[0] if refiner else None
-    head = _flame_head(flame_model, None, av.config.n_vertices, avatar, av.rig_record)
+    head = _flame_head(flame_model, None, av.config.n_vertices, avatar, av)
     if max_frames is not None and max_frames < 1:
         raise HeadsplatError("--max-frames must be at least 1")
     tracking = _driver(driver, face, quiet, head, max_frames)
@@ -247,7 +251,7 @@ def render_gagavatar(avatar, output, orbit: bool = True, frames: int = 90, size:
             raise HeadsplatError(f"{out}: a still is a .png")
         yaws = [yaw]
     model = load_model(_weights(weights), av, dev)[0] if refiner else None
-    head = _flame_head(flame_model, None, av.config.n_vertices, avatar, av.rig_record)
+    head = _flame_head(flame_model, None, av.config.n_vertices, avatar, av)
     transforms = torch.stack([turned_transform(av.transform, y, pitch) for y in yaws])
     expr = av.expression[None].expand(len(yaws), -1)
     views = render_views(av, head, expr, transforms, dev, model)
@@ -312,8 +316,7 @@ def gagavatar_for_eval(source, photo: np.ndarray | None, tracking, t: int, out, 
     w = _weights(weights)
     if source is not None and Path(source).suffix.lower() == ".avatar":
         av = load_gagavatar(source)
-        return av, load_model(w, av, dev)[0], _flame_head(flame_model, None, av.config.n_vertices, source,
-                                                          av.rig_record)
+        return av, load_model(w, av, dev)[0], _flame_head(flame_model, None, av.config.n_vertices, source, av)
     if photo is None:
         frames = open_frames(source)
         if frames.kind != "image":

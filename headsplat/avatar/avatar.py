@@ -183,6 +183,16 @@ def load_avatar(path: str | os.PathLike) -> Avatar:
                   rig_record=meta.get("rig_record", {}), deformation=deformation)
 
 
+def check_flame_record(rig_record: dict, head, path: str | os.PathLike = "avatar") -> None:
+    """Raise InputError when ``rig_record`` (an avatar's ``{"flame": ...}``) names another FLAME file than
+    ``head``'s."""
+    made, given = rig_record.get("flame", {}), head.describe()
+    if made.get("sha1") and made.get("sha1") != given["sha1"]:
+        raise InputError(f"{path}: made with another FLAME file ({made.get('version')}, sha1 {made.get('sha1')}) "
+                         f"than {given['file']} ({given['version']}, sha1 {given['sha1']}); pass the same "
+                         "file with --flame-model")
+
+
 def check_rig_compatible(avatar: Avatar, rig, path: str | os.PathLike = "avatar") -> None:
     """Raise InputError when the avatar was bound to another rig: kind, FLAME model file, topology,
     expression set or identity size."""
@@ -190,11 +200,7 @@ def check_rig_compatible(avatar: Avatar, rig, path: str | os.PathLike = "avatar"
         raise InputError(f"{path}: the avatar uses the {avatar.rig} rig, not {rig.kind}")
     name = "open rig" if rig.kind == "open" else "FLAME model"
     if rig.kind == "flame":
-        made, given = avatar.rig_record.get("flame", {}), rig.describe()
-        if made.get("sha1") and made.get("sha1") != given["sha1"]:
-            raise InputError(f"{path}: made with another FLAME file ({made.get('version')}, sha1 {made.get('sha1')}) "
-                             f"than {given['file']} ({given['version']}, sha1 {given['sha1']}); pass the same "
-                             "file with --flame-model")
+        check_flame_record(avatar.rig_record, rig, path)
     if rig.kind == "open":
         from headsplat.rig.open_rig import VERSION
 

@@ -209,9 +209,11 @@ def make_avatar(model: GAGAvatar, weights_sha256: str, img: np.ndarray, head, tr
 @torch.no_grad()
 def render_views(avatar: GagaAvatar, head, expressions: torch.Tensor, transforms: torch.Tensor,
                  device: torch.device, model: GAGAvatar | None = None, batch: int = 4, noise: str = "random",
-                 generator: torch.Generator | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                 seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Render the avatar with each expression (F, E) through each view (F, 3, 4), ``batch`` frames at a time
-    through the refiner of ``model`` (None: no refiner, the raw first three feature channels).
+    through the refiner of ``model`` (None: no refiner, the raw first three feature channels). The refiner's
+    noise: fresh per frame (``"random"``, as the reference) from a generator seeded with ``seed``, so a run is
+    reproducible, or the checkpoint's stored noise (``"stored"``).
 
     Yields:
         per frame: RGB (R, R, 3) uint8, and the splatting's coverage (R, R) float32 (where the head is).
@@ -220,6 +222,7 @@ def render_views(avatar: GagaAvatar, head, expressions: torch.Tensor, transforms
 
     gs = avatar.gaussians.to(device)
     cfg = avatar.config
+    generator = torch.Generator(device=device).manual_seed(seed)
     for i in range(0, len(expressions), batch):
         verts = driven_vertices(head, avatar.identity, expressions[i:i + batch]).to(device)
         feats, alphas = render_features(gs, verts, transforms[i:i + batch].to(device), cfg.render_size, cfg.focal,

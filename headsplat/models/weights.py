@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from headsplat.core.errors import InputError
-from headsplat.rig.flame.loader import config_file
+from headsplat.core.config import config_file
 
 _LISTED = 4  # key names quoted in an error before "and N more"
 

@@ -192,3 +192,14 @@ def test_eval_reenact_with_gagavatar(weights, short_video, tmp_path):
     report = json.loads((rep / "report.json").read_text())
     assert report["settings"]["method"] == "gagavatar" and report["frames"] == [1, 2]
     assert (rep / "avatar.avatar" / "avatar.json").is_file()
+
+
+def test_animation_is_reproducible_run_to_run(gaga_avatar, weights, driver_track, tmp_path):
+    from headsplat.media.image import read_image_uint8
+
+    for name in ("a", "b"):
+        assert main(["-q", "animate", str(gaga_avatar), "--driver", str(driver_track), "-o", str(tmp_path / name),
+                     "--weights", str(weights), "--max-frames", "2"]) == 0
+    for fa, fb in zip(sorted((tmp_path / "a").glob("*.png")), sorted((tmp_path / "b").glob("*.png"))):
+        assert np.array_equal(read_image_uint8(fa), read_image_uint8(fb))
+    assert len(list((tmp_path / "a").glob("*.png"))) == 2

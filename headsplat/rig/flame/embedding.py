@@ -194,7 +194,7 @@ def flame_embedding(flame_path: str | os.PathLike, flame_vertices: np.ndarray, f
     triangles landmarks may lie on (FLAME: not the eyeballs, which fill the eye openings)."""
     if override is not None:
         return load_embedding_npz(override, len(flame_faces))
-    from headsplat.rig.flame.loader import config_file
+    from headsplat.core.config import config_file
 
     digest = file_digest(flame_path)
     cache = Path(cache_dir) if cache_dir is not None else config_file().parent

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from headsplat.core.config import config_file
 from headsplat.core.errors import InputError
 from headsplat.core.fileio import check_input_file
 
@@ -235,12 +236,6 @@ def load_flame_file(path: str | os.PathLike, n_shape: int = 300, n_expr: int = 1
 
 
 ENV_VAR = "HEADSPLAT_FLAME_MODEL"
-
-
-def config_file() -> Path:
-    """The per-user settings file: ``$XDG_CONFIG_HOME/headsplat/config.json`` (``~/.config`` by default)."""
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "headsplat" / "config.json"
 
 
 def resolve_flame_model(path: str | os.PathLike | None = None) -> Path:
