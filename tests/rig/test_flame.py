@@ -230,3 +230,28 @@ def test_embedding_finds_the_landmarks_on_a_registered_surface(tmp_path, synthet
     np.savez(tmp_path / "bad.npz", lmk_face_idx=np.array([3]))
     with pytest.raises(InputError, match="bad.npz: landmark embedding without lmk_b_coords, landmark_indices"):
         load_embedding_npz(tmp_path / "bad.npz")
+
+
+def test_a_converted_flame_pt_reads_like_the_official_pickle(tmp_path, flame_head_file):
+    """GAGAvatar's FLAME_with_eye.pt layout: FLAME's arrays as tensors under "flame_model" (shapedirs with the
+    expression directions appended, posedirs (V, 3, 36), dense J_regressor), read with weights_only."""
+    from headsplat.rig.flame.loader import load_flame_file
+
+    d = load_flame_file(flame_head_file, n_shape=20, n_expr=10)
+    full = load_flame_file(flame_head_file)
+    nv = d.v_template.shape[0]
+    t = torch.from_numpy
+    converted = {"flame_model": {
+        "f": t(d.faces), "v_template": t(d.v_template),
+        "shapedirs": t(np.concatenate([full.shapedirs, full.exprdirs], 2)),
+        "posedirs": t(d.posedirs.T.reshape(nv, 3, -1).copy()), "J_regressor": t(d.J_regressor),
+        "kintree_table": t(np.stack([np.where(d.parents < 0, 4294967295, d.parents), np.arange(5)])),
+        "weights": t(d.weights)}, "lmk_embeddings": {"static_lmk_faces_idx": torch.zeros(51, dtype=torch.long)}}
+    torch.save(converted, tmp_path / "FLAME_with_eye.pt")
+    c = load_flame_file(tmp_path / "FLAME_with_eye.pt", n_shape=20, n_expr=10)
+    for k in ("v_template", "faces", "shapedirs", "exprdirs", "posedirs", "J_regressor", "parents", "weights"):
+        assert np.array_equal(getattr(c, k), getattr(d, k)), k
+    assert c.version == "FLAME 2020 (converted, .pt)"
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    with pytest.raises(InputError, match="expected a dict with a 'flame_model' entry"):
+        load_flame_file(tmp_path / "other.pt")

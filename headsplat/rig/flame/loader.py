@@ -158,6 +158,8 @@ def _sparse_to_dense(value: _SparseStandIn, key: str, path: Path) -> np.ndarray:
 def detect_version(path: Path, raw: dict, n_expr: int) -> str:
     """The FLAME release a file looks like, from its official file name and contents."""
     name = path.name.lower()
+    if path.suffix.lower() == ".pt":
+        return "FLAME 2020 (converted, .pt)"
     if re.fullmatch(r"(generic|male|female)_model\.pkl", name):
         return "FLAME 2020"
     if "2023" in name and "open" in name:
@@ -170,18 +172,8 @@ def detect_version(path: Path, raw: dict, n_expr: int) -> str:
     return "FLAME 2020 (by content)" if chumpy and n_expr == 100 else "FLAME (version not recognised)"
 
 
-def load_flame_file(path: str | os.PathLike, n_shape: int = 300, n_expr: int = 100) -> FlameModelData:
-    """Read and validate an official FLAME model file.
-
-    Args:
-        path: the ``.pkl`` file.
-        n_shape: identity directions to keep (at most what the file has, 300 in official files).
-        n_expr: expression directions to keep (at most 100).
-
-    Raises:
-        InputError: missing, not a pickle, a disallowed global (named), or wrong keys/shapes (stated).
-    """
-    p = check_input_file(path)
+def _read_pickle(p: Path) -> dict:
+    """The top-level dict of an official FLAME pickle, read without chumpy or arbitrary globals."""
     try:
         with open(p, "rb") as f:
             raw = _RestrictedUnpickler(f, encoding="latin1").load()
@@ -193,6 +185,38 @@ def load_flame_file(path: str | os.PathLike, n_shape: int = 300, n_expr: int = 1
         raise InputError(f"{p}: not a readable FLAME model file ({type(e).__name__}: {e})") from None
     if not isinstance(raw, dict):
         raise InputError(f"{p}: not a FLAME model file (holds a {type(raw).__name__}, not a dict)")
+    return raw
+
+
+def _read_converted(p: Path) -> dict:
+    """The arrays of a converted FLAME file (a torch file with FLAME's arrays under "flame_model"), as numpy."""
+    import torch
+
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"{p}: not a readable converted FLAME file ({first})") from None
+    model = obj.get("flame_model") if isinstance(obj, dict) else None
+    if not isinstance(model, dict):
+        raise InputError(f"{p}: not a converted FLAME file (expected a dict with a 'flame_model' entry)")
+    return {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in model.items()}
+
+
+def load_flame_file(path: str | os.PathLike, n_shape: int = 300, n_expr: int = 100) -> FlameModelData:
+    """Read and validate an official FLAME model file.
+
+    Args:
+        path: the ``.pkl`` file; or a ``.pt`` holding FLAME's arrays under ``"flame_model"`` (GAGAvatar's
+            converted ``FLAME_with_eye.pt``), read with ``torch.load(weights_only=True)``.
+        n_shape: identity directions to keep (at most what the file has, 300 in official files).
+        n_expr: expression directions to keep (at most 100).
+
+    Raises:
+        InputError: missing, not a pickle, a disallowed global (named), or wrong keys/shapes (stated).
+    """
+    p = check_input_file(path)
+    raw = _read_converted(p) if p.suffix.lower() == ".pt" else _read_pickle(p)
     needed = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "kintree_table", "weights")
     missing = [k for k in needed if k not in raw]
     if missing:
