@@ -45,14 +45,15 @@ def doctor(flame_model: str | os.PathLike | None = None, weights: str | os.PathL
 
 def _weights_rows(path) -> list[tuple[str, str, bool]]:
     from headsplat.core.errors import InputError
-    from headsplat.models.registry import identify
+    from headsplat.models.registry import LAYOUTS, identify
 
     try:
         name, problems, n = identify(path)
     except InputError as e:
         return [("weights", str(e), False)]
     if name is None:
-        return [("weights", f"{path}: {n} tensors, not the layout of a model headsplat runs (GAGAvatar)", False)]
+        return [("weights", f"{path}: {n} tensors, not the layout of a model headsplat runs "
+                 f"({', '.join(LAYOUTS)})", False)]
     if not problems:
         return [("weights", f"{path}: {name} checkpoint, layout complete ({n} tensors)", True)]
     return [("weights", f"{path}: {name} checkpoint with {p}", False) for p in problems]

@@ -10,7 +10,8 @@ from headsplat.core.errors import InputError
 from headsplat.models.weights import key_mismatch, read_checkpoint
 
 # model name -> (package holding its layout file, layout file)
-LAYOUTS = {"GAGAvatar": ("headsplat.models.gagavatar", "checkpoint_layout.json")}
+LAYOUTS = {"GAGAvatar": ("headsplat.models.gagavatar", "checkpoint_layout.json"),
+           "CAP4D MMDM": ("headsplat.models.cap4d", "checkpoint_layout.json")}
 
 
 def released_layout(name: str) -> tuple[dict[str, tuple], tuple[str, ...]]:
@@ -30,9 +31,12 @@ def identify(path: str | os.PathLike) -> tuple[str | None, list[str], int]:
     Raises:
         InputError: the file cannot be read safely.
     """
-    obj = read_checkpoint(path)
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        obj = obj["model"]
+    obj = read_checkpoint(path, mmap=True)
+    if isinstance(obj, dict):
+        for entry in ("model", "state_dict"):  # GAGAvatar's {"model": ...}, Lightning's {"state_dict": ...}
+            if isinstance(obj.get(entry), dict):
+                obj = obj[entry]
+                break
     if not isinstance(obj, dict):
         raise InputError(f"{path}: not a checkpoint of tensors")
     tensors = {k: v for k, v in obj.items() if hasattr(v, "shape")}

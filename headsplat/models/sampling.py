@@ -74,7 +74,14 @@ def cap4d_schedule(n: int = 1000, start: float = 0.00085, end: float = 0.012, fr
 
 
 def ddim_timesteps(n_ddim: int, n_train: int = 1000) -> np.ndarray:
-    """(S,) int64 latent diffusion's uniform DDIM timesteps: 0, c, 2c, … plus one (c = n_train // n_ddim)."""
+    """(S,) int64 latent diffusion's uniform DDIM timesteps: 0, c, 2c, … plus one (c = n_train // n_ddim).
+
+    Raises:
+        ValueError: ``n_ddim`` does not divide ``n_train`` (latent diffusion would then step past the schedule's
+            end, or take more steps than asked).
+    """
+    if n_ddim < 1 or n_train % n_ddim:
+        raise ValueError(f"DDIM steps must divide the {n_train} training steps, got {n_ddim}")
     c = n_train // n_ddim
     return np.arange(0, n_train, c, dtype=np.int64) + 1
 

@@ -51,8 +51,9 @@ def resolve_weights(path: str | os.PathLike | None, env_var: str, config_key: st
     return chosen
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    """The object stored in a checkpoint, read without executing code.
+def read_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict:
+    """The object stored in a checkpoint, read without executing code (``mmap``: tensors memory-mapped from the
+    file instead of read into memory, for multi-GB checkpoints in torch's zip format).
 
     Raises:
         InputError: unreadable, or it needs arbitrary code to load (not a weights file we accept).
@@ -66,7 +67,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         except Exception as e:  # safetensors raises its own error types for corrupt headers
             raise InputError(f"{path}: not a readable safetensors file ({e})") from None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=False)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
         text = str(e)
         match = re.search(r"Unsupported global: GLOBAL (\S+)", text)

@@ -47,6 +47,8 @@ def test_cap4d_schedule_caps_the_last_beta_and_shifts_snr_by_one_over_sqrt7():
 def test_ddim_timesteps_carry_latent_diffusions_plus_one():
     assert S.ddim_timesteps(100).tolist() == list(range(1, 1000, 10))
     assert S.ddim_timesteps(50)[[0, 1, -1]].tolist() == [1, 21, 981]
+    with pytest.raises(ValueError, match="must divide the 1000"):
+        S.ddim_timesteps(3)
     a, prev = S.ddim_coefficients(S.cap4d_schedule().alphas_cumprod, S.ddim_timesteps(10))
     assert prev[0] == a.dtype.type(S.cap4d_schedule().alphas_cumprod[0]) and prev[1] == a[0]
 
