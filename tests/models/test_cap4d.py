@@ -140,7 +140,7 @@ def test_doctor_recognises_an_mmdm_checkpoint(tmp_path):
     from headsplat.models.registry import released_layout
 
     layout, _ = released_layout("CAP4D MMDM")
-    keys = sorted(layout)[:700]  # most of its tensors, as placeholders: identified by name, faults listed
+    keys = sorted(layout)[:700]  # most of its names, with stand-in tensors: identified by name, faults listed
     torch.save({k: torch.zeros(1) for k in keys}, tmp_path / "cap4d_mmdm_100k.ckpt")
     name, problems, n = identify(tmp_path / "cap4d_mmdm_100k.ckpt")
     assert name == "CAP4D MMDM" and n == 700

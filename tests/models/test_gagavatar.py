@@ -256,13 +256,14 @@ def test_a_full_size_random_checkpoint_in_the_released_layout_loads_and_runs(tmp
 def test_tiny_model_on_cuda_matches_the_cpu():
     m = _tiny()
     img = torch.rand(1, 3, 56, 56)
+    gpu = torch.device("cuda", 0)
     with torch.no_grad():
         a = m.reconstruct(img, _view()[None])
         feats = torch.randn(1, 32, 32, 32)
         ra = m.refine(feats, noise="stored")
-        mc = m.to("cuda")
-        b = mc.reconstruct(img.cuda(), _view()[None].cuda())
-        rb = mc.refine(feats.cuda(), noise="stored")
+        mc = m.to(gpu)
+        b = mc.reconstruct(img.to(gpu), _view()[None].to(gpu))
+        rb = mc.refine(feats.to(gpu), noise="stored")
     for k, v in a.tensors().items():
         assert (getattr(b, k).cpu() - v).abs().max() <= 1e-3 * v.abs().max().clamp_min(1e-6), k
     assert (rb.cpu() - ra).abs().max() < 1e-3

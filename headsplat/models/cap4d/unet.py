@@ -3,7 +3,7 @@ removed, 8 frames per call that attend to each other in the 32², 16² and middl
 channels added after the first convolution. Parameter names follow the released checkpoint (latent diffusion's
 ``model.diffusion_model.*`` with the prefix removed).
 
-Our own modules (the reference, CC BY-NC, was read for facts only). Conventions reproduced: GroupNorm (32 groups,
+Our own modules (the reference's non-commercial code was read for facts only). Conventions reproduced: GroupNorm (32 groups,
 eps 1e-5 in the UNet, 1e-6 in the transformers) and LayerNorm computed in float32; timestep embedding cos then
 sin; GEGLU feed-forward; attention ``softmax(q kᵀ / √d) v`` (PyTorch's fused kernel: equal to float rounding);
 "3d" attention over the tokens of all frames of a sample at once.
@@ -78,6 +78,8 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
+    """Nearest-neighbour ×2, then a 3×3 convolution (``conv``): the UNet's and the autoencoder's alike."""
+
     def __init__(self, ch: int):
         super().__init__()
         self.conv = nn.Conv2d(ch, ch, 3, padding=1)

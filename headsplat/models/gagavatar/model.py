@@ -89,8 +89,8 @@ class SourceGaussians:
     Attributes:
         colors: (B, N, 32) feature channels (RGB first). opacities: (B, N, 1). scales: (B, N, 3).
         rotations: (B, N, 4) w x y z, not unit for the vertex Gaussians (see the quirks).
-        xyz: (B, N, 3) positions; rows ``[:n_vertices]`` are placeholders replaced by the driven FLAME
-            vertices at every frame.
+        xyz: (B, N, 3) positions; rows ``[:n_vertices]`` are zeros, replaced by the driven FLAME vertices at
+            every frame.
         n_vertices: the number of vertex Gaussians (the first rows).
     """
 
