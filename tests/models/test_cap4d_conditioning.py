@@ -92,3 +92,20 @@ def test_ray_map_centre_is_the_camera_axis_and_rays_turn_with_the_reference():
     in_own_frame = C.ray_map(box, K, R, 64, reference_rotation=R)
     np.testing.assert_allclose(in_own_frame[:, 32, 32], [0, 0, 1.0], atol=1e-7)
     assert in_own_frame[0, 32, 40] > 0  # right of centre looks to +x in the camera's frame
+
+
+def test_projection_crop_and_ndc_follow_cap4d():
+    """Equal to the authors' helpers (run locally: projection and ray map exactly, crop boxes identical, NDC to
+    1e-7); here their defining properties."""
+    verts = torch.tensor([[[0.0, 0.0, 1.0], [0.1, -0.05, 1.2], [-0.1, 0.05, 0.8]]])
+    K = torch.tensor([[800.0, 0, 320], [0, 820, 240], [0, 0, 1]])
+    p = C.project(verts, K, torch.eye(4))
+    torch.testing.assert_close(p[0, 0, :2], torch.tensor([320.0, 240.0]))
+    torch.testing.assert_close(p[..., 2].mean(), torch.tensor(810.0))  # depth / its mean × (fx + fy) / 2
+    box = C.head_crop_box(np.array([[10.7, 20.2], [50.9, 80.6], [30.0, 40.0]]), np.array([0, 1]))
+    # box (10, 20, 50, 80) → centre (30, 50), half-side ⌊60 // 2 · 1.2⌋ = 36
+    assert box.tolist() == [-6, 14, 66, 86]
+    ndc = C.to_ndc(torch.tensor([[-6.0, 14.0, 5.0], [66.0, 86.0, 5.0]]), box)
+    torch.testing.assert_close(ndc, torch.tensor([[1.0, 1.0, 5.0], [-1.0, -1.0, 5.0]]))
+    m = C.crop_mask((100, 100), box, 8)
+    assert m[4, 0] < 1 and m[4, 4] == 1  # the crop's left edge lies outside the frame

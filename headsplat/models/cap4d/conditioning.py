@@ -142,3 +142,50 @@ def conditioning_maps(pose_offsets: torch.Tensor, rays: torch.Tensor, reference:
     (all ones for a reference frame), the crop mask (S, S) (where the crop lies inside the frame)."""
     ref = torch.full_like(crop_mask, float(reference))
     return torch.cat([pose_offsets, rays.permute(1, 2, 0).to(pose_offsets), ref[..., None], crop_mask[..., None]], -1)
+
+
+# -- from a posed mesh and a camera to one frame's channels ----------------------------------------------------------
+CROP_MARGIN = 0.2
+
+
+def project(verts: torch.Tensor, K: torch.Tensor, extr: torch.Tensor) -> torch.Tensor:
+    """(..., V, 3) pixel x, y and CAP4D's depth of OpenCV-world vertices (..., V, 3) seen by a camera with
+    intrinsics K (3, 3) and world-to-camera ``extr`` (4, 4): the depth is z divided by the mean z of the frame's
+    vertices, times (fx + fy) / 2."""
+    cam = verts @ extr[:3, :3].T + extr[:3, 3]
+    z = cam[..., 2]
+    u = cam[..., 0] / z * K[0, 0] + K[0, 2]
+    v = cam[..., 1] / z * K[1, 1] + K[1, 2]
+    depth = z / z.mean(-1, keepdim=True) * (K[0, 0] + K[1, 1]) / 2
+    return torch.stack([u, v, depth], -1)
+
+
+def head_crop_box(pixels: np.ndarray, head_vertices: np.ndarray, margin: float = CROP_MARGIN) -> np.ndarray:
+    """(4,) int x0, y0, x1, y1: CAP4D's square crop around the head vertices' box (V, 2+) in pixels: the box's
+    corners truncated to integers, its centre by integer halving, half-side ⌊max side / 2⌋ · (1 + margin)
+    truncated."""
+    h = pixels[head_vertices, :2]
+    box = np.array([h[:, 0].min(), h[:, 1].min(), h[:, 0].max(), h[:, 1].max()]).astype(int)
+    cx, cy = (box[2] + box[0]) // 2, (box[3] + box[1]) // 2
+    half = int(max(box[3] - box[1], box[2] - box[0]) // 2.0 * (1.0 + margin))
+    return np.array([cx - half, cy - half, cx + half, cy + half])
+
+
+def to_ndc(pixels: torch.Tensor, crop_box: np.ndarray) -> torch.Tensor:
+    """(..., 3) pixel x, y (and depth, kept) -> PyTorch3D NDC of the crop: x = −(2 (x − x0) / w − 1), likewise y."""
+    x0, y0, x1, y1 = (float(c) for c in crop_box)
+    x = -((pixels[..., 0] - x0) / (x1 - x0) * 2.0 - 1.0)
+    y = -((pixels[..., 1] - y0) / (y1 - y0) * 2.0 - 1.0)
+    return torch.stack([x, y, pixels[..., 2]], -1)
+
+
+def crop_mask(frame_size: tuple[int, int], crop_box: np.ndarray, size: int = 64) -> np.ndarray:
+    """(size, size) float32: where CAP4D's crop of a (width, height) frame lies inside the frame, area-resized."""
+    import cv2
+
+    w, h = frame_size
+    x0, y0, x1, y1 = (int(c) for c in crop_box)
+    m = np.zeros((y1 - y0, x1 - x0), np.float32)
+    m[max(0, -y0):min(y1, h) - y0, max(0, -x0):min(x1, w) - x0] = 1.0
+    interp = cv2.INTER_AREA if size < m.shape[0] else cv2.INTER_LINEAR
+    return cv2.resize(m, (size, size), interpolation=interp)
