@@ -1,8 +1,9 @@
 """The MMDM as released: the denoising UNet and the autoencoder under latent diffusion's names, loaded safely and
 strictly from the authors' ``cap4d_mmdm_100k.ckpt``, and the ε function the stochastic I/O sampler calls.
 
-Not yet here (the rest of the CAP4D issue): the conditioning maps (pose map, expression offsets, ray map, masks
-from a FLAME 2023 mesh with CAP4D's mouth vertices) and ``headsplat generate --model cap4d``.
+The conditioning maps are built by :mod:`.conditioning` from a mesh posed by :mod:`.flame`. Not yet here (the rest
+of the CAP4D issue): headsplat's FLAME tracking converted to CAP4D's parameters, and ``headsplat generate --model
+cap4d``.
 """
 
 from __future__ import annotations
