@@ -24,16 +24,21 @@ def _weights(weights):
     return resolve_weights(weights, WEIGHTS_ENV, CONFIG_KEY, "GAGAvatar")
 
 
+def _check_topology(head, n_vertices: int) -> None:
+    nv = int(head.flame.v_template.shape[0])
+    if nv != n_vertices:
+        raise InputError(f"{head.path}: {nv} vertices; GAGAvatar needs FLAME 2020's topology ({n_vertices} "
+                         "vertices): pass a FLAME 2020/2023 generic_model file with --flame-model")
+
+
 def _flame_head(flame_model, flame_embedding=None, n_vertices: int | None = None, path=None, avatar=None):
     """The FLAME head (the user's file), checked against the network's vertex count and, for an existing
     ``avatar`` (at ``path``), against the FLAME file, expression set and shape size it was made with."""
     from headsplat.avatar.avatar import check_flame_record
 
     head = make_rig("flame", flame_model, flame_embedding)
-    nv = int(head.flame.v_template.shape[0])
-    if n_vertices is not None and nv != n_vertices:
-        raise InputError(f"{head.path}: {nv} vertices; GAGAvatar needs FLAME 2020's topology ({n_vertices} "
-                         "vertices): pass a FLAME 2020/2023 generic_model file with --flame-model")
+    if n_vertices is not None:
+        _check_topology(head, n_vertices)
     if avatar is not None:
         check_flame_record(avatar.rig_record, head, path)
         if tuple(avatar.expression_names) != tuple(head.expression_names) or \
@@ -324,9 +329,7 @@ def gagavatar_for_eval(source, photo: np.ndarray | None, tracking, t: int, out, 
         av, head, model = _make(frames, [source], w, dev, face, quiet, flame_model, None)
     else:
         model, sha = load_model(w, None, dev)
-        if int(head.flame.v_template.shape[0]) != model.cfg.n_vertices:
-            raise InputError(f"{head.path}: {int(head.flame.v_template.shape[0])} vertices; GAGAvatar needs FLAME "
-                             f"2020's topology ({model.cfg.n_vertices} vertices)")
+        _check_topology(head, model.cfg.n_vertices)
         av = make_avatar(model, sha, photo, head, tracking, t, dev, info={"frame": t, "weights": Path(w).name})
     preview, _ = next(render_views(av, head, av.expression[None], av.transform[None], dev, model, noise="stored"))
     save_gagavatar(av, out, preview)

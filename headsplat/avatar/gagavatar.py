@@ -115,9 +115,8 @@ def frame_view(head, tracking: Tracking, t: int, size: int, focal: float, box: n
     crop = square_crop(head_box(face_box(head, tracking, t)) if box is None else box, size)
     p = tracking.params([t])
     verts = head.flame_vertices(p["identity"], p["expression"])[0]
-    cam_pts = posed_to_opencv(verts, p["scale"], p["rotation"][0], p["translation"][0])
-    K = tracking.camera(torch.float64).K
-    uv = (cam_pts.double() @ K.T)[:, :2] / cam_pts.double()[:, 2:]
+    cam_pts = posed_to_opencv(verts, p["scale"], p["rotation"][0], p["translation"][0]).double()
+    uv, _ = project_points(cam_pts, torch.eye(4, dtype=torch.float64), tracking.camera(torch.float64).K)
     pixels = torch.from_numpy(crop.apply(uv.numpy()))
     transform, err = fit_view(verts, p["rotation"][0], pixels, size, focal)
     return crop, transform, err
@@ -129,7 +128,7 @@ def video_boxes(head, tracking: Tracking, frames: list[int]) -> np.ndarray:
     return smooth_boxes(boxes, tracking.shots[frames])
 
 
-def matched_fov(head, tracking: Tracking, size_ratio: float = 1.0) -> float:
+def matched_fov(head, tracking: Tracking) -> float:
     """The horizontal field of view (degrees) at which the frames' head crops have the reference's focal
     length (12 half-crops): from the median crop side over the frames with a face."""
     from headsplat.models.gagavatar.conventions import FOCAL

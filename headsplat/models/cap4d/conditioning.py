@@ -56,6 +56,7 @@ def rasterize(verts: torch.Tensor, faces: torch.Tensor, size: int, chunk: int = 
     best_f = torch.full((px.shape[0],), -1, dtype=torch.int64, device=verts.device)
     best_b = torch.zeros(px.shape[0], 3, dtype=verts.dtype, device=verts.device)
     ids = torch.nonzero(keep)[:, 0]
+    rows = torch.arange(len(px), device=px.device)
     for s in range(0, len(ids), chunk):
         f = ids[s:s + chunk]
         area = _edge(x2[f], y2[f], x0[f], y0[f], x1[f], y1[f]) + EPS
@@ -69,7 +70,6 @@ def rasterize(verts: torch.Tensor, faces: torch.Tensor, size: int, chunk: int = 
         better = zmin < best_z
         best_z = torch.where(better, zmin, best_z)
         best_f = torch.where(better, f[k], best_f)
-        rows = torch.arange(len(px), device=px.device)
         b = torch.stack([w0[rows, k], w1[rows, k], w2[rows, k]], -1)
         best_b = torch.where(better[:, None], b, best_b)
     return best_f.reshape(size, size), best_b.reshape(size, size, 3)
