@@ -8,10 +8,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
-import av
 import numpy as np
 
-from headsplat.core.errors import InputError, OutputError
+from headsplat.core.errors import InputError, MissingDependencyError, OutputError
+
+try:
+    import av
+except ImportError:  # only video files need PyAV: _av() says so when one is opened
+    av = None
 from headsplat.core.fileio import atomic_path
 from headsplat.core.fileio import check_input_file
 
@@ -34,9 +38,16 @@ class VideoInfo:
     duration_s: float
 
 
+def _av():
+    """PyAV, or a clear error where it is missing (photo-only work does not need it)."""
+    if av is None:
+        raise MissingDependencyError("video files need PyAV: pip install av")
+    return av
+
+
 def _open(path: Path):
     try:
-        container = av.open(str(path))
+        container = _av().open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as e:
         raise InputError(f"{path}: not a readable video ({e})") from None
     if not container.streams.video:
@@ -121,7 +132,7 @@ class VideoWriter:
         self.crf = crf
         self._ctx = atomic_path(self.path, suffix=".mp4")
         self._tmp = self._ctx.__enter__()
-        self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        self._container = _av().open(str(self._tmp), mode="w", format="mp4")
         self._stream = None
         self.n_frames = 0
 
