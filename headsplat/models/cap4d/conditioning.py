@@ -180,12 +180,13 @@ def to_ndc(pixels: torch.Tensor, crop_box: np.ndarray) -> torch.Tensor:
 
 
 def crop_mask(frame_size: tuple[int, int], crop_box: np.ndarray, size: int = 64) -> np.ndarray:
-    """(size, size) float32: where CAP4D's crop of a (width, height) frame lies inside the frame, area-resized."""
+    """(size, size) float32: where CAP4D's crop of a (width, height) frame lies inside the frame, resized as the
+    reference does it: on an 8-bit image (its frame's dtype), so the resized mask is rounded to 0 or 1."""
     import cv2
 
     w, h = frame_size
     x0, y0, x1, y1 = (int(c) for c in crop_box)
-    m = np.zeros((y1 - y0, x1 - x0), np.float32)
-    m[max(0, -y0):min(y1, h) - y0, max(0, -x0):min(x1, w) - x0] = 1.0
+    m = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    m[max(0, -y0):min(y1, h) - y0, max(0, -x0):min(x1, w) - x0] = 1
     interp = cv2.INTER_AREA if size < m.shape[0] else cv2.INTER_LINEAR
-    return cv2.resize(m, (size, size), interpolation=interp)
+    return cv2.resize(m, (size, size), interpolation=interp).astype(np.float32)
