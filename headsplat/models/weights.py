@@ -8,7 +8,6 @@ the per-user config file (as for FLAME); ``.pt``/``.pth``/``.ckpt`` files are re
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import pickle
 import re
@@ -17,7 +16,7 @@ from pathlib import Path
 import torch
 
 from headsplat.core.errors import InputError
-from headsplat.core.config import config_file
+from headsplat.core.config import config_file, configured_path
 
 _LISTED = 4  # key names quoted in an error before "and N more"
 
@@ -29,20 +28,7 @@ def resolve_weights(path: str | os.PathLike | None, env_var: str, config_key: st
     Raises:
         InputError: none is set, or the file does not exist (the message says how to set one).
     """
-    chosen = None
-    if path:
-        chosen = Path(path).expanduser()
-    elif os.environ.get(env_var):
-        chosen = Path(os.environ[env_var]).expanduser()
-    else:
-        cfg = config_file()
-        if cfg.is_file():
-            try:
-                value = json.loads(cfg.read_text()).get(config_key)
-            except (json.JSONDecodeError, AttributeError) as e:
-                raise InputError(f"{cfg}: not a valid headsplat config file ({e})") from None
-            if value:
-                chosen = Path(value).expanduser()
+    chosen = configured_path(path, env_var, config_key)
     if chosen is None:
         raise InputError(f"no {what} weights given: pass {flag} FILE, set {env_var}, or put "
                          f'{{"{config_key}": "/path/to/file"}} in {config_file()} (see README: learned models)')
