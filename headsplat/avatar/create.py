@@ -284,7 +284,7 @@ def create_avatar(images, indices: list[int], tracking: Tracking, rig, cfg: Crea
                 kind = views.kinds[i]
                 weight = (1 - views_share) / n_real if kind == "real" else views_share / n_gen
                 frames.append(prepare_frame(img, i, views.tracking, rig, cfg.size, matter, matte=matte, kind=kind,
-                                            weight=weight))
+                                            weight=weight, cropped=views.cropped))
                 bar.update()
             for i in range(len(frames) - len(views)):
                 frames[i] = replace(frames[i], weight=(1 - views_share) / n_real)

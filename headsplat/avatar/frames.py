@@ -83,10 +83,15 @@ def head_region(vertices: torch.Tensor, camera: Camera, grow: float = 0.06) -> n
 
 
 def prepare_frame(img: np.ndarray, t: int, tracking: Tracking, rig, size: int, matter=None,
-                  matte: np.ndarray | None = None, weight: float = 1.0, kind: str = "real") -> FitFrame:
-    """Crop frame ``t`` (an (H, W, 3) uint8 image), matte it (``matter``, or the given (H, W) ``matte``) and
-    pose the rig with its tracked parameters."""
+                  matte: np.ndarray | None = None, weight: float = 1.0, kind: str = "real",
+                  cropped: bool = False) -> FitFrame:
+    """Crop frame ``t`` (an (H, W, 3) uint8 image; ``cropped``: already its recorded crop, ``crop_size``
+    square), matte it (``matter``, or the given ``matte`` of the image's size) and pose the rig with its
+    tracked parameters."""
     cam, crop = crop_camera(tracking, t, size)
+    if cropped:
+        k = size / tracking.crop_size
+        crop = CropTransform(np.array([[k, 0.0, 0.0], [0.0, k, 0.0]]), size)
     crop_rgb = warp_to_crop(img, crop)
     if matte is not None:
         crop_matte = warp_to_crop((matte * 255 + 0.5).astype(np.uint8)[..., None].repeat(3, 2), crop)[..., 0]

@@ -2,15 +2,17 @@
 camera and rig parameters of each, for ``create --views``.
 
     VIEWS/
-      views.json    {"format": "headsplat.views", "version": 1, "rig": "open"|"flame",
-                     "generator": {"name": ..., ...provenance},
+      views.json    {"format": "headsplat.views", "version": 1 (2 when cropped), "rig": "open"|"flame",
+                     "cropped": false|true, "generator": {"name": ..., ...provenance},
                      "views": [{"image": "000000.png", "kind": "real"|"generated"}, ...]}
       views.track   a headsplat .track with one frame per view, in the same order: the shared identity,
                     each view's head rotation, translation and expression (the parameters the generator was
-                    conditioned on), the camera (one focal and size for all views, principal point at the
-                    centre, at the origin: the head moves) and ``crops`` (the whole image is the crop)
+                    conditioned on), the camera (one focal and frame size for all views, principal point at the
+                    centre, at the origin: the head moves) and ``crops`` (frame pixels -> image pixels)
       000000.png    the views: RGB, or RGBA where alpha is the generator's foreground matte (then no matting
-                    is run on that view)
+                    is run on that view). Not cropped: each image is the whole frame (its crop is the
+                    identity). Cropped: each image is its frame's crop (``crop_size`` square, ``crops[i]``), as
+                    generators that see a head crop of a larger virtual frame (CAP4D) make them.
 
 Rig parameters are relative to the track's identity; ``create`` poses the rig with it for these views.
 Written atomically (the folder appears complete or not at all).
@@ -31,7 +33,7 @@ from headsplat.core.fileio import atomic_dir, read_format_json
 from headsplat.track.tracking import Tracking
 
 FORMAT = "headsplat.views"
-VERSION = 1
+VERSION = 2  # version 2 adds "cropped"; sets without crops are still written as version 1
 KINDS = ("real", "generated")
 
 
@@ -42,6 +44,7 @@ class ViewSet:
     Attributes:
         folder: where it lives. tracking: one frame per view. images: the image paths, in order.
         kinds: "real" or "generated" per view. generator: the generator's name and provenance.
+        cropped: each image is its frame's crop (``tracking.crops``), not the whole frame.
     """
 
     folder: Path
@@ -49,6 +52,14 @@ class ViewSet:
     images: list[Path]
     kinds: list[str]
     generator: dict
+    cropped: bool = False
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) of every image."""
+        if self.cropped:
+            return self.tracking.crop_size, self.tracking.crop_size
+        return self.tracking.height, self.tracking.width
 
     def __len__(self) -> int:
         return len(self.images)
@@ -62,20 +73,21 @@ class ViewSet:
                 arr = np.asarray(im.convert("RGBA") if im.mode in ("RGBA", "LA", "P", "PA") else im.convert("RGB"))
         except (UnidentifiedImageError, OSError, ValueError) as e:
             raise InputError(f"{p}: not a readable image ({type(e).__name__}: {e})") from None
-        if arr.shape[:2] != (self.tracking.height, self.tracking.width):
-            raise InputError(f"{p}: {arr.shape[1]}x{arr.shape[0]}, the view set's track says "
-                             f"{self.tracking.width}x{self.tracking.height}")
+        h, w = self.image_size
+        if arr.shape[:2] != (h, w):
+            raise InputError(f"{p}: {arr.shape[1]}x{arr.shape[0]}, the view set's track says {w}x{h}")
         if arr.shape[2] == 4:
             return np.ascontiguousarray(arr[..., :3]), arr[..., 3].astype(np.float32) / 255
         return np.ascontiguousarray(arr), None
 
 
 def write_view_set(folder: str | os.PathLike, images: list[np.ndarray], tracking: Tracking, kinds: list[str],
-                   generator: dict) -> Path:
+                   generator: dict, cropped: bool = False) -> Path:
     """Write a view set atomically.
 
     Args:
-        images: (H, W, 3) or (H, W, 4) uint8 (alpha: the foreground matte) per view, all of the track's size.
+        images: (H, W, 3) or (H, W, 4) uint8 (alpha: the foreground matte) per view, all of the track's frame
+            size, or, ``cropped``, of its crop size (each image is ``tracking.crops[i]`` of its frame).
         tracking: one frame per view.
         kinds: "real" or "generated" per view.
         generator: JSON-serialisable; ``name`` names the generator.
@@ -86,16 +98,17 @@ def write_view_set(folder: str | os.PathLike, images: list[np.ndarray], tracking
     if bad:
         raise ValueError(f"view kinds must be {' or '.join(KINDS)}, got {bad}")
     entries = []
+    h, w = (tracking.crop_size, tracking.crop_size) if cropped else (tracking.height, tracking.width)
     with atomic_dir(folder) as tmp:
         for i, (img, kind) in enumerate(zip(images, kinds)):
-            if img.dtype != np.uint8 or img.shape[:2] != (tracking.height, tracking.width):
-                raise ValueError(f"view {i}: expected uint8 {tracking.height}x{tracking.width}, got "
-                                 f"{img.dtype} {img.shape}")
+            if img.dtype != np.uint8 or img.shape[:2] != (h, w):
+                raise ValueError(f"view {i}: expected uint8 {h}x{w}, got {img.dtype} {img.shape}")
             name = f"{i:06d}.png"
             Image.fromarray(img).save(tmp / name, format="PNG")
             entries.append({"image": name, "kind": kind})
         tracking.save(tmp / "views.track")
-        meta = {"format": FORMAT, "version": VERSION, "rig": tracking.rig, "generator": generator, "views": entries}
+        meta = {"format": FORMAT, "version": VERSION if cropped else 1, "rig": tracking.rig, "cropped": bool(cropped),
+                "generator": generator, "views": entries}
         (tmp / "views.json").write_text(json.dumps(meta, indent=1))
     return Path(folder)
 
@@ -127,4 +140,4 @@ def read_view_set(folder: str | os.PathLike) -> ViewSet:
         raise InputError(f"{p}: missing view image(s) {missing[:5]}")
     if meta.get("rig") != tracking.rig:
         raise InputError(f"{p}: views.json says rig {meta.get('rig')!r}, views.track {tracking.rig!r}")
-    return ViewSet(p, tracking, images, kinds, dict(meta.get("generator", {})))
+    return ViewSet(p, tracking, images, kinds, dict(meta.get("generator", {})), bool(meta.get("cropped", False)))
