@@ -260,3 +260,58 @@ def write_flame_like_head(path, seed: int = 0):
 def flame_head_file(tmp_path_factory):
     """A trackable FLAME-layout file (see write_flame_like_head), named like FLAME 2023 Open."""
     return write_flame_like_head(tmp_path_factory.mktemp("flame") / "flame2023_Open.pkl")
+
+
+def pad_flame_file(src, dst, n_verts: int = 5023, seed: int = 0):
+    """``src`` (a FLAME-layout file) padded to ``n_verts`` vertices, FLAME's count, for code that needs FLAME's
+    topology size (learned models, CAP4D's vertex indices): the extra vertices repeat random original ones
+    (position, skinning, blend shapes), take no part in the joints and have no faces. Returns ``dst``."""
+    import numpy as np
+
+    from headsplat.rig.flame.loader import load_flame_file
+
+    d = load_flame_file(src)
+    n = d.v_template.shape[0]
+    idx = np.random.default_rng(seed).integers(0, n, n_verts - n)
+    sd = np.concatenate([d.shapedirs, d.exprdirs], 2)
+    P = d.posedirs.reshape(d.posedirs.shape[0], n, 3)
+    mesh = dict(v=np.concatenate([d.v_template, d.v_template[idx]]), faces=d.faces,
+                weights=np.concatenate([d.weights, d.weights[idx]]), shapedirs=np.concatenate([sd, sd[idx]]),
+                posedirs=np.concatenate([P, P[:, idx]], 1).transpose(1, 2, 0),
+                reg=np.concatenate([d.J_regressor, np.zeros((d.J_regressor.shape[0], n_verts - n))], 1))
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    write_synthetic_flame(dst, n_verts=n_verts, mesh=mesh)
+    return Path(dst)
+
+
+def write_cap4d_assets(folder, flame_file, n_generated: int = 64, seed: int = 0):
+    """A folder laid out like CAP4D's ``data/assets`` for a FLAME-layout file: the pose-map template (the file's
+    template and CAP4D's mouth, with its triangles), the head vertices (those with faces), a blink direction
+    closing the upper face a little, and generation expressions and eye rotations drawn at random. Returns it."""
+    import numpy as np
+    import torch
+
+    from headsplat.models.cap4d.flame import LIP_VERTEX, CAP4DFlame
+    from headsplat.rig.flame.loader import load_flame_file
+
+    rng = np.random.default_rng(seed)
+    folder = Path(folder)
+    (folder / "flame").mkdir(parents=True, exist_ok=True)
+    (folder / "datasets").mkdir(parents=True, exist_ok=True)
+    d = load_flame_file(flame_file, n_shape=150, n_expr=65)
+    v = d.v_template
+    # FLAME's lip vertex where the file has FLAME's size, else a frontal vertex stands in
+    f = CAP4DFlame(d) if len(v) > LIP_VERTEX else CAP4DFlame(d, lip_vertex=int(np.argmax(v[:, 2] - np.abs(v[:, 0]))))
+    template = torch.cat([f.template, f.mouth_vertices(f.template)]).numpy()
+    faces = f.faces.numpy()
+    with open(folder / "flame" / "cap4d_flame_template.obj", "w") as fh:
+        fh.writelines(f"v {x:.6f} {y:.6f} {z:.6f}\n" for x, y, z in template)
+        fh.writelines(f"f {a + 1}/{a + 1} {b + 1}/{b + 1} {c + 1}/{c + 1}\n" for a, b, c in faces)
+    used = np.unique(d.faces)
+    np.savetxt(folder / "flame" / "head_vertices.txt", used, fmt="%d")
+    blink = np.zeros_like(v)
+    blink[:, 1] = -0.002 * (v[:, 1] > np.median(v[:, 1]))
+    np.save(folder / "flame" / "blink_blendshape.npy", blink.astype(np.float32))
+    np.savez(folder / "datasets" / "gen_data.npz", expr=(rng.normal(size=(n_generated, 65)) * 0.5).astype(np.float32),
+             eye_rot=(rng.normal(size=(n_generated, 3)) * 0.05).astype(np.float32))
+    return folder
