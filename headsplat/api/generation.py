@@ -1,7 +1,8 @@
 """``headsplat generate``: views of a person made by a generator, written as a view set for ``create --views``.
 
 Generators: ``oracle`` (renders of a known avatar at many head poses and expressions; the truth for tests and
-benchmarks of many-view fitting). Learned generators (GAGAvatar, CAP4D) write into the same format.
+benchmarks of many-view fitting), ``gagavatar`` (:mod:`headsplat.api.learned`) and ``cap4d``
+(:mod:`headsplat.api.cap4d`), all writing the same format.
 """
 
 from __future__ import annotations
@@ -13,23 +14,27 @@ from headsplat.api.common import load_checked
 from headsplat.core.errors import HeadsplatError, OutputError
 from headsplat.core.fileio import check_writable
 
-MODELS = ("oracle", "gagavatar")
+MODELS = ("oracle", "gagavatar", "cap4d")
 
 
-def generate(source: str | os.PathLike, output: str | os.PathLike, model: str = "oracle",
+def generate(source, output: str | os.PathLike, model: str = "oracle",
              yaws=(-60, -45, -30, -15, 0, 15, 30, 45, 60), pitches=(-20, 0, 20), size: int | None = None,
              quiet: bool = False, flame_model: str | os.PathLike | None = None,
-             weights: str | os.PathLike | None = None, device: str = "cpu", face: int = 0) -> Path:
+             weights: str | os.PathLike | None = None, device: str = "cpu", face: int = 0, assets=None,
+             preset: str = "debug", dtype: str = "fp32", n_views: int | None = None, steps: int | None = None,
+             seed: int = 124) -> Path:
     """Write a view set of ``source`` made by ``model``.
 
     Args:
-        source: for ``oracle``, the known ``.avatar``; for ``gagavatar``, a photo (or a GAGAvatar ``.avatar``).
+        source: for ``oracle``, the known ``.avatar``; for ``gagavatar``, a photo (or a GAGAvatar ``.avatar``);
+            for ``cap4d``, one or more photos (a path or a list).
         output: the view set folder to write (replaced when it is one).
         model: the generator.
         yaws, pitches: head angles in degrees (every combination, with each of the oracle's expressions:
             neutral, jaw open, smile, blink, brows up).
         size: side of the views in pixels (default: the avatar's framing; GAGAvatar: 512).
-        weights, device, face: for ``gagavatar`` (see :func:`headsplat.api.learned.generate_gagavatar`).
+        weights, device, face: for the learned generators.
+        assets, preset, dtype, n_views, steps, seed: for ``cap4d`` (see :func:`headsplat.api.cap4d.generate_cap4d`).
 
     Returns:
         the folder.
@@ -45,6 +50,15 @@ def generate(source: str | os.PathLike, output: str | os.PathLike, model: str = 
     if out.exists() and not (out / "views.json").is_file():
         raise OutputError(f"{out}: exists and is not a view set (no views.json); choose another name")
     check_writable(out)
+    sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    if model == "cap4d":
+        from headsplat.api.cap4d import generate_cap4d
+
+        return generate_cap4d(sources, out, weights, flame_model, assets, preset, device, dtype, seed, face, quiet,
+                              n_views, steps)
+    if len(sources) != 1:
+        raise HeadsplatError(f"the {model} generator takes one source, got {len(sources)}")
+    source = sources[0]
     if model == "gagavatar":
         from headsplat.api.learned import generate_gagavatar
 

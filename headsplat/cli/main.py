@@ -19,8 +19,9 @@ def _flame_args(p, rig_choice: bool) -> None:
 
 
 def _model_args(p, refiner: bool = True) -> None:
-    p.add_argument("--weights", help="GAGAvatar avatars: the authors' GAGAvatar.pt (default: "
-                   "$HEADSPLAT_GAGAVATAR_WEIGHTS or \"gagavatar_weights\" in ~/.config/headsplat/config.json)")
+    p.add_argument("--weights", help="a learned model's released weights: GAGAvatar.pt (default: "
+                   "$HEADSPLAT_GAGAVATAR_WEIGHTS or \"gagavatar_weights\" in ~/.config/headsplat/config.json) or "
+                   "CAP4D's cap4d_mmdm_100k.ckpt ($HEADSPLAT_CAP4D_WEIGHTS, \"cap4d_weights\")")
     if refiner:
         p.add_argument("--no-refiner", action="store_true",
                        help="GAGAvatar avatars: the raw render's first three channels (needs no weights)")
@@ -72,14 +73,25 @@ def _parser() -> argparse.ArgumentParser:
     _flame_args(p, True)
 
     p = sub.add_parser("generate", help="views of a person made by a generator, as a view set for create --views")
-    p.add_argument("source", help="oracle: the known .avatar to render; gagavatar: a photo (or a GAGAvatar .avatar)")
-    p.add_argument("--model", default="oracle", choices=("oracle", "gagavatar"), help="the generator")
+    p.add_argument("source", nargs="+", help="oracle: the known .avatar to render; gagavatar: a photo (or a GAGAvatar "
+                   ".avatar); cap4d: one or more photos of one person (several: the same size)")
+    p.add_argument("--model", default="oracle", choices=("oracle", "gagavatar", "cap4d"), help="the generator")
     p.add_argument("-o", "--output", required=True, help="the view set folder to write")
     p.add_argument("--size", type=int, help="side of the views in pixels (default: the avatar's framing)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where a learned generator runs")
     p.add_argument("--face", type=int, default=0, help="which face when there are several (0: largest)")
     _model_args(p, refiner=False)
-    p.add_argument("--flame-model", help="FLAME model file, for FLAME avatars and the gagavatar generator")
+    p.add_argument("--flame-model", help="FLAME model file, for FLAME avatars and the learned generators (cap4d: "
+                   "FLAME 2023's flame2023_no_jaw.pkl)")
+    p.add_argument("--cap4d-assets", help="cap4d: the CAP4D repository's data/assets folder (default: "
+                   "$HEADSPLAT_CAP4D_ASSETS or the config's cap4d_assets)")
+    p.add_argument("--preset", default="debug", choices=("debug", "low", "medium", "high"),
+                   help="cap4d: views and DDIM steps: debug 28/10, low 210/50, medium 420/50, high 840/100")
+    p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="cap4d: the networks' precision (bf16 on a GPU)")
+    p.add_argument("--views", type=int, help="cap4d: generate this many views instead of the preset's")
+    p.add_argument("--steps", type=int, help="cap4d: DDIM steps instead of the preset's (must divide 1000)")
+    p.add_argument("--seed", type=int, default=124, help="cap4d: seed of the cameras, noise and groups")
 
     p = sub.add_parser("animate", help="drive an avatar with a video, image(s) or a .track file")
     p.add_argument("avatar", help="the .avatar folder")
@@ -229,7 +241,9 @@ def _run(args, t0: float) -> int:
         return 0
     if args.command == "generate":
         out = api.generate(args.source, args.output, model=args.model, size=args.size, quiet=args.quiet,
-                           flame_model=args.flame_model, weights=args.weights, device=args.device, face=args.face)
+                           flame_model=args.flame_model, weights=args.weights, device=args.device, face=args.face,
+                           assets=args.cap4d_assets, preset=args.preset, dtype=args.dtype, n_views=args.views,
+                           steps=args.steps, seed=args.seed)
         print(f"generated views with {args.model} in {time.perf_counter() - t0:.1f} s -> {out}")
         return 0
     if args.command == "animate":
