@@ -42,6 +42,23 @@ def test_front_faces_are_drawn_back_faces_culled_and_attributes_interpolate_line
     assert (idx[torch.arange(4, 12), torch.arange(4, 12)] < 0).all() and (idx >= 0).sum() == 56
 
 
+def test_barycentrics_are_clipped_and_renormalised_as_cap4d_asks():
+    """A triangle a few thousandths of a pixel across around a pixel centre: its raw barycentrics sum to
+    area / (area + 1e-8), well below 1; CAP4D's clip_barycentric_coords renormalises them to sum 1."""
+    x, y = C.pixel_ndc(8)
+    cx, cy, r = float(x[3, 4]), float(y[3, 4]), 2e-4
+    v = torch.tensor([[cx - r, cy - r, 1.0], [cx + r, cy - r, 1.0], [cx, cy + r, 1.0]])
+    faces = torch.tensor([[0, 2, 1]])
+    idx, bary = C.rasterize(v, faces, 8)
+    if idx[3, 4] < 0:  # the winding that is front-facing in PyTorch3D's NDC
+        faces = faces[:, [0, 2, 1]]
+        idx, bary = C.rasterize(v, faces, 8)
+    assert idx[3, 4] == 0 and (idx >= 0).sum() == 1
+    area = 2 * r * 2 * r / 2
+    assert area / (area + C.EPS) < 0.9  # what the sum would be unclipped
+    assert abs(float(bary[3, 4].sum()) - 1.0) < 1e-6
+
+
 def test_the_nearest_face_wins_and_faces_behind_the_camera_are_not_drawn():
     near, fn, _ = _quad(2.0, 0.3)
     far, ff, _ = _quad(3.0, 0.6)

@@ -8,7 +8,10 @@ The rasteriser reproduces PyTorch3D's ``rasterize_meshes`` as CAP4D calls it (on
 perspective correction, back faces culled): vertices in PyTorch3D's NDC (+x left, +y up, z the view depth);
 pixel (row i, column j) samples x = 1 − (2j + 1)/S, y = 1 − (2i + 1)/S; a face is a back face when
 (x₀ − x₁)(y₂ − y₁) − (y₀ − y₁)(x₂ − x₁) < 0 and skipped when that area is within 1e-8 of 0; a pixel is inside when
-its three barycentric coordinates are strictly positive; the nearest non-negative interpolated depth wins.
+its three barycentric coordinates are strictly positive; they are then clipped (renormalised to sum 1, as
+``clip_barycentric_coords``) and the nearest non-negative interpolated depth wins. Against PyTorch3D's own naive
+CPU rasteriser (built from its source, outside the repository): the same face at every pixel of random triangle
+soups and of posed CAP4D heads, barycentrics and the pose and offset maps bitwise equal.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ OFFSET_STD = 0.0104  # expression offsets are divided by this
 
 
 def pixel_ndc(size: int, dtype=torch.float32, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(S, S) NDC x and y of every pixel centre, PyTorch3D's convention (+x left, +y up, row 0 at the top)."""
-    c = 1.0 - (2.0 * torch.arange(size, dtype=dtype, device=device) + 1.0) / size
+    """(S, S) NDC x and y of every pixel centre, PyTorch3D's convention (+x left, +y up, row 0 at the top),
+    computed in PyTorch3D's order of operations: −1 + (2 (S − 1 − j) + 1) / S."""
+    c = -1.0 + (2.0 * (size - 1 - torch.arange(size, device=device)).to(dtype) + 1.0) / size
     y, x = torch.meshgrid(c, c, indexing="ij")
     return x, y
 
@@ -63,8 +67,13 @@ def rasterize(verts: torch.Tensor, faces: torch.Tensor, size: int, chunk: int = 
         w0 = _edge(px[:, None], py[:, None], x1[f], y1[f], x2[f], y2[f]) / area
         w1 = _edge(px[:, None], py[:, None], x2[f], y2[f], x0[f], y0[f]) / area
         w2 = _edge(px[:, None], py[:, None], x0[f], y0[f], x1[f], y1[f]) / area
+        inside = (w0 > 0) & (w1 > 0) & (w2 > 0)
+        # clipped barycentrics (PyTorch3D's clip_barycentric_coords, as CAP4D asks): ≥ 0, renormalised to sum 1
+        w0, w1, w2 = w0.clamp_min(0), w1.clamp_min(0), w2.clamp_min(0)
+        total = (w0 + w1 + w2).clamp_min(1e-5)
+        w0, w1, w2 = w0 / total, w1 / total, w2 / total
         z = w0 * z0[f] + w1 * z1[f] + w2 * z2[f]
-        ok = (w0 > 0) & (w1 > 0) & (w2 > 0) & (z >= 0)
+        ok = inside & (z >= 0)
         z = torch.where(ok, z, torch.full_like(z, float("inf")))
         zmin, k = z.min(1)
         better = zmin < best_z
