@@ -106,6 +106,7 @@ def generate_cap4d(references, output, weights=None, flame_model=None, assets=No
         flame_model: FLAME 2023 ``flame2023_no_jaw.pkl`` (CAP4D's FLAME; the references are tracked with it).
         assets: CAP4D's ``data/assets`` folder (see :mod:`headsplat.models.cap4d.assets`).
         preset: debug (28 views, 10 steps), low (210, 50), medium (420, 50), high (840, 100).
+        device: cpu, or cuda (every visible GPU: the sampler's groups are dealt round-robin to them).
         dtype: fp32, bf16 or fp16 for the networks (bf16 on a GPU).
         seed: the generated cameras (CAP4D's draw with its seed 124), the noise and the groups.
         n_views, steps: override the preset's. cfg_scale: classifier-free guidance.
@@ -148,7 +149,8 @@ def generate_cap4d(references, output, weights=None, flame_model=None, assets=No
     res = model.cfg.resolution
     cond, boxes = _conditioning(flame, a, frames, gen, model.cfg.latent_size, dev)
     z_ref = _encode_references(model, images, tracking, boxes[:n_ref], res, seed, dev)
-    latents = _sample(model, cond, z_ref, n_gen, n_steps, cfg_scale, seed, quiet)
+    unets = _unets(model, dev)
+    latents = _sample(model, cond, z_ref, n_gen, n_steps, cfg_scale, seed, quiet, unets)
     views = _decode(model, latents, quiet)
     view_tracking, gen_err = _view_tracking(head, tracking, flame, gen, boxes[n_ref:], res)
 
@@ -156,6 +158,7 @@ def generate_cap4d(references, output, weights=None, flame_model=None, assets=No
 
     generator = {"name": "cap4d", "weights": w.name, "weights_bytes": w.stat().st_size, "preset": preset,
                  "views": n_gen, "steps": n_steps, "cfg_scale": cfg_scale, "seed": seed, "dtype": dtype,
+                 "devices": len(unets),
                  "references": [str(p) for p in paths], "flame_model": str(head.path), "assets": str(a.folder),
                  "reference_fit_mm": [round(float(e) * 1000, 3) for e in ref_err],
                  "generated_fit_mm": round(float(gen_err.mean()) * 1000, 3), "load_s": round(t_load, 1),
@@ -229,7 +232,20 @@ def _encode_references(model, images, tracking, boxes, res: int, seed: int, dev)
     return torch.cat(out)
 
 
-def _sample(model, cond, z_ref, n_gen: int, steps: int, cfg_scale: float, seed: int, quiet: bool):
+def _unets(model, dev) -> list:
+    """The denoiser on every visible GPU when running on CUDA (the sampler deals the groups round-robin to
+    them), else the model's own."""
+    import copy
+
+    if dev.type != "cuda" or torch.cuda.device_count() < 2:
+        return [model.unet]
+    return [model.unet] + [copy.deepcopy(model.unet).to(f"cuda:{i}") for i in range(1, torch.cuda.device_count())]
+
+
+def _sample(model, cond, z_ref, n_gen: int, steps: int, cfg_scale: float, seed: int, quiet: bool, unets=None):
+    """(N_gen, 4, h, w) latents by stochastic I/O sampling, with a progress bar (and ETA) over model calls."""
+    import threading
+
     from headsplat.models.cap4d.model import guided_eps
     from headsplat.models.sampling import cap4d_schedule, stochastic_io_sample
 
@@ -237,15 +253,19 @@ def _sample(model, cond, z_ref, n_gen: int, steps: int, cfg_scale: float, seed: 
     frames = model.cfg.unet.frames
     calls = steps * (n_gen // (frames - R))
     bar = tqdm(total=calls, desc="CAP4D sampling", unit="call", disable=quiet, leave=False)
-    eps = guided_eps(model.unet, cond, z_ref, cfg_scale)
+    lock = threading.Lock()
 
-    def counted(*args):
-        out = eps(*args)
-        bar.update()
-        return out
+    def counted(eps):
+        def fn(*args):
+            out = eps(*args)
+            with lock:
+                bar.update()
+            return out
+        return fn
 
+    fns = [counted(guided_eps(u, cond, z_ref, cfg_scale)) for u in (unets or [model.unet])]
     try:
-        return stochastic_io_sample(counted, z_ref, n_gen, cap4d_schedule(frames=frames), steps, frames=frames,
+        return stochastic_io_sample(fns, z_ref, n_gen, cap4d_schedule(frames=frames), steps, frames=frames,
                                     max_references=MAX_REFERENCES, seed=seed)
     finally:
         bar.close()

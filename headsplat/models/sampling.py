@@ -10,6 +10,7 @@ quirks included: timesteps 1, 1 + c, …, 1 + (S−1)c (c = T // S, the "+1"), t
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -119,7 +120,8 @@ def stochastic_io_sample(eps_fns: EpsFn | Sequence[EpsFn], references: torch.Ten
     """Sample ``n_generate`` latents jointly with ``references`` by stochastic I/O conditioning.
 
     Args:
-        eps_fns: one ε function, or one per device: the groups of a step are dealt round-robin.
+        eps_fns: one ε function, or one per device: the groups of a step are dealt round-robin and each
+            function's share runs in its own thread (the results do not depend on the number of functions).
         references: (N_ref, C, H, W) clean reference latents; never modified.
         n_generate: latents to generate; must be a multiple of ``frames`` − R.
         schedule: the training schedule (its ᾱ).
@@ -154,18 +156,32 @@ def stochastic_io_sample(eps_fns: EpsFn | Sequence[EpsFn], references: torch.Ten
     ts = ddim_timesteps(steps, schedule.n_steps)
     alphas, alphas_prev = ddim_coefficients(schedule.alphas_cumprod, ts)
     eps = torch.zeros_like(x)
-    for i, index in enumerate(range(len(ts) - 1, -1, -1)):
-        t = int(ts[index])
-        if R == 1:
-            ref_groups = np.zeros((n_groups, 1), np.int64)
-        else:
-            ref_groups = np.stack([rng.permutation(n_ref)[:R] for _ in range(n_groups)])
-        gen_groups = rng.permutation(n_generate).reshape(n_groups, group)
-        for k in range(n_groups):
-            refs, gens = ref_groups[k], gen_groups[k]
-            x_in = torch.cat([references[refs], x[gens]])
-            eps[gens] = fns[k % len(fns)](x_in, t, refs, gens).to(eps)
-        x = ddim_update(x, eps, alphas[index], alphas_prev[index])
-        if progress is not None:
-            progress(i + 1, len(ts))
+    pool = ThreadPoolExecutor(max_workers=len(fns)) if len(fns) > 1 else None
+    try:
+        for i, index in enumerate(range(len(ts) - 1, -1, -1)):
+            t = int(ts[index])
+            if R == 1:
+                ref_groups = np.zeros((n_groups, 1), np.int64)
+            else:
+                ref_groups = np.stack([rng.permutation(n_ref)[:R] for _ in range(n_groups)])
+            gen_groups = rng.permutation(n_generate).reshape(n_groups, group)
+
+            def run(lane: int, x=x, t=t, ref_groups=ref_groups, gen_groups=gen_groups) -> None:
+                # groups lane, lane + n, lane + 2n, ... on ε function ``lane``: disjoint rows of eps
+                for k in range(lane, n_groups, len(fns)):
+                    refs, gens = ref_groups[k], gen_groups[k]
+                    x_in = torch.cat([references[refs], x[gens]])
+                    eps[gens] = fns[lane](x_in, t, refs, gens).to(eps)
+
+            if pool is None:
+                run(0)
+            else:  # one thread per device: their calls overlap
+                for f in [pool.submit(run, lane) for lane in range(len(fns))]:
+                    f.result()
+            x = ddim_update(x, eps, alphas[index], alphas_prev[index])
+            if progress is not None:
+                progress(i + 1, len(ts))
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return x

@@ -140,3 +140,28 @@ def test_many_groups_keep_the_mean_and_the_spread_across_reference_and_group_siz
     assert (cov.diag() > 0.95 * N2).all() and (cov.diag() < 1.05 * var).all()
     off = cov[~torch.eye(n_gen, dtype=torch.bool)]
     assert 0 < off.mean() < tau2
+
+
+def test_several_eps_functions_share_the_groups_round_robin_with_the_same_result():
+    """One ε function per device: group k goes to function k mod n, in its own thread; the samples equal those
+    of one function."""
+    g = torch.Generator().manual_seed(0)
+    refs = torch.randn(2, 3, 4, 4, generator=g)
+    w = torch.randn(3, 3, generator=g) * 0.3
+
+    def eps(x, t, r, gens):
+        return torch.einsum("oc,nchw->nohw", w, x[len(r):]) + 0.01 * t * x[:len(r)].mean()
+
+    seen = {0: [], 1: []}
+
+    def lane(i):
+        def fn(x, t, r, gens):
+            seen[i].append(tuple(gens))
+            return eps(x, t, r, gens)
+        return fn
+
+    sched = S.cap4d_schedule()
+    one = S.stochastic_io_sample(eps, refs, 12, sched, 4, frames=5, seed=3)
+    two = S.stochastic_io_sample([lane(0), lane(1)], refs, 12, sched, 4, frames=5, seed=3)
+    assert torch.equal(one, two)
+    assert len(seen[0]) == len(seen[1]) == 4 * 2  # 4 groups of 3 per step: two each, every step
