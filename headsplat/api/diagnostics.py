@@ -9,11 +9,12 @@ import platform
 import torch
 
 
-def doctor(flame_model: str | os.PathLike | None = None, weights: str | os.PathLike | None = None
-           ) -> list[tuple[str, str, bool]]:
+def doctor(flame_model: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
+           cap4d_assets: str | os.PathLike | None = None) -> list[tuple[str, str, bool]]:
     """What headsplat can use here: (item, detail, ok) rows. ``flame_model`` (or the configured FLAME file)
     is loaded and described; without one FLAME is reported as not configured (it is optional). ``weights``:
-    which released model the file is and whether its layout is complete (one row per problem)."""
+    which released model the file is and whether its layout is complete (one row per problem).
+    ``cap4d_assets`` (or the configured folder): CAP4D's assets, read and checked (optional)."""
     from headsplat.core.errors import MissingDependencyError
     from headsplat.face.assets import find_mediapipe_assets
 
@@ -38,6 +39,7 @@ def doctor(flame_model: str | os.PathLike | None = None, weights: str | os.PathL
     except ImportError:
         rows.append(("gsplat", "not installed (optional, CUDA only: pip install headsplat[cuda])", True))
     rows.append(_flame_row(flame_model))
+    rows.append(_cap4d_assets_row(cap4d_assets))
     if weights is not None:
         rows += _weights_rows(weights)
     return rows
@@ -73,3 +75,18 @@ def _flame_row(flame_model) -> tuple[str, str, bool]:
         return ("FLAME model", str(e), False)
     return ("FLAME model", f"{d.version}: {d.n_vertices} vertices, {len(d.faces)} faces, "
             f"{d.shapedirs.shape[-1]} shape and {d.exprdirs.shape[-1]} expression coefficients ({path})", True)
+
+
+def _cap4d_assets_row(folder) -> tuple[str, str, bool]:
+    from headsplat.core.config import configured_path
+    from headsplat.core.errors import InputError
+    from headsplat.models.cap4d.assets import CONFIG_KEY, ENV, load_assets
+
+    if configured_path(folder, ENV, CONFIG_KEY) is None:
+        return ("CAP4D assets", "not configured (optional; see README: learned models)", True)
+    try:
+        a = load_assets(folder)
+    except InputError as e:
+        return ("CAP4D assets", str(e), False)
+    return ("CAP4D assets", f"{a.n_flame_vertices} + 200 template vertices, {len(a.head_vertices)} head vertices, "
+            f"{len(a.expressions)} generation expressions ({a.folder})", True)

@@ -175,6 +175,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--flame-model", help="check this FLAME model file (default: $HEADSPLAT_FLAME_MODEL or the "
                                          "per-user config)")
     p.add_argument("--weights", help="say which model a weights file is and whether its layout is complete")
+    p.add_argument("--cap4d-assets", help="check CAP4D's assets folder (default: $HEADSPLAT_CAP4D_ASSETS or the "
+                                          "per-user config)")
     return ap
 
 
@@ -304,7 +306,7 @@ def _run(args, t0: float) -> int:
         print(_eval_line(rep) + f" in {time.perf_counter() - t0:.0f} s -> {args.output}/report.md")
         return 0
     if args.command == "doctor":
-        rows = api.doctor(flame_model=args.flame_model, weights=args.weights)
+        rows = api.doctor(flame_model=args.flame_model, weights=args.weights, cap4d_assets=args.cap4d_assets)
         w = max(len(r[0]) for r in rows)
         for name, detail, ok in rows:
             print(f"{'ok ' if ok else 'MISSING'} {name:<{w}}  {detail}")

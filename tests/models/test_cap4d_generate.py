@@ -109,3 +109,12 @@ def test_missing_assets_or_weights_are_one_line_errors_and_nothing_is_written(en
     args[args.index("--weights") + 1] = str(tmp_path / "none.ckpt")
     assert main(args) != 0
     assert "none.ckpt: CAP4D weights file not found" in capsys.readouterr().err and not out.exists()
+
+
+def test_doctor_checks_the_cap4d_assets(env, tmp_path, capsys):
+    main(["doctor", "--cap4d-assets", str(env["assets"])])
+    line = [r for r in capsys.readouterr().out.splitlines() if "CAP4D assets" in r][0]
+    assert line.startswith("ok") and "20 generation expressions" in line
+    main(["doctor", "--cap4d-assets", str(tmp_path)])
+    line = [r for r in capsys.readouterr().out.splitlines() if "CAP4D assets" in r][0]
+    assert not line.startswith("ok") and "cap4d_flame_template.obj not found" in line
