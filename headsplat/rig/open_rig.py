@@ -13,6 +13,7 @@ teeth along the lip contour (the upper fixed to the skull, the lower riding on t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from importlib import resources
 
@@ -345,6 +346,14 @@ class OpenRig(torch.nn.Module):
             elif name.startswith("squint_"):
                 w[i] = 4.0
         return w
+
+    def expression_lower_bounds(self) -> torch.Tensor:
+        """(E,) lower bounds of the expression coefficients the tracker fits: 0 for the lid and brow shapes
+        (blinks, wide eyes, squints, brows up, down and inner up), which unbounded trade off against each other
+        and drift (a closing lid read as less "wide"); none for the mouth, whose shapes overlap the jaw by design
+        (bounded, an opening jaw on rendered avatars is read partly as lip shapes), and the gaze."""
+        one_sided = ("blink_", "wide_", "squint_", "brow_")
+        return torch.tensor([0.0 if n.startswith(one_sided) else -math.inf for n in self.expression_names])
 
     def expression_smoothing_weights(self) -> torch.Tensor:
         """(E,) relative weights of the tracker's temporal smoothing of each coefficient: lids (blinks, wide

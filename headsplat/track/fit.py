@@ -127,8 +127,8 @@ def _identity_problem(rig, cfg: FitConfig):
     return 1.0, lambda beta: cfg.flame_shape_size * (beta ** 2).sum()
 
 
-def per_frame_gauss_newton(residual_fn, x0: torch.Tensor, prior: torch.Tensor, c: float, iters: int = 12
-                           ) -> torch.Tensor:
+def per_frame_gauss_newton(residual_fn, x0: torch.Tensor, prior: torch.Tensor, c: float, iters: int = 12,
+                           lower: torch.Tensor | None = None) -> torch.Tensor:
     """Fit every frame's parameters on its own: robust Levenberg-Marquardt, all frames at once.
 
     Minimises, for each frame t, ``sum_i w_i * c^2 (sqrt(1 + |r_ti|^2 / c^2) - 1) / c^2 + sum_k prior_k x_tk^2``
@@ -143,12 +143,15 @@ def per_frame_gauss_newton(residual_fn, x0: torch.Tensor, prior: torch.Tensor, c
         prior: (D,) weights of the quadratic magnitude prior (0 for unpenalised parameters).
         c: pseudo-Huber scale of the residuals.
         iters: Levenberg-Marquardt iterations.
+        lower: (D,) lower bounds (−inf where none): steps are projected onto them.
 
     Returns:
         (T, D) parameters.
     """
     T, D = x0.shape
     x = x0.detach().clone()
+    if lower is not None:
+        x = torch.maximum(x, lower)
     fd_step = 1e-6
     lam = torch.full((T,), 1e-3, dtype=x.dtype)
 
@@ -176,7 +179,7 @@ def per_frame_gauss_newton(residual_fn, x0: torch.Tensor, prior: torch.Tensor, c
         g = (JtW @ r.reshape(T, -1, 1))[..., 0] + prior * x
         H_damped = H + lam[:, None, None] * (torch.diagonal(H, dim1=1, dim2=2)[..., None] * eye + 1e-9 * eye)
         step = -torch.linalg.solve(H_damped, g)
-        x_new = x + step
+        x_new = x + step if lower is None else torch.maximum(x + step, lower)
         with torch.no_grad():
             r_new, w_new = residual_fn(x_new)
         new = cost(r_new, w_new, x_new)
@@ -279,6 +282,13 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
     rig = copy.deepcopy(rig).double()  # fit in float64; the caller's rig is left as it is
     unit, identity_prior = _identity_problem(rig, cfg)
     expr_w = rig.expression_prior_weights().double()
+    # One-sided shapes (a blink, wide eyes, a raised brow) never go below neutral: a lid that closes is a blink,
+    # not less of "wide"; without the bound the lid shapes trade off against each other and drift.
+    lower = rig.expression_lower_bounds().double()
+
+    def bounded(e):  # the L-BFGS stages see coefficients clamped at their bounds
+        return torch.maximum(e, lower)
+
     # Fast motions (a blink lasts 0.1-0.2 s) are smoothed less than the rest.
     smooth_w = rig.expression_smoothing_weights().double()
     pts = torch.from_numpy(fit_points)
@@ -316,10 +326,10 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
         return cfg.fov_prior_weight * (log_focal - math.log(focal0)) ** 2
 
     def stage1():
-        uv, z = project(rig, ident * unit, log_scale, k_exp, k_rot, k_trans_cm * 0.01, log_focal.exp(),
-                        width, height)
+        e = bounded(k_exp)
+        uv, z = project(rig, ident * unit, log_scale, e, k_rot, k_trans_cm * 0.01, log_focal.exp(), width, height)
         return (data_term(uv, z, keys_t, True) + identity_prior(ident) + focal_prior()
-                + cfg.expression_size * (expr_w * k_exp ** 2).sum(-1).mean() + log_scale ** 2)
+                + cfg.expression_size * (expr_w * e ** 2).sum(-1).mean() + log_scale ** 2)
 
     params = [ident, log_scale, k_rot, k_trans_cm, k_exp] + ([log_focal] if not fixed_focal else [])
     _lbfgs(params, stage1, cfg.identity_iters)
@@ -338,7 +348,8 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
         return r, point_w
     x0 = torch.cat([rot, trans / 0.01, exp], 1)
     prior = torch.cat([torch.zeros(6, dtype=dt), cfg.expression_size * expr_w])
-    x = per_frame_gauss_newton(frame_residuals, x0, prior, cfg.robust)
+    x = per_frame_gauss_newton(frame_residuals, x0, prior, cfg.robust,
+                               lower=torch.cat([torch.full((6,), -math.inf, dtype=dt), lower]))
     rot, trans, exp = x[:, :3].clone(), x[:, 3:6] * 0.01, x[:, 6:].clone()
     start = 0
     while start < T:
@@ -353,7 +364,7 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
         def stage2():
             r_all = torch.cat([anchor[0], w_rot[ctx:]]) if ctx else w_rot
             t_all = torch.cat([anchor[1], w_trans[ctx:]]) if ctx else w_trans
-            e_all = torch.cat([anchor[2], w_exp[ctx:]]) if ctx else w_exp
+            e_all = bounded(torch.cat([anchor[2], w_exp[ctx:]]) if ctx else w_exp)
             uv, z = project(rig, ident_f, log_scale_f, e_all, r_all, t_all * 0.01, focal_f, width, height)
             loss = data_term(uv, z, frames, False) + cfg.expression_size * (expr_w * e_all ** 2).sum(-1).mean()
             if temporal and len(frames) > 2:
@@ -371,7 +382,7 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
         _lbfgs([w_rot, w_trans, w_exp], stage2, cfg.frame_iters or rig.frame_iterations)
         rot[frames[ctx:]] = w_rot.detach()[ctx:]
         trans[frames[ctx:]] = w_trans.detach()[ctx:] * 0.01
-        exp[frames[ctx:]] = w_exp.detach()[ctx:]
+        exp[frames[ctx:]] = bounded(w_exp.detach()[ctx:])
         if progress is not None:
             progress(stop - start)
         start = stop

@@ -8,7 +8,7 @@ import torch
 
 from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_euler_yxz
 from headsplat.rig.controls import controls_to_params
-from headsplat.track.fit import FitConfig, fit_landmarks, project
+from headsplat.track.fit import FitConfig, fit_landmarks, per_frame_gauss_newton, project
 
 W = H = 512
 FOCAL = W / (2 * math.tan(math.radians(25) / 2))
@@ -102,3 +102,20 @@ def test_calibrate_lids_scales_up_closing_eyes_only():
     assert new_gap[20] == pytest.approx(gap[20], abs=1e-9) and new_gap[30] == pytest.approx(24.0)
     assert new_gap[0] == pytest.approx(20.0) and (new_gap >= 0).all()
     assert np.array_equal(out[:, ix.RIGHT_EYE_LOWER], lm[:, ix.RIGHT_EYE_LOWER])
+
+
+def test_per_frame_solver_projects_onto_lower_bounds():
+    """Residuals pull the first parameter to −1 and the second to +2: bounded at 0, the first stops there and the
+    second still reaches its target (and so does the first without the bound)."""
+    target = torch.tensor([[-1.0, 2.0], [0.5, -3.0]], dtype=torch.float64)
+
+    def residuals(x):
+        return (x - target)[:, :, None].expand(-1, -1, 2) * 0.01, torch.ones(2, dtype=torch.float64)
+
+    x0 = torch.zeros(2, 2, dtype=torch.float64)
+    prior = torch.zeros(2, dtype=torch.float64)
+    free = per_frame_gauss_newton(residuals, x0, prior, 1.0, iters=20)
+    torch.testing.assert_close(free, target, atol=1e-6, rtol=0)
+    lower = torch.tensor([0.0, -math.inf], dtype=torch.float64)
+    bounded = per_frame_gauss_newton(residuals, x0, prior, 1.0, iters=20, lower=lower)
+    torch.testing.assert_close(bounded, torch.tensor([[0.0, 2.0], [0.5, -3.0]], dtype=torch.float64), atol=1e-6, rtol=0)

@@ -32,6 +32,9 @@ def test_tracking_a_rendered_video_recovers_pose_and_expression(posed_video, rig
     blink_c = np.corrcoef(blink, controls["blink_left"])[0, 1]
     print(f"jaw_open correlation {jaw:.3f}, blink correlation {blink_c:.3f}")
     assert jaw > 0.9 and blink_c > 0.9  # measured 0.961 and 0.943
+    # one-sided lid and brow shapes are read within their bound: never below neutral
+    bounded = np.isfinite(rig.expression_lower_bounds().numpy())
+    assert bounded.sum() == 12 and (tr.expression[:, bounded] >= 0).all()
     iod = np.linalg.norm(tr.landmarks[:, [33, 133]].mean(1)[:, :2] - tr.landmarks[:, [263, 362]].mean(1)[:, :2], axis=-1)
     nme = float(np.mean(tr.fit_error / iod))
     print(f"reprojection error {np.nanmean(tr.fit_error):.2f} px = {nme:.4f} of the inter-ocular distance")

@@ -15,6 +15,7 @@ triangles plus a mouth cavity built behind the lips' boundary loop whose rings a
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import replace
 
@@ -184,6 +185,10 @@ class FlameHead(torch.nn.Module):
         w[self.n_expr + 1: self.n_expr + 3] = 30.0
         w[self.n_expr + 3:] = 0.1
         return w
+
+    def expression_lower_bounds(self) -> torch.Tensor:
+        """(E,) no bounds: FLAME's expression coefficients and joint rotations go both ways."""
+        return torch.full((self.n_expressions,), -math.inf)
 
     def expression_smoothing_weights(self) -> torch.Tensor:
         """(E,) relative weights of the tracker's temporal smoothing of each coefficient (all equal)."""
