@@ -145,3 +145,17 @@ def test_doctor_recognises_an_mmdm_checkpoint(tmp_path):
     name, problems, n = identify(tmp_path / "cap4d_mmdm_100k.ckpt")
     assert name == "CAP4D MMDM" and n == 700
     assert any("124 missing keys" in p for p in problems) and any("wrong shape" in p for p in problems)
+
+
+def test_the_mmdm_runs_in_bfloat16_close_to_float32():
+    """bf16 weights and activations (the GPU setting): the norms compute in float32 with float32 parameters
+    (they failed with mixed dtypes before) and the outputs stay close to float32's."""
+    m = _tiny()
+    x, t, z, mask, cond = _inputs()
+    with torch.no_grad():
+        ref = m.unet(x, t, z, mask, cond)
+        m16 = m.to(torch.bfloat16)
+        out = m16.unet(x.bfloat16(), t, z.bfloat16(), mask, cond.bfloat16())
+        img = m16.vae.decode(m16.vae.encode(torch.rand(1, 3, 32, 32, dtype=torch.bfloat16))[0])
+    assert out.dtype == torch.bfloat16 and img.dtype == torch.bfloat16 and torch.isfinite(img.float()).all()
+    assert float((out.float() - ref).abs().max() / ref.abs().max()) < 0.05
