@@ -134,9 +134,11 @@ def generate_cap4d(references, output, weights=None, flame_model=None, assets=No
     a = load_assets(assets, nv)
     flame = _flames(head, a)
     t0 = time.perf_counter()
-    model = MMDM.from_pretrained(w, dev, DTYPES[dtype], cache=True)
-    t_load = time.perf_counter() - t0
+    # what can fail on the user's inputs (no face in a reference) before the 3.6 GB model is read
     tracking, images = _references(paths, head, face, quiet)
+    t1 = time.perf_counter()
+    model = MMDM.from_pretrained(w, dev, DTYPES[dtype], cache=True)
+    t_load = time.perf_counter() - t1
     n_ref = len(images)
     R = min(n_ref, MAX_REFERENCES)
     group = model.cfg.unet.frames - R
@@ -148,11 +150,11 @@ def generate_cap4d(references, output, weights=None, flame_model=None, assets=No
     gen = _generated_frames(frames, a, n_gen, seed)
     res = model.cfg.resolution
     cond, boxes = _conditioning(flame, a, frames, gen, model.cfg.latent_size, dev)
-    z_ref = _encode_references(model, images, tracking, boxes[:n_ref], res, seed, dev)
+    view_tracking, gen_err = _view_tracking(head, tracking, flame, gen, boxes[n_ref:], res)
+    z_ref = _encode_references(model, images, boxes[:n_ref], res, seed, dev)
     unets = _unets(model, dev)
     latents = _sample(model, cond, z_ref, n_gen, n_steps, cfg_scale, seed, quiet, unets)
     views = _decode(model, latents, quiet)
-    view_tracking, gen_err = _view_tracking(head, tracking, flame, gen, boxes[n_ref:], res)
 
     from headsplat.avatar.viewset import write_view_set
 
@@ -213,7 +215,7 @@ def _conditioning(flame, assets, refs, gen, size: int, dev):
     return torch.stack(maps), boxes
 
 
-def _encode_references(model, images, tracking, boxes, res: int, seed: int, dev):
+def _encode_references(model, images, boxes, res: int, seed: int, dev):
     """(N_ref, 4, h, w) scaled latents of the references on white: a sample of the encoder's posterior (as
     latent diffusion's ``get_first_stage_encoding``), seeded."""
     from headsplat.face.segment import Matter
