@@ -40,6 +40,7 @@ from headsplat.track.tracking import Tracking
 MOUTH_RGB = {CAVITY: (0.12, 0.04, 0.04), TEETH: (0.88, 0.86, 0.8), TONGUE: (0.55, 0.24, 0.24),
              GUMS: (0.6, 0.3, 0.3)}
 TEETH_PER_TRIANGLE = 16
+EYE_PER_TRIANGLE = 9
 
 
 def _sample(image: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
@@ -201,15 +202,16 @@ def seed_gaussians(frames: list[FitFrame], rig, cfg: CreateConfig, generator: to
     ref = frames[0]
     gs = init_by_area(ref.vertices, tris, cfg.n_gaussians, generator=generator, opacity=0.9, coverage=0.8)
     n_head = len(rig.triangles)
-    # Teeth: a dense, even, opaque layer on every tooth-row triangle, so the rows read as continuous (seeded
-    # by area they would get a few scattered Gaussians and show the cavity between them).
-    teeth_tris = n_head + torch.nonzero(rig.mouth_material == TEETH)[:, 0]
-    if len(teeth_tris):
-        k = TEETH_PER_TRIANGLE
-        teeth = bind_points(ref.vertices, tris, teeth_tris.repeat_interleave(k),
-                            per_triangle_barycentrics(k).repeat(len(teeth_tris), 1), opacity=0.99,
-                            size=0.7 / math.sqrt(k), flatness=0.3)
-        gs = concatenate([gs, teeth])
+    # Dense, even, opaque layers: the teeth (by area they would get a few scattered Gaussians and show the
+    # cavity between them), the eyeballs (they, not the lids, paint the iris and whites) and the eye rims (small
+    # Gaussians that cover the lids without reaching over the opening).
+    layers = ((n_head + torch.nonzero(rig.mouth_material == TEETH)[:, 0], TEETH_PER_TRIANGLE),
+              (torch.nonzero(rig.eyeball_triangles | rig.eye_rims)[:, 0], EYE_PER_TRIANGLE))
+    for sel, k in layers:
+        if len(sel):
+            gs = concatenate([gs, bind_points(ref.vertices, tris, sel.repeat_interleave(k),
+                                              per_triangle_barycentrics(k).repeat(len(sel), 1), opacity=0.99,
+                                              size=0.7 / math.sqrt(k), flatness=0.3)])
     part = rig.triangle_parts()[gs.parent]
     gs = fit_shell_to_silhouette(gs, part, ref, tris, ref.translation)
     rgb = torch.full((len(gs), 3), 0.5)

@@ -173,6 +173,7 @@ def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfi
     origin = torch.arange(n, device=device)
     fixed = torch.zeros(n, dtype=torch.bool, device=device) if fixed_colour is None else fixed_colour.to(device)
     pinned = rig.surface_bound.to(device)
+    eye_rim = rig.eye_rims.to(device)
     static_tri = [triangle_frames(f.vertices, tris) for f in frames]
     neighbours = _neighbours(bound_to_world(parent, P["lm"], P["lq"], P["ls"], static_tri[0])[0]) \
         if use_field else None
@@ -221,6 +222,10 @@ def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfi
             reg_pos = reg_pos + 100 * (F.relu(lm0[pin, 2].abs() - 0.05).pow(2).mean()
                                        + F.relu(lm0[pin, :2].norm(dim=-1) - 0.6).pow(2).mean()
                                        + F.relu(ls_[pin] - math.log(0.35)).pow(2).mean())
+        rim = eye_rim[parent]
+        if rim.any():  # the lids next to the eye opening: small, well inside their triangles (not over the iris)
+            reg_pos = reg_pos + 100 * (F.relu(lm0[rim, :2].norm(dim=-1) - 0.35).pow(2).mean()
+                                       + F.relu(ls_[rim] - math.log(0.15)).pow(2).mean())
         reg_scale = F.relu(ls_ - max_log_scale).pow(2).mean()
         loss = photo + cfg.alpha_weight * alpha + cfg.position_weight * reg_pos + cfg.scale_weight * reg_scale
         if use_field:

@@ -312,6 +312,15 @@ class OpenRig(torch.nn.Module):
         eyes_near = grow(np.concatenate([lp for lp in loops[1:] if len(lp) == 16]), 1)
         lips_near = grow(mouth_loop, 3)  # the lips' red and the corners' folds, which stretch as the jaw opens
         flat[: len(fm)] = np.isin(fm, np.concatenate([eyes_near, lips_near])).any(1)
+        # The eyes' dense layers (avatars): the eyeballs paint the iris and the whites seen through the opening;
+        # the rims (lid skin next to it) keep small Gaussians inside their triangles, so that they do not carry
+        # the iris down over a closing eye.
+        eye_rims = np.zeros_like(flat)
+        eye_rims[: len(fm)] = np.isin(fm, eyes_near).any(1)
+        eyeballs = np.zeros_like(flat)
+        eyeballs[self.n_face_triangles - n_eye_t: self.n_face_triangles] = True
+        self.register_buffer("eye_rims", torch.from_numpy(eye_rims))
+        self.register_buffer("eyeball_triangles", torch.from_numpy(eyeballs))
         flat[len(tris) + len(shell_t):][(material == TEETH) | (material == GUMS)] = True
         self.register_buffer("surface_bound", torch.from_numpy(flat))
 

@@ -54,5 +54,6 @@ def test_a_blink_closes_the_avatars_eyes_in_the_rendered_image(astro_avatar):
             opening.append(float(eye_opening(lm.points[None])[0]))
     print(f"eye opening read by MediaPipe on the render: open {opening[0]:.3f}, blink {opening[1]:.3f}")
     # MediaPipe never reads a closed eye as closed: on the textured rig with lids that meet it reads 0.43 of
-    # the open gap; on this avatar 0.72 (version 1 of the rig, eyes fanned shut: 1.0, no change at all).
-    assert opening[1] < 0.8 * opening[0]
+    # the open gap; on this avatar 0.65 (0.75 before the eyes' dense layers, when the lid rims carried the
+    # iris down; version 1 of the rig, eyes fanned shut: 1.0, no change at all).
+    assert opening[1] < 0.7 * opening[0]

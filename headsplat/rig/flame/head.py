@@ -127,8 +127,11 @@ class FlameHead(torch.nn.Module):
         material = np.full(len(cav_t), CAVITY, np.int64)
         material[: 2 * len(cav_t) // 5] = TEETH
         self.register_buffer("mouth_material", torch.from_numpy(material))
-        # No avatar triangle pins its Gaussians to the surface (the open rig pins its eyeballs and teeth).
+        # No avatar triangle pins its Gaussians to the surface (the open rig pins its eyeballs and teeth), and
+        # none gets the open rig's dense eye layers (FLAME's eyeballs are its own mesh).
         self.register_buffer("surface_bound", torch.zeros(len(faces) + len(cav_t), dtype=torch.bool))
+        self.register_buffer("eye_rims", torch.zeros(len(faces) + len(cav_t), dtype=torch.bool))
+        self.register_buffer("eyeball_triangles", torch.zeros(len(faces) + len(cav_t), dtype=torch.bool))
         # face part: triangles within 8 mm of a landmark on the template (the rest is scalp, ears, neck, eyes)
         from scipy.spatial import cKDTree
 
