@@ -12,7 +12,7 @@ from headsplat.api.common import track_array
 from headsplat.avatar.avatar import avatar_triangles, load_avatar, save_avatar
 from headsplat.avatar.create import CreateConfig, create_avatar
 from headsplat.core.errors import InputError
-from headsplat.avatar.create import TEETH_PER_TRIANGLE
+from headsplat.avatar.create import EYE_PER_TRIANGLE, TEETH_PER_TRIANGLE
 from headsplat.rig.open_rig import TEETH, OpenRig
 
 TINY = CreateConfig(size=64, n_gaussians=1500, iterations=25)
@@ -25,7 +25,8 @@ def test_avatar_reproduces_the_photo(astro_avatar):
     assert av.info["psnr_foreground"] > 27.0  # 26.4 before the shell was fitted to the silhouette
     rig = OpenRig()
     n_teeth = int((rig.mouth_material == TEETH).sum()) * TEETH_PER_TRIANGLE  # a dense layer on the teeth rows
-    assert len(av.gaussians) == 20000 + n_teeth and av.gaussians.is_bound
+    n_eyes = int((rig.eyeball_triangles | rig.eye_rims).sum()) * EYE_PER_TRIANGLE  # and on eyeballs and lid rims
+    assert len(av.gaussians) == 20000 + n_teeth + n_eyes and av.gaussians.is_bound
     assert int(av.gaussians.parent.max()) < len(avatar_triangles(OpenRig()))
     assert (astro_avatar / "preview.png").is_file() and (astro_avatar / "source.png").is_file()
 
