@@ -21,8 +21,8 @@ def generate(source, output: str | os.PathLike, model: str = "oracle",
              yaws=(-60, -45, -30, -15, 0, 15, 30, 45, 60), pitches=(-20, 0, 20), size: int | None = None,
              quiet: bool = False, flame_model: str | os.PathLike | None = None,
              weights: str | os.PathLike | None = None, device: str = "cpu", face: int = 0, assets=None,
-             preset: str = "debug", dtype: str = "fp32", n_views: int | None = None, steps: int | None = None,
-             seed: int = 124) -> Path:
+             preset: str | None = None, dtype: str | None = None, n_views: int | None = None,
+             steps: int | None = None, seed: int | None = None) -> Path:
     """Write a view set of ``source`` made by ``model``.
 
     Args:
@@ -34,7 +34,9 @@ def generate(source, output: str | os.PathLike, model: str = "oracle",
             neutral, jaw open, smile, blink, brows up).
         size: side of the views in pixels (default: the avatar's framing; GAGAvatar: 512).
         weights, device, face: for the learned generators.
-        assets, preset, dtype, n_views, steps, seed: for ``cap4d`` (see :func:`headsplat.api.cap4d.generate_cap4d`).
+        assets, preset, dtype, n_views, steps, seed: for ``cap4d`` only (see
+            :func:`headsplat.api.cap4d.generate_cap4d`; None: its defaults); ``size`` is not (its views are
+            the model's resolution).
 
     Returns:
         the folder.
@@ -51,11 +53,18 @@ def generate(source, output: str | os.PathLike, model: str = "oracle",
         raise OutputError(f"{out}: exists and is not a view set (no views.json); choose another name")
     check_writable(out)
     sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    cap4d_only = {"--cap4d-assets": assets, "--preset": preset, "--dtype": dtype, "--views": n_views,
+                  "--steps": steps, "--seed": seed}
     if model == "cap4d":
-        from headsplat.api.cap4d import generate_cap4d
+        from headsplat.api.cap4d import SEED, generate_cap4d
 
-        return generate_cap4d(sources, out, weights, flame_model, assets, preset, device, dtype, seed, face, quiet,
-                              n_views, steps)
+        if size is not None:
+            raise HeadsplatError("--size: CAP4D's views are the model's resolution (512); resize them afterwards")
+        return generate_cap4d(sources, out, weights, flame_model, assets, preset or "debug", device, dtype or "fp32",
+                              SEED if seed is None else seed, face, quiet, n_views, steps)
+    given = [flag for flag, value in cap4d_only.items() if value is not None]
+    if given:
+        raise HeadsplatError(f"{', '.join(given)}: only for --model cap4d")
     if len(sources) != 1:
         raise HeadsplatError(f"the {model} generator takes one source, got {len(sources)}")
     source = sources[0]

@@ -85,13 +85,13 @@ def _parser() -> argparse.ArgumentParser:
                    "FLAME 2023's flame2023_no_jaw.pkl)")
     p.add_argument("--cap4d-assets", help="cap4d: the CAP4D repository's data/assets folder (default: "
                    "$HEADSPLAT_CAP4D_ASSETS or the config's cap4d_assets)")
-    p.add_argument("--preset", default="debug", choices=("debug", "low", "medium", "high"),
-                   help="cap4d: views and DDIM steps: debug 28/10, low 210/50, medium 420/50, high 840/100")
-    p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16", "fp16"),
-                   help="cap4d: the networks' precision (bf16 on a GPU)")
+    p.add_argument("--preset", choices=("debug", "low", "medium", "high"),
+                   help="cap4d: views and DDIM steps: debug 28/10 (default), low 210/50, medium 420/50, high 840/100")
+    p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"),
+                   help="cap4d: the networks' precision (default fp32; bf16 on a GPU)")
     p.add_argument("--views", type=int, help="cap4d: generate this many views instead of the preset's")
     p.add_argument("--steps", type=int, help="cap4d: DDIM steps instead of the preset's (must divide 1000)")
-    p.add_argument("--seed", type=int, default=124, help="cap4d: seed of the cameras, noise and groups")
+    p.add_argument("--seed", type=int, help="cap4d: seed of the cameras, noise and groups (default 124, CAP4D's)")
 
     p = sub.add_parser("animate", help="drive an avatar with a video, image(s) or a .track file")
     p.add_argument("avatar", help="the .avatar folder")
