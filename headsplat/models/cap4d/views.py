@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import torch
 
-from headsplat.core.rotation import axis_angle_to_matrix
+from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from headsplat.models.cap4d.assets import Cap4dAssets
 from headsplat.models.cap4d.conditioning import (conditioning_maps, crop_mask, head_crop_box, pose_and_offsets,
                                                  project, ray_map, to_ndc)
@@ -225,15 +225,8 @@ def camera_as_head_motion(extr: np.ndarray, rotation: np.ndarray, translation_hs
     unmoved camera as the head (``rotation``, headsplat ``translation_hs``) looks through ``extr``."""
     W = OPENCV @ extr[:3, :3] @ OPENCV
     w = OPENCV @ extr[:3, 3]
-    R = W @ axis_angle_to_matrix(torch.as_tensor(rotation, dtype=torch.float64)).numpy()
-    rot = _matrix_to_axis_angle(R)
-    return rot, W @ translation_hs + scale * w
-
-
-def _matrix_to_axis_angle(R: np.ndarray) -> np.ndarray:
-    from scipy.spatial.transform import Rotation
-
-    return Rotation.from_matrix(R).as_rotvec()
+    R = torch.from_numpy(W) @ axis_angle_to_matrix(torch.as_tensor(rotation, dtype=torch.float64))
+    return matrix_to_axis_angle(R).numpy(), W @ translation_hs + scale * w
 
 
 # -- one frame's inputs to the MMDM ------------------------------------------------------------------------------------
