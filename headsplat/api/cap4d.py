@@ -292,7 +292,7 @@ def _view_tracking(head, tracking, flame, gen, boxes, res: int):
     posed heads, head poses that look through the fixed camera as CAP4D's pivoted cameras do, and each view's
     crop of the reference's frame. Also the fit's RMS vertex error per view (metres)."""
     from headsplat.models.cap4d.views import camera_as_head_motion, fit_headsplat_expressions
-    from headsplat.track.tracking import Tracking
+    from headsplat.avatar.viewset import generated_tracking
 
     n = len(gen)
     z = torch.zeros(n, 3)
@@ -309,10 +309,7 @@ def _view_tracking(head, tracking, flame, gen, boxes, res: int):
     for i, (x0, y0, x1, _) in enumerate(boxes):
         k = res / (x1 - x0)
         crops[i] = [[k, 0.0, -k * x0], [0.0, k, -k * y0]]
-    vt = Tracking(rig="flame", width=tracking.width, height=tracking.height, fps=1.0, focal=tracking.focal,
-                  identity=tracking.identity, identity_scale=s, expression_names=tuple(tracking.expression_names),
-                  rotation=np.stack(rot).astype(np.float32), translation=np.stack(tra).astype(np.float32),
-                  expression=expr.numpy().astype(np.float32), landmarks=np.full((n, 478, 3), np.nan, np.float32),
-                  found=np.ones(n, bool), fit_error=np.zeros(n, np.float32), crops=crops, crop_size=res,
-                  times=np.arange(n, dtype=np.float64), source="cap4d", extra=dict(tracking.extra))
+    vt = generated_tracking("flame", tracking.width, tracking.height, tracking.focal, tracking.identity, s,
+                            tracking.expression_names, np.stack(rot), np.stack(tra), expr.numpy(), "cap4d",
+                            tracking.extra, crops=crops, crop_size=res)
     return vt, err

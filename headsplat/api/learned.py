@@ -123,7 +123,7 @@ def generate_gagavatar(source, output, yaws, pitches, weights=None, device: str 
     from headsplat.avatar.viewset import write_view_set
     from headsplat.media.frames import open_frames
     from headsplat.models.gagavatar.inputs import view_to_tracking
-    from headsplat.track.tracking import Tracking
+    from headsplat.avatar.viewset import generated_tracking
 
     dev = check_device(device)
     w = _weights(weights)
@@ -153,13 +153,9 @@ def generate_gagavatar(source, output, yaws, pitches, weights=None, device: str 
         images.append(rgba)
     rot, trans = zip(*(view_to_tracking(t, scale) for t in transforms))
     n = len(images)
-    tracking = Tracking(
-        rig="flame", width=size, height=size, fps=1.0, focal=av.config.focal * size / 2,
-        identity=av.identity.numpy().astype(np.float32), identity_scale=scale, expression_names=names,
-        rotation=torch.stack(rot).numpy(), translation=torch.stack(trans).numpy(), expression=expr.numpy(),
-        landmarks=np.full((n, 478, 3), np.nan, np.float32), found=np.ones(n, bool),
-        fit_error=np.zeros(n, np.float32), crops=np.tile(np.eye(2, 3), (n, 1, 1)), crop_size=size,
-        times=np.arange(n, dtype=np.float64), source=str(source), extra=dict(av.rig_record))
+    tracking = generated_tracking("flame", size, size, av.config.focal * size / 2, av.identity.numpy(), scale, names,
+                                  torch.stack(rot).numpy(), torch.stack(trans).numpy(), expr.numpy(), str(source),
+                                  av.rig_record)
     generator = {"name": "gagavatar", "weights_sha256": av.weights_sha256, "source": str(source),
                  "yaws": list(yaws), "pitches": list(pitches), "expressions": list(GENERATED_EXPRESSIONS)}
     return write_view_set(output, images, tracking, ["generated"] * n, generator)

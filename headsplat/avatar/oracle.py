@@ -17,6 +17,7 @@ from headsplat.core.camera import Camera, intrinsics_from_focal, world_to_opencv
 from headsplat.core.rotation import euler_yxz_to_matrix, matrix_to_axis_angle
 from headsplat.render.rasterize import render
 from headsplat.rig.controls import controls_to_params
+from headsplat.avatar.viewset import generated_tracking
 from headsplat.track.tracking import Tracking
 
 # Expressions the oracle shows by default (named controls; each relative to the avatar's own expression).
@@ -65,14 +66,10 @@ def oracle_views(avatar: Avatar, rig, yaws=(-60, -45, -30, -15, 0, 15, 30, 45, 6
             out = render(pose_avatar(avatar, rig, exp[t], rot[t], trans[t]), cam, background=0.0)
             alpha = (out.alpha[..., 0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
             images.append(np.dstack([straight_rgb8(out.rgb, out.alpha), alpha]))
-    n, s = len(images), cam.width
-    tracking = Tracking(
-        rig=rig.kind, width=s, height=s, fps=1.0, focal=focal, identity=avatar.identity.numpy().astype(np.float32),
-        identity_scale=float(avatar.identity_scale), expression_names=tuple(rig.expression_names),
-        rotation=rot.numpy(), translation=trans.numpy(), expression=exp.numpy(),
-        landmarks=np.full((n, 478, 3), np.nan, np.float32), found=np.ones(n, bool),
-        fit_error=np.zeros(n, np.float32), crops=np.tile(np.eye(2, 3), (n, 1, 1)), crop_size=s,
-        times=np.arange(n, dtype=np.float64), source="oracle", extra=dict(avatar.rig_record))
+    s = cam.width
+    tracking = generated_tracking(rig.kind, s, s, focal, avatar.identity.numpy(), avatar.identity_scale,
+                                  rig.expression_names, rot.numpy(), trans.numpy(), exp.numpy(), "oracle",
+                                  avatar.rig_record)
     return images, tracking
 
 

@@ -81,6 +81,28 @@ class ViewSet:
         return np.ascontiguousarray(arr), None
 
 
+def generated_tracking(rig: str, width: int, height: int, focal: float, identity, identity_scale: float,
+                       expression_names, rotation, translation, expression, source: str, extra: dict,
+                       crops: np.ndarray | None = None, crop_size: int | None = None) -> Tracking:
+    """A view set's track of generated views: their parameters and camera, no landmarks (every view counts as
+    found, with no fit error).
+
+    Args:
+        rotation, translation, expression: (N, 3), (N, 3), (N, E) per view. crops: (N, 2, 3) frame -> image
+            transforms of a cropped set, ``crop_size`` their side (default: the whole image, ``width`` square).
+    """
+    n = len(rotation)
+    f32 = lambda x: np.asarray(x, np.float32)  # noqa: E731
+    return Tracking(rig=rig, width=width, height=height, fps=1.0, focal=float(focal), identity=f32(identity),
+                    identity_scale=float(identity_scale), expression_names=tuple(expression_names),
+                    rotation=f32(rotation), translation=f32(translation), expression=f32(expression),
+                    landmarks=np.full((n, 478, 3), np.nan, np.float32), found=np.ones(n, bool),
+                    fit_error=np.zeros(n, np.float32),
+                    crops=np.tile(np.eye(2, 3), (n, 1, 1)) if crops is None else np.asarray(crops, np.float64),
+                    crop_size=int(width if crop_size is None else crop_size), times=np.arange(n, dtype=np.float64),
+                    source=source, extra=dict(extra))
+
+
 def write_view_set(folder: str | os.PathLike, images: list[np.ndarray], tracking: Tracking, kinds: list[str],
                    generator: dict, cropped: bool = False) -> Path:
     """Write a view set atomically.
