@@ -5,14 +5,25 @@ tracked back. Prints JSON: per control, the correlation of the recovered coeffic
 the largest recovered value; the eye- and mouth-opening correlations of the tracked rig's landmarks with the
 rendered rig's (the image-plane truth); the mean per-vertex image-plane error of the fitted face, in pixels and
 in inter-ocular distances; the tracking time beside a baseline measured in the same run (a 256x256 matmul
-loop, for comparing machines).
+loop, for comparing machines) and beside the same tracking without the free offsets.
+
+The performance also carries a deformation no named shape makes (a one-sided sneer and an uneven brow knit,
+``beyond_shapes_deformation``): ``free_deformation`` states how much of its image-plane motion the tracked rig
+reproduces with the free face offsets (correlation, gain, error in that region with the shapes alone and with the
+offsets).
+
+With ``--cross``, also cross-reenactment: a driver (the astronaut's rig) with a wide-eyed surprise, a lopsided
+smile and the sneer drives an avatar of another person (the insightface wheel's Tom Hanks); MediaPipe's landmarks on
+the output against the driver's, each as motion since its first frame after a similarity alignment, in
+inter-ocular distances: the landmark expression distance and the correlation of the two motions, per region, with
+and without the free offsets.
 
 With ``--reenact``, also self-reenactment with paste-back (``headsplat eval reenact``) on a rendered 100-frame clip
 of the astronaut with known blinks (both eyes, a half wink), raised brows, talking and a smile: face PSNR/SSIM and
 the eye-opening (blink), mouth-opening and expression correlations of the output with the ground truth, beside the
 2D-warp baseline.
 
-    python benchmarks/expressions.py [--frames 150] [--reenact]
+    python benchmarks/expressions.py [--frames 150] [--reenact] [--cross --insightface .test-assets/insightface]
 """
 
 from __future__ import annotations
@@ -64,6 +75,95 @@ def performance(n: int, fps: float = 25.0) -> dict:
     }
 
 
+def sneer_envelope(n: int, fps: float = 25.0) -> np.ndarray:
+    """(n,) strength of the beyond-the-shapes deformation over the performance: one rise and fall."""
+    t = np.arange(n) / fps
+    d = n / fps
+    return np.clip(1 - np.abs(t - 0.45 * d) / (0.15 * d), 0, 1)
+
+
+def cross_clip(n: int = 75, fps: float = 25.0) -> dict:
+    """The cross-reenactment driver's controls: a wide-eyed surprise (eyes wide, brows up, jaw dropped), then a
+    lopsided smile; the head keeps still (a 2D alignment cannot take a head turn out of landmark motion)."""
+    t = np.arange(n) / fps
+
+    def bump(c, w):
+        return np.clip(1 - np.abs(t - c) / w, 0, 1).astype(np.float32)
+    d = n / fps
+    return {"wide_left": bump(0.3 * d, 0.2 * d), "wide_right": bump(0.3 * d, 0.2 * d),
+            "brows_up": bump(0.3 * d, 0.2 * d), "jaw_open": 0.5 * bump(0.3 * d, 0.2 * d),
+            "smile_left": 0.9 * bump(0.75 * d, 0.2 * d)}
+
+
+def _aligned_motion(lms: np.ndarray) -> np.ndarray:
+    """(T, 468, 2) landmark motion since the first frame after a similarity alignment of each frame onto it,
+    in inter-ocular distances (NaN for frames without a face)."""
+    from headsplat.face.indices import interocular
+
+    p = lms[:, :468, :2].astype(np.float64)
+    ref = p[0]
+    out = np.full_like(p, np.nan)
+    for t in range(len(p)):
+        if not np.isfinite(p[t]).all():
+            continue
+        a, b = p[t] - p[t].mean(0), ref - ref.mean(0)
+        u, sv, vt = np.linalg.svd(a.T @ b)
+        r = u @ vt
+        s = sv.sum() / (a ** 2).sum()
+        out[t] = (a @ r * s + ref.mean(0) - ref) / interocular(ref[None])[0]
+    return out
+
+
+def cross(tmp: Path, insightface: Path, sneer: bool = True) -> dict:
+    """Cross-reenactment of a rendered driver onto another person (see the module docstring)."""
+    from dataclasses import replace
+
+    from skimage import data
+
+    from headsplat import api
+    from headsplat.avatar.animate import driver_motion, render_avatar_frame
+    from headsplat.face import indices as I
+    from headsplat.face.landmarks import LandmarkDetector
+    from headsplat.media import open_frames
+    from headsplat.rig.controls import beyond_shapes_deformation
+    from headsplat.rig.factory import make_rig
+    from headsplat.rig.open_rig import OpenRig
+    from headsplat.track import track_source
+
+    rig = OpenRig()
+    n = 75
+    offsets = sneer_envelope(n)[:, None, None] * beyond_shapes_deformation(rig)[None] if sneer else None
+    video = tmp / "driver.mp4"
+    api.render_posed_photo(data.astronaut(), video, controls=cross_clip(n), quiet=True, rig=rig,
+                           offsets=None if offsets is None else offsets.astype(np.float32))
+    tr = track_source(open_frames(video), rig=rig, quiet=True)
+    av = api.create(insightface / "Tom_Hanks_54745.png", tmp / "tom.avatar", preset="fast", quiet=True)
+    r = make_rig(av.rig)
+    driven = _aligned_motion(tr.landmarks)
+    regions = {"brows": np.r_[I.LEFT_BROW, I.RIGHT_BROW], "eyes": np.r_[I.LEFT_EYE_UPPER, I.LEFT_EYE_LOWER,
+                                                                        I.RIGHT_EYE_UPPER, I.RIGHT_EYE_LOWER],
+               "mouth": np.asarray(I.LIPS_OUTER), "all": np.arange(468)}
+    out = {}
+    for name, track in (("with offsets", tr), ("shapes only", replace(tr, offsets=None))):
+        motion = driver_motion(av, track, pose="none")
+        lms = []
+        with LandmarkDetector(mode="image") as det:
+            for t in range(n):
+                o = render_avatar_frame(av, r, motion, t, av.camera, background=1.0)
+                img = (o.rgb.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+                lm = det(img)
+                lms.append(lm.points if lm is not None else np.full((478, 3), np.nan, np.float32))
+        got = _aligned_motion(np.stack(lms))
+        ok = np.isfinite(got).all(axis=(1, 2))
+        row = {"face_found": round(float(ok.mean()), 3)}
+        for reg, idx in regions.items():
+            a, b = got[ok][:, idx], driven[ok][:, idx]
+            row[reg] = {"distance_iod": round(float(np.linalg.norm(a - b, axis=-1).mean()), 4),
+                        "correlation": round(float(np.corrcoef(a.ravel(), b.ravel())[0, 1]), 3)}
+        out[name] = row
+    return out
+
+
 def reenactment_clip(n: int = 100, fps: float = 25.0) -> dict:
     """The self-reenactment clip's controls: both eyes blink twice, then a half wink and a right blink, brows
     rise, the jaw talks for two seconds, a smile, the head turns a little."""
@@ -96,6 +196,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--reenact", action="store_true", help="also the self-reenactment figures (about 2 min more)")
+    ap.add_argument("--cross", action="store_true", help="also the cross-reenactment figures (about 2 min more)")
+    ap.add_argument("--insightface", type=Path, default=Path(".test-assets/insightface"))
     args = ap.parse_args()
     from skimage import data
 
@@ -104,19 +206,26 @@ def main() -> None:
     from headsplat.eval.metrics import correlation, eye_opening, mouth_opening
     from headsplat.face.indices import interocular
     from headsplat.media import open_frames
-    from headsplat.rig.controls import controls_to_params
+    from headsplat.rig.controls import beyond_shapes_deformation, controls_to_params
     from headsplat.rig.open_rig import OpenRig
     from headsplat.track import track_source
+    from headsplat.track.fit import FitConfig
+    from headsplat.track.tracker import face_offsets
 
     rig = OpenRig()
     perf = performance(args.frames)
     baseline = _baseline_s()
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "performance.mp4"
-        truth = render_posed_photo(data.astronaut(), video, controls=perf, quiet=True, rig=rig)
+        field = sneer_envelope(args.frames)[:, None, None] * beyond_shapes_deformation(rig)[None]
+        field = torch.from_numpy(field.astype(np.float32))
+        truth = render_posed_photo(data.astronaut(), video, controls=perf, quiet=True, rig=rig, offsets=field)
         t0 = time.perf_counter()
-        tr = track_source(open_frames(video), rig=rig, quiet=True)
-        track_s = time.perf_counter() - t0
+        tr = track_source(open_frames(video), rig=rig, quiet=True, config=FitConfig(offsets=None))
+        landmarks_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        tr.offsets = face_offsets(open_frames(video), tr, rig, quiet=True)  # what track_source does by default
+        offsets_s = time.perf_counter() - t0
     names = list(rig.expression_names)
     known, _ = controls_to_params({k: v for k, v in perf.items() if not k.startswith("head_")}, names, args.frames)
     known = known.numpy()
@@ -130,31 +239,56 @@ def main() -> None:
     # Image-plane truth: the rendered rig's face vertices, against the tracked rig's.
     with torch.no_grad():
         K = intrinsics_from_fov(30.0, truth.size, truth.size)
-        gt_v = rig(torch.from_numpy(truth.identity), torch.tensor(truth.identity_scale),
-                   torch.from_numpy(truth.expression), torch.from_numpy(truth.rotation),
-                   torch.from_numpy(truth.translation), face_only=True).vertices
-        gt_uv = project_points(gt_v.double(), world_to_opencv().double(), K.double())[0].numpy()
-        p = tr.params()
+        gt = dict(identity=torch.from_numpy(truth.identity), scale=torch.tensor(truth.identity_scale),
+                  expression=torch.from_numpy(truth.expression), rotation=torch.from_numpy(truth.rotation),
+                  translation=torch.from_numpy(truth.translation), face_only=True)
         cam = tr.camera()
-        fit_v = rig(**p, face_only=True).vertices
-        fit_uv = project_points(fit_v.double(), cam.viewmat.double(), cam.K.double())[0].numpy()
+
+        def uv(verts, viewmat, K):
+            return project_points(verts.double(), viewmat.double(), K.double())[0].numpy()
+        gt_uv = uv(rig(**gt, offsets=field).vertices, world_to_opencv(), K)
+        gt_plain = uv(rig(**gt).vertices, world_to_opencv(), K)
+        fit_uv = uv(rig(**tr.params(), face_only=True).vertices, cam.viewmat, cam.K)
+        fit_off = uv(rig(**tr.params(with_offsets=True), face_only=True).vertices, cam.viewmat, cam.K)
     err = np.linalg.norm(fit_uv[:, :468] - gt_uv[:, :468], axis=-1)
+    err_off = np.linalg.norm(fit_off[:, :468] - gt_uv[:, :468], axis=-1)
     iod = interocular(gt_uv)
-    reenactment = None
+    field_px = np.linalg.norm(gt_uv - gt_plain, axis=-1)
+    region = field_px.max(0) > 0.3 * field_px.max()
+    known, found = (gt_uv - gt_plain)[:, region], (fit_off - fit_uv)[:, region]
+
+    def region_error(u):  # motion since the first frame (the fitted identity differs from the truth's)
+        return round(float(np.linalg.norm((u - u[0]) - (gt_uv - gt_uv[0]), axis=-1)[:, region].mean()), 3)
+    free = {"field_px_max": round(float(field_px.max()), 2), "region_vertices": int(region.sum()),
+            "correlation": round(float(np.corrcoef(known.ravel(), found.ravel())[0, 1]), 3),
+            "gain": round(float((known * found).sum() / (known * known).sum()), 3),
+            "region_error_px_shapes_only": region_error(fit_uv), "region_error_px_with_offsets": region_error(fit_off)}
+    reenactment = crossed = None
     if args.reenact:
         with tempfile.TemporaryDirectory() as tmp:
             reenactment = reenact(Path(tmp))
+    if args.cross:
+        with tempfile.TemporaryDirectory() as tmp:
+            crossed = cross(Path(tmp), args.insightface)
     print(json.dumps({
         "frames": args.frames,
         "self_reenactment": reenactment,
+        "cross_reenactment": crossed,
+        "free_deformation": free,
         "controls": per_control,
         "eye_opening_correlation": round(correlation(eye_opening(fit_uv), eye_opening(gt_uv)), 3),
+        "eye_opening_correlation_with_offsets": round(correlation(eye_opening(fit_off), eye_opening(gt_uv)), 3),
         "mouth_opening_correlation": round(correlation(mouth_opening(fit_uv), mouth_opening(gt_uv)), 3),
+        "mouth_opening_correlation_with_offsets": round(correlation(mouth_opening(fit_off), mouth_opening(gt_uv)),
+                                                        3),
         "detected_eye_opening_correlation": round(correlation(eye_opening(tr.landmarks), eye_opening(gt_uv)), 3),
         "vertex_error_px": round(float(err.mean()), 2),
+        "vertex_error_px_with_offsets": round(float(err_off.mean()), 2),
         "vertex_error_iod": round(float((err.mean(1) / iod).mean()), 4),
-        "track_s": round(track_s, 1), "baseline_s": round(baseline, 2),
-        "track_over_baseline": round(track_s / baseline, 1),
+        "track_s": round(landmarks_s + offsets_s, 1), "baseline_s": round(baseline, 2),
+        "track_over_baseline": round((landmarks_s + offsets_s) / baseline, 1),
+        "landmark_fit_ms_per_frame": round(1000 * landmarks_s / args.frames, 1),
+        "offsets_ms_per_frame": round(1000 * offsets_s / args.frames, 1),
     }, indent=1))
 
 

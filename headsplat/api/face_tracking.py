@@ -65,7 +65,7 @@ def write_overlay(source: FrameSource, tracking: Tracking, path: str | os.PathLi
     cam = tracking.camera()
     p = Path(path)
     with torch.no_grad():
-        verts = rig(**tracking.params()).vertices
+        verts = rig(**tracking.params(with_offsets=True)).vertices
     frames = tqdm(source, total=len(tracking), desc="overlay", unit="frame", disable=quiet, leave=False)
 
     def draw(frame):
@@ -108,10 +108,11 @@ class PosedPhotoVideo:
 def render_posed_photo(photo: str | os.PathLike | np.ndarray, output: str | os.PathLike,
                        controls: dict | None = None, n_frames: int = 120, fps: float = 25.0, size: int = 512,
                        fov: float = 30.0, distance: float = 0.75, quiet: bool = False,
-                       rig: OpenRig | None = None) -> PosedPhotoVideo:
+                       rig: OpenRig | None = None, offsets: np.ndarray | None = None) -> PosedPhotoVideo:
     """Make a video with known head parameters: track a portrait, texture the rig with it and render it
     with named controls (default: the demo performance). Writes an mp4, or PNG frames into a folder when
-    ``output`` has no suffix."""
+    ``output`` has no suffix. ``offsets`` (T, 478, 3): free face offsets of the open rig added to every
+    frame (template units; see :meth:`OpenRig.forward`)."""
     rig = rig or OpenRig()
     img = photo if isinstance(photo, np.ndarray) else read_image_uint8(photo)
     src = track_array(img, rig, quiet)
@@ -127,8 +128,10 @@ def render_posed_photo(photo: str | os.PathLike | np.ndarray, output: str | os.P
     view = world_to_opencv()
     bg = cv2.GaussianBlur(cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA), (0, 0), size / 40)
     bg = (bg * 0.6).astype(np.uint8)
+    extra = {} if offsets is None else {"offsets": torch.as_tensor(offsets, dtype=torch.float32)}
     with torch.no_grad():
-        verts = rig(torch.from_numpy(src.identity), torch.tensor(src.identity_scale), exp, rot, trans).vertices
+        verts = rig(torch.from_numpy(src.identity), torch.tensor(src.identity_scale), exp, rot, trans,
+                    **extra).vertices
     out = Path(output)
     frames = (render_textured(img, tex_uv, verts[t], rig.triangles, view, K, size, size, background=bg)[0]
               for t in range(n_frames))

@@ -268,15 +268,13 @@ def export(avatar: str | os.PathLike, ply: str | os.PathLike | None = None, driv
         if not 0 <= frame < len(motion):
             raise HeadsplatError(f"--frame {frame} is out of range: the driver has {len(motion)} frames")
         with torch.no_grad():
-            write_ply(out, pose_avatar(av, rig, motion.expression[frame], motion.rotation[frame],
-                                       motion.translation[frame]))
+            write_ply(out, pose_avatar(av, rig, **motion.frame(frame)))
         return [out]
     folder = Path(ply_sequence)
     written = []
     with atomic_dir(folder) as d:
         for t in tqdm(range(len(motion)), desc="exporting", unit="frame", disable=quiet, leave=False):
             with torch.no_grad():
-                write_ply(d / f"{t:05d}.ply", pose_avatar(av, rig, motion.expression[t], motion.rotation[t],
-                                                          motion.translation[t]))
+                write_ply(d / f"{t:05d}.ply", pose_avatar(av, rig, **motion.frame(t)))
             written.append(folder / f"{t:05d}.ply")
     return written

@@ -24,14 +24,21 @@ POSE_MODES = ("relative", "absolute", "none")
 
 @dataclass(frozen=True)
 class Motion:
-    """Per-frame rig parameters for the avatar: expression (T, E), rotation (T, 3), translation (T, 3)."""
+    """Per-frame rig parameters for the avatar: expression (T, E), rotation (T, 3), translation (T, 3), and
+    for open-rig avatars driven by a tracked video the free face offsets (T, 478, 3) (None: none)."""
 
     expression: torch.Tensor
     rotation: torch.Tensor
     translation: torch.Tensor
+    offsets: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.expression.shape[0]
+
+    def frame(self, t: int) -> dict:
+        """Frame ``t``'s parameters as keyword arguments of :func:`pose_avatar` / :func:`posed_vertices`."""
+        return dict(expression=self.expression[t], rotation=self.rotation[t], translation=self.translation[t],
+                    offsets=None if self.offsets is None else self.offsets[t])
 
 
 @dataclass(frozen=True)
@@ -88,11 +95,14 @@ def framed_offset(translation: torch.Tensor, anchors: np.ndarray, shots: np.ndar
 
 def retarget(avatar: Avatar, expression: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor,
              pose: str = "relative", expression_scale: float = 1.0, reference: int = 0,
-             shots: np.ndarray | None = None, fps: float = 25.0, framing: FramingConfig = FramingConfig()) -> Motion:
+             shots: np.ndarray | None = None, fps: float = 25.0, framing: FramingConfig = FramingConfig(),
+             offsets: torch.Tensor | None = None, driver_identity: torch.Tensor | None = None) -> Motion:
     """Map a driver's parameters onto the avatar.
 
     Expression and head rotation are taken relative to each shot's first frame (re-anchored at every cut);
-    in ``relative`` mode the head position follows :func:`framed_offset` (bounded, smoothed, no zoom).
+    in ``relative`` mode the head position follows :func:`framed_offset` (bounded, smoothed, no zoom). The
+    open rig's free face offsets are taken relative to the same anchors and carried from the driver's neutral
+    face onto the avatar's (:func:`~headsplat.rig.transfer.transfer_offsets`); other rigs ignore them.
 
     Args:
         avatar: the avatar (its reference expression and pose are the starting point).
@@ -106,6 +116,9 @@ def retarget(avatar: Avatar, expression: torch.Tensor, rotation: torch.Tensor, t
         shots: (T,) shot index per frame (default: one shot).
         fps: the driver's frame rate (for the smoothing of the head's position).
         framing: the bound and smoothing of the head's position.
+        offsets: (T, 478, 3) the driver's free face offsets (open rig), or None.
+        driver_identity: (478, 3) the driver's open-rig identity offsets (the neutral the offsets are
+            measured on); None: the avatar's own (self-reenactment).
     """
     if pose not in POSE_MODES:
         raise ValueError(f"pose must be one of {', '.join(POSE_MODES)}, got {pose!r}")
@@ -126,7 +139,14 @@ def retarget(avatar: Avatar, expression: torch.Tensor, rotation: torch.Tensor, t
         delta = r_d @ r_d[a].transpose(-1, -2)
         rot = matrix_to_axis_angle(delta @ axis_angle_to_matrix(avatar.rotation))
         trans = avatar.translation + framed_offset(translation, anchors, shots, fps, framing).to(avatar.translation)
-    return Motion(exp.float(), rot.float(), trans.float())
+    face = None
+    if offsets is not None and avatar.rig == "open":
+        from headsplat.rig.transfer import transfer_offsets
+
+        rel = expression_scale * (offsets - offsets[a])
+        source = avatar.identity if driver_identity is None else driver_identity
+        face = transfer_offsets(rel.double(), source.double(), avatar.identity.double()).float()
+    return Motion(exp.float(), rot.float(), trans.float(), face)
 
 
 def render_avatar_frame(avatar: Avatar, rig, motion: Motion, t: int, camera: Camera,
@@ -134,7 +154,7 @@ def render_avatar_frame(avatar: Avatar, rig, motion: Motion, t: int, camera: Cam
                         width: int | None = None, height: int | None = None) -> RenderOutput:
     """Render frame ``t`` of ``motion`` through ``camera`` (premultiplied over ``background``, black when None)."""
     with torch.no_grad():
-        gs = pose_avatar(avatar, rig, motion.expression[t], motion.rotation[t], motion.translation[t])
+        gs = pose_avatar(avatar, rig, **motion.frame(t))
         return render(gs, camera, width, height, background=background, backend=backend)
 
 
@@ -174,6 +194,7 @@ def straight_rgb8(rgb: torch.Tensor, alpha: torch.Tensor) -> np.ndarray:
 
 def driver_motion(avatar: Avatar, tracking, pose: str = "relative", expression_scale: float = 1.0) -> Motion:
     """:func:`retarget` of a driver's whole :class:`~headsplat.track.tracking.Tracking` (its shots, its fps)."""
-    p = tracking.params()
+    p = tracking.params(with_offsets=True)
     return retarget(avatar, p["expression"], p["rotation"], p["translation"], pose=pose,
-                    expression_scale=expression_scale, shots=tracking.shots, fps=tracking.fps)
+                    expression_scale=expression_scale, shots=tracking.shots, fps=tracking.fps,
+                    offsets=p.get("offsets"), driver_identity=p["identity"] if tracking.rig == "open" else None)

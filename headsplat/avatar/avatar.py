@@ -79,15 +79,19 @@ def avatar_triangles(rig) -> torch.Tensor:
 
 
 def posed_vertices(avatar: Avatar, rig, expression: torch.Tensor, rotation: torch.Tensor,
-                   translation: torch.Tensor) -> torch.Tensor:
-    """(..., V, 3) rig vertices of the avatar's identity for parameters with leading dims (...)."""
-    return rig(avatar.identity, torch.tensor(avatar.identity_scale), expression, rotation, translation).vertices
+                   translation: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
+    """(..., V, 3) rig vertices of the avatar's identity for parameters with leading dims (...); ``offsets``
+    (..., 478, 3): the open rig's free face offsets (see :meth:`OpenRig.forward`), None for none."""
+    extra = {} if offsets is None else {"offsets": offsets}
+    return rig(avatar.identity, torch.tensor(avatar.identity_scale), expression, rotation, translation,
+               **extra).vertices
 
 
 def pose_avatar(avatar: Avatar, rig, expression: torch.Tensor, rotation: torch.Tensor,
-                translation: torch.Tensor) -> GaussianSet:
-    """The avatar's Gaussians in world space for one frame: expression (E,), rotation (3,), translation (3,)."""
-    verts = posed_vertices(avatar, rig, expression, rotation, translation)
+                translation: torch.Tensor, offsets: torch.Tensor | None = None) -> GaussianSet:
+    """The avatar's Gaussians in world space for one frame: expression (E,), rotation (3,), translation (3,),
+    the open rig's free face offsets (478, 3) or None."""
+    verts = posed_vertices(avatar, rig, expression, rotation, translation, offsets)
     return pose_gaussians(expressed_gaussians(avatar, expression), verts, avatar_triangles(rig))
 
 

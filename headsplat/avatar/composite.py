@@ -287,8 +287,7 @@ class PasteBack:
     def __call__(self, motion: Motion, t: int, frame: np.ndarray) -> np.ndarray:
         """Frame ``t`` of ``motion`` (the driver's absolute pose) over the (H, W, 3) uint8 driver ``frame``."""
         with torch.no_grad():
-            verts = posed_vertices(self.avatar, self.rig, motion.expression[t], motion.rotation[t],
-                                   motion.translation[t])
+            verts = posed_vertices(self.avatar, self.rig, **motion.frame(t))
             gs = pose_gaussians(expressed_gaussians(self.avatar, motion.expression[t]), verts,
                                 avatar_triangles(self.rig))
         box = head_box(gs, self.camera, self.cfg.margin, self.cfg.max_render_side)

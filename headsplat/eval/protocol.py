@@ -202,11 +202,12 @@ def self_reenactment(avatar, rig, tracking: Tracking, source: FrameSource, refer
     """
     from contextlib import ExitStack
 
-    p = tracking.params()
+    p = tracking.params(with_offsets=True)
     others = dict(other_avatars or {}) if renderers is None else {}
     avatars = {"headsplat": avatar, **others} if renderers is None else {}
     motions = {name: retarget(av, p["expression"], p["rotation"], p["translation"], pose="absolute",
-                              reference=reference) for name, av in avatars.items()}
+                              reference=reference, offsets=p.get("offsets"),
+                              driver_identity=p["identity"] if tracking.rig == "open" else None) for name, av in avatars.items()}
     rows = list(renderers) if renderers is not None else [SELF_METHODS[0], *others]
     measurers = {name: StreamMeasurer(name, encoder) for name in (*rows, *SELF_METHODS[1:])}
     gt_desc, frames = [], []
@@ -236,7 +237,7 @@ def self_reenactment(avatar, rig, tracking: Tracking, source: FrameSource, refer
     if not frames:
         raise ValueError("no frame left to evaluate: every frame was excluded or had no face")
     streams = {name: m.close() for name, m in measurers.items()}
-    truth = _subset(tracking, np.asarray(frames))
+    truth = tracking.select(np.asarray(frames))
     gt_lms = truth.landmarks
     gt_desc = np.stack(gt_desc)
     summary, per_frame = {}, {}
@@ -287,7 +288,7 @@ def cross_reenactment(avatar, rig, driver: Tracking, driver_source: FrameSource 
     st = out.close()
     lms = np.stack(st.landmarks)
     desc = np.stack(st.descriptors)
-    like = _subset(driver, np.asarray(frames))
+    like = driver.select(np.asarray(frames))
     # The output is framed like the avatar, so its camera (not the driver's) is the one to fit with.
     fitted = fit_stream(st, _with_camera(like, avatar), rig)
     row = identity_figures(desc, source_descriptor[None])
@@ -340,16 +341,6 @@ def shot_figures(per_frame: dict, frames: list, shots: np.ndarray, reference: st
         out.append({"shot": int(k), "first": int(frames[sel[0]]), "last": int(frames[sel[-1]]),
                     "frames": len(sel), "figures": figures})
     return out
-
-
-def _subset(tracking: Tracking, idx: np.ndarray) -> Tracking:
-    """The tracking restricted to frames ``idx`` (per-frame arrays only)."""
-    from dataclasses import replace
-
-    return replace(tracking, rotation=tracking.rotation[idx], translation=tracking.translation[idx],
-                   expression=tracking.expression[idx], landmarks=tracking.landmarks[idx],
-                   found=tracking.found[idx], fit_error=tracking.fit_error[idx], crops=tracking.crops[idx],
-                   times=tracking.times[idx], shots=tracking.shots[idx])
 
 
 def _with_camera(tracking: Tracking, avatar) -> Tracking:

@@ -1,4 +1,5 @@
-"""Render a mesh textured with a photo (per-triangle affine warps, painter's algorithm, OpenCV).
+"""Render a mesh textured with a photo (per-triangle affine warps, painter's algorithm, OpenCV), and a
+vectorised triangle rasteriser for coarse attribute maps.
 
 Re-posing a photo through a fitted rig gives test videos with known parameters and a 2D-warp baseline; it
 is not the Gaussian renderer.
@@ -60,3 +61,51 @@ def render_textured(texture: np.ndarray, tex_uv: np.ndarray, vertices: torch.Ten
         region[mask > 0] = patch[mask > 0]
         cover[y0:y1, x0:x1] |= mask
     return out, cover.astype(np.float32)
+
+
+def rasterize_triangles(uv: np.ndarray, z: np.ndarray, triangles: np.ndarray, width: int, height: int
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Which triangle is nearest at each pixel centre, and where in it (vectorised over triangles' boxes).
+
+    Args:
+        uv: (V, 2) projected vertices in pixels (centres at i + 0.5); z: (V,) camera depth.
+        triangles: (F, 3) int.
+        width, height: image size.
+
+    Returns:
+        face (height, width) int64 index into ``triangles`` (-1: none) and bary (height, width, 3) float64
+        barycentric coordinates of the pixel centre in it.
+    """
+    face = np.full((height, width), -1, np.int64)
+    bary = np.zeros((height, width, 3))
+    if len(triangles) == 0:
+        return face, bary
+    p = uv[triangles]  # (F, 3, 2)
+    lo = np.clip(np.floor(p.min(1) - 0.5), 0, [width, height]).astype(np.int64)
+    hi = np.clip(np.ceil(p.max(1) - 0.5) + 1, 0, [width, height]).astype(np.int64)
+    size = np.maximum(hi - lo, 0)
+    count = size[:, 0] * size[:, 1]
+    f = np.repeat(np.arange(len(triangles)), count)
+    if len(f) == 0:
+        return face, bary
+    local = np.arange(len(f)) - np.repeat(np.cumsum(count) - count, count)
+    x = lo[f, 0] + local % size[f, 0]
+    y = lo[f, 1] + local // size[f, 0]
+    q = np.stack([x + 0.5, y + 0.5], -1)
+    a, b, c = p[f, 0], p[f, 1], p[f, 2]
+    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    ok = np.abs(area) > 1e-12
+    safe = np.where(ok, area, 1.0)
+    w0 = ((b[:, 0] - q[:, 0]) * (c[:, 1] - q[:, 1]) - (b[:, 1] - q[:, 1]) * (c[:, 0] - q[:, 0])) / safe
+    w1 = ((c[:, 0] - q[:, 0]) * (a[:, 1] - q[:, 1]) - (c[:, 1] - q[:, 1]) * (a[:, 0] - q[:, 0])) / safe
+    w2 = 1 - w0 - w1
+    eps = -1e-9
+    inside = ok & (w0 >= eps) & (w1 >= eps) & (w2 >= eps)
+    f, x, y, w = f[inside], x[inside], y[inside], np.stack([w0, w1, w2], -1)[inside]
+    depth = (w * z[triangles[f]]).sum(1)
+    pix = y * width + x
+    order = np.lexsort((depth, pix))  # nearest first within each pixel
+    first = order[np.r_[True, pix[order][1:] != pix[order][:-1]]]
+    face.reshape(-1)[pix[first]] = f[first]
+    bary.reshape(-1, 3)[pix[first]] = w[first]
+    return face, bary

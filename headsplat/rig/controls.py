@@ -113,3 +113,24 @@ def talking_performance(n_frames: int, fps: float = 25.0, yaw: float = 20.0, pha
     return {"head_yaw": (yaw * np.sin(2 * math.pi * t / 1.6)).astype(np.float32),
             "head_pitch": (5 * np.sin(2 * math.pi * t / 0.9)).astype(np.float32),
             "jaw_open": (0.7 * np.clip(np.sin(2 * math.pi * t / 0.6), 0, None)).astype(np.float32)}
+
+
+def beyond_shapes_deformation(rig, strength: float = 1.0) -> np.ndarray:
+    """(478, 3) a face deformation of the open rig that no named shape, head pose or scale makes: the left
+    upper lip and nostril raised (a one-sided sneer) and the right inner brow pulled in and down (an uneven knit),
+    ~1 cm at the peak for ``strength`` 1, with every component along the shapes, the rigid motions and the scale
+    removed. Template units, for :meth:`OpenRig.forward`'s ``offsets`` (round trips of the free face offsets).
+    """
+    from headsplat.rig.open_rig import explained_modes
+
+    v = rig.template[:478].double().numpy()
+
+    def bump(centre: int, direction) -> np.ndarray:
+        w = np.exp(-((v - v[centre]) ** 2).sum(-1) / (2 * 0.012 ** 2))
+        w[468:] = 0  # the irises follow the gaze
+        return w[:, None] * np.asarray(direction, np.float64)[None]
+    field = strength * (bump(391, (0.0, 0.01, 0.0)) + bump(285, (-0.0075, -0.005, 0.0)))
+    q = explained_modes(rig)
+    f = field[:468].reshape(-1)
+    field[:468] = (f - q @ (q.T @ f)).reshape(468, 3)
+    return field

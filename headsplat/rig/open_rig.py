@@ -13,6 +13,7 @@ teeth along the lip contour (the upper fixed to the skull, the lower riding on t
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from importlib import resources
@@ -414,7 +415,8 @@ class OpenRig(torch.nn.Module):
         return base * scale[..., None, None]
 
     def forward(self, identity: torch.Tensor, scale: torch.Tensor, expression: torch.Tensor,
-                rotation: torch.Tensor, translation: torch.Tensor, face_only: bool = False) -> RigOutput:
+                rotation: torch.Tensor, translation: torch.Tensor, face_only: bool = False,
+                offsets: torch.Tensor | None = None) -> RigOutput:
         """Pose the rig.
 
         Args:
@@ -424,11 +426,17 @@ class OpenRig(torch.nn.Module):
             rotation: (..., 3) head rotation, axis-angle, applied about the head-space origin.
             translation: (..., 3) head position in world space, metres.
             face_only: only the 478 face vertices.
+            offsets: (..., 478, 3) free displacements of the face vertices beyond the named shapes (a tracked
+                performance's :attr:`~headsplat.track.tracking.Tracking.offsets`), in the template's units
+                (scaled by ``scale`` like the shapes), added after the shapes and blinks; spread onto the
+                shell and the mouth like the shapes' displacements.
 
         Returns:
             :class:`RigOutput` with (..., V, 3) tensors.
         """
         check_shape("expression", expression, ("...", self.n_expressions))
+        if offsets is not None:
+            check_shape("offsets", offsets, ("...", N_FACE, 3))
         check_shape("rotation", rotation, ("...", 3))
         check_shape("translation", translation, ("...", 3))
         # 1. identity: the neutral shape
@@ -441,6 +449,8 @@ class OpenRig(torch.nn.Module):
         for k, side, upper, lower in self._lids:
             lid = getattr(self, f"lid_operator_{side}") @ blink_targets(face[..., upper, :], face[..., lower, :])
             disp = disp + expression[..., k, None, None] * lid
+        if offsets is not None:
+            disp = disp + offsets * s
         if face_only:
             shaped = neutral + disp
         else:
@@ -450,3 +460,28 @@ class OpenRig(torch.nn.Module):
         rot = axis_angle_to_matrix(rotation)
         posed = shaped @ rot.transpose(-1, -2) + translation[..., None, :]
         return RigOutput(posed, neutral)
+
+
+def explained_modes(rig: OpenRig, shapes: bool = True, n_vertices: int = 468) -> np.ndarray:
+    """(n_vertices * 3, K) orthonormal basis of the deformations of the first ``n_vertices`` face vertices that
+    other parameters explain: the rigid motions, the uniform scaling and (``shapes``) each named shape at the
+    template (a blink as the lids' motion when it closes the neutral eye), vertex-major (x, y, z of vertex 0
+    first). What per-vertex identity or expression offsets must leave to those parameters."""
+    if rig.template.dtype != torch.float64:
+        rig = copy.deepcopy(rig).double()  # the caller's rig is left as it is
+    E = rig.n_expressions
+    zero = torch.zeros(478, 3, dtype=torch.float64)
+    with torch.no_grad():
+        one = torch.tensor(1.0, dtype=torch.float64)
+        base = rig(zero, one, torch.zeros(E, dtype=torch.float64), torch.zeros(3, dtype=torch.float64),
+                   torch.zeros(3, dtype=torch.float64), face_only=True).vertices
+        moved = rig(zero, one, torch.eye(E, dtype=torch.float64), torch.zeros(E, 3, dtype=torch.float64),
+                     torch.zeros(E, 3, dtype=torch.float64), face_only=True).vertices - base
+    v = base[:n_vertices].numpy()
+    cols = [m[:n_vertices].reshape(-1).numpy() for m in moved] if shapes else []
+    for axis in np.eye(3):
+        cols.append(np.broadcast_to(axis, (n_vertices, 3)).reshape(-1))
+        cols.append(np.cross(axis, v).reshape(-1))
+    cols.append(v.reshape(-1))
+    q, r = np.linalg.qr(np.stack(cols, 1))
+    return q[:, np.abs(np.diag(r)) > 1e-9 * np.abs(np.diag(r)).max()]

@@ -21,7 +21,8 @@ import torch
 from headsplat.core.rotation import matrix_to_axis_angle
 from headsplat.face.indices import EYE_LIDS, eye_apertures, interocular
 from headsplat.rig.mesh_ops import graph_laplacian
-from headsplat.rig.open_rig import N_FACE, OpenRig
+from headsplat.rig.open_rig import N_FACE, OpenRig, explained_modes
+from headsplat.track.offsets import OffsetConfig
 
 FLIP = torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64)  # world (y up, z to viewer) -> OpenCV camera
 
@@ -49,6 +50,7 @@ class FitConfig:
     smooth_expression: float = 0.3  # temporal smoothness of expression (videos)
     flame_shape_size: float = 0.002  # magnitude prior on FLAME shape coefficients (unit variance)
     blink_gain: float = 1.75  # videos: MediaPipe's lid closure is scaled up by this (it reads a full blink as ~57 %)
+    offsets: OffsetConfig | None = OffsetConfig()  # videos, open rig: free face offsets from the frames (None: off)
 
 
 @dataclass(frozen=True)
@@ -84,19 +86,6 @@ def _pnp(points2d: np.ndarray, model: np.ndarray, focal: float, width: int, heig
     return matrix_to_axis_angle(rot).numpy(), (f @ tvec).ravel()
 
 
-def _excluded_modes(rig: OpenRig) -> torch.Tensor:
-    """(478*3, K) orthonormal basis of face deformations that other parameters explain: the expression
-    shapes, rigid translations and infinitesimal rotations, and uniform scaling."""
-    v = rig.template[:N_FACE].double()
-    cols = [b.reshape(-1) for b in rig.basis.double()]
-    for axis in torch.eye(3, dtype=torch.float64):
-        cols.append(axis.expand(N_FACE, 3).reshape(-1))
-        cols.append(torch.linalg.cross(axis.expand(N_FACE, 3), v).reshape(-1))
-    cols.append(v.reshape(-1))
-    q, _ = torch.linalg.qr(torch.stack(cols, 1))
-    return q
-
-
 def _pseudo_huber(r2: torch.Tensor, c: float) -> torch.Tensor:
     return c * c * (torch.sqrt(1 + r2 / (c * c)) - 1)
 
@@ -107,7 +96,7 @@ def _open_identity_prior(rig: OpenRig, cfg: FitConfig):
     lap = torch.from_numpy(graph_laplacian(rig.face_mesh_triangles, N_FACE).toarray())
     mirror = rig.mirror
     mirror_sign = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
-    excluded = _excluded_modes(rig)
+    excluded = torch.from_numpy(explained_modes(rig, n_vertices=N_FACE))
 
     def prior(o):
         smooth = ((lap @ o) ** 2).sum(-1).mean()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from headsplat.face.landmarks import N_LANDMARKS, LandmarkDetector
 from headsplat.media.frames import FrameSource
 from headsplat.rig.open_rig import OpenRig
 from headsplat.track.fit import FitConfig, fit_landmarks
+from headsplat.track.offsets import OffsetConfig
 from headsplat.track.shots import ShotConfig, content_change, detect_shots, thumbnail
 from headsplat.track.tracking import Tracking
 
@@ -97,8 +99,40 @@ def track_source(source: FrameSource, face: int = 0, fov_deg: float | None = Non
     width, height = source.size
     video = source.kind == "video"
     shots = detect_shots(det.changes, lms, found) if video else None
-    return fit_sequence(lms, found, times, width, height, float(source.fps), rig, temporal=video,
-                        cfg=cfg, crop_size=crop_size, quiet=quiet, source=str(Path(source.path)), shots=shots)
+    tracking = fit_sequence(lms, found, times, width, height, float(source.fps), rig, temporal=video,
+                            cfg=cfg, crop_size=crop_size, quiet=quiet, source=str(Path(source.path)), shots=shots)
+    if video and rig.kind == "open" and cfg.offsets is not None:
+        tracking.offsets = face_offsets(source, tracking, rig, cfg.offsets, quiet)
+    return tracking
+
+
+def face_offsets(source: FrameSource, tracking: Tracking, rig, cfg: OffsetConfig = OffsetConfig(),
+                 quiet: bool = False) -> np.ndarray:
+    """(T, 478, 3) the open rig's free face offsets of a tracked video: a second pass over its frames measures,
+    by optical flow, where the face's surface moved beyond the rig's shapes
+    (:func:`~headsplat.track.photometric.face_flow_residuals`), and :func:`~headsplat.track.offsets.fit_offsets`
+    turns that into smooth per-vertex displacements."""
+    from headsplat.core.rotation import axis_angle_to_matrix
+    from headsplat.face.indices import interocular
+    from headsplat.track.offsets import fit_offsets
+    from headsplat.track.photometric import face_flow_residuals
+
+    head = copy.deepcopy(rig).double()
+    p = tracking.params(dtype=torch.float64)
+    rotation = axis_angle_to_matrix(p["rotation"]).numpy()
+    lm = np.where(tracking.found[:, None, None], tracking.landmarks[..., :2], np.nan)
+    iod = interocular(lm)
+    iod = np.where(np.isfinite(iod), iod, np.nanmedian(iod))
+    offsets = np.zeros((len(tracking), 478, 3))
+    for k in range(cfg.passes):  # analysis by synthesis: each pass measures what the previous left
+        with torch.no_grad():
+            points = head(**p, face_only=True, offsets=torch.from_numpy(offsets)).vertices.numpy()
+        frames = (f.rgb for f in tqdm(source, total=len(tracking), desc=f"face motion {k + 1}/{cfg.passes}",
+                                      unit="frame", disable=quiet, leave=False))
+        residuals, weights = face_flow_residuals(frames, tracking, points, rig.face_mesh_triangles)
+        offsets = offsets + fit_offsets(points, rotation, tracking.focal, residuals, weights, tracking.found, iod,
+                                        tracking.identity_scale, rig, tracking.shots, cfg)
+    return offsets.astype(np.float32)
 
 
 def fit_sequence(landmarks: np.ndarray, found: np.ndarray, times: np.ndarray, width: int, height: int, fps: float,

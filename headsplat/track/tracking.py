@@ -52,6 +52,8 @@ class Tracking:
         source: the input's path, for provenance.
         shots: (T,) int32 shot index of each frame (0 for the first shot, +1 at each cut); all 0 when the
             source has no cuts (and in files written before shots were recorded).
+        offsets: (T, 478, 3) float32 free displacements of the face vertices beyond the expression shapes, in
+            the rig template's units (open-rig videos; None for images, FLAME and older files).
     """
 
     rig: str
@@ -74,6 +76,7 @@ class Tracking:
     source: str = ""
     extra: dict = field(default_factory=dict)
     shots: np.ndarray | None = None
+    offsets: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.shots is None:
@@ -94,13 +97,27 @@ class Tracking:
         K = intrinsics_from_focal(torch.tensor(self.focal, dtype=torch.float64), self.width, self.height)
         return Camera(world_to_opencv().to(dtype), K.to(dtype), self.width, self.height)
 
-    def params(self, frames=None, dtype=torch.float32) -> dict:
-        """Rig forward arguments for the given frames (all by default) as tensors."""
+    def params(self, frames=None, dtype=torch.float32, with_offsets: bool = False) -> dict:
+        """Rig forward arguments for the given frames (all by default) as tensors; with ``with_offsets``, also
+        the free face ``offsets`` when the file has them (the open rig's forward takes them)."""
         sl = slice(None) if frames is None else frames
         t = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype)  # noqa: E731
-        return dict(identity=t(self.identity), scale=t(self.identity_scale),
-                    expression=t(self.expression[sl]), rotation=t(self.rotation[sl]),
-                    translation=t(self.translation[sl]))
+        p = dict(identity=t(self.identity), scale=t(self.identity_scale),
+                 expression=t(self.expression[sl]), rotation=t(self.rotation[sl]),
+                 translation=t(self.translation[sl]))
+        if with_offsets and self.offsets is not None:
+            p["offsets"] = t(self.offsets[sl])
+        return p
+
+    def select(self, frames: np.ndarray) -> "Tracking":
+        """The tracking restricted to ``frames`` (indices or a boolean mask; per-frame arrays only)."""
+        from dataclasses import replace
+
+        idx = np.asarray(frames)
+        return replace(self, rotation=self.rotation[idx], translation=self.translation[idx],
+                       expression=self.expression[idx], landmarks=self.landmarks[idx], found=self.found[idx],
+                       fit_error=self.fit_error[idx], crops=self.crops[idx], times=self.times[idx],
+                       shots=self.shots[idx], offsets=None if self.offsets is None else self.offsets[idx])
 
     # -- files ------------------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
@@ -111,6 +128,8 @@ class Tracking:
                       source=self.source, n_frames=len(self), extra=self.extra)
         arrays = {k: np.asarray(getattr(self, k)) for k in _ARRAYS}
         arrays["shots"] = np.asarray(self.shots, np.int32)
+        if self.offsets is not None:
+            arrays["offsets"] = np.asarray(self.offsets, np.float32)
         arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
@@ -132,6 +151,7 @@ class Tracking:
                 arrays = {k: d[k] for k in _ARRAYS if k != "identity"}
                 arrays["identity"] = d["identity"] if "identity" in d.files else d["identity_offsets"]  # v1
                 arrays["shots"] = d["shots"].astype(np.int32) if "shots" in d.files else None  # optional
+                arrays["offsets"] = d["offsets"].astype(np.float32) if "offsets" in d.files else None  # optional
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as e:
             raise InputError(f"{p}: not a headsplat tracking file ({type(e).__name__}: {e})") from None
         if header.get("format") != FORMAT:
@@ -139,6 +159,9 @@ class Tracking:
         if int(header.get("version", 0)) > VERSION:
             raise InputError(f"{p}: tracking format version {header['version']} is newer than this headsplat "
                              f"reads ({VERSION}); upgrade headsplat")
+        n = len(arrays["rotation"])
+        if arrays["offsets"] is not None and arrays["offsets"].shape != (n, 478, 3):
+            raise InputError(f"{p}: face offsets of shape {arrays['offsets'].shape}, expected ({n}, 478, 3)")
         return cls(rig=header["rig"], width=int(header["width"]), height=int(header["height"]),
                    fps=float(header["fps"]), focal=float(header["focal"]),
                    identity_scale=float(header["identity_scale"]),

@@ -105,13 +105,14 @@ class AvatarViewer:
         if state.use_driver and self.motion is not None:
             t = min(state.frame, len(self.motion) - 1)
             base_exp, base_rot = self.motion.expression[t], self.motion.rotation[t]
+            offsets = self.motion.frame(t)["offsets"]
         else:
-            base_exp, base_rot = av.expression, av.rotation
+            base_exp, base_rot, offsets = av.expression, av.rotation, None
         exp, turn = controls_to_params(state.controls, av.expression_names, 1)
         # head turns apply in the head's own frame on top of the base rotation
         rot = matrix_to_axis_angle(axis_angle_to_matrix(base_rot) @ axis_angle_to_matrix(turn[0]))
         with torch.no_grad():
-            return pose_avatar(av, self.rig, base_exp + exp[0], rot, torch.zeros(3))
+            return pose_avatar(av, self.rig, base_exp + exp[0], rot, torch.zeros(3), offsets)
 
     def refresh(self) -> None:
         """Pose and send the Gaussians; record the update time for the rate readout."""

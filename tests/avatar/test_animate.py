@@ -10,6 +10,7 @@ from headsplat.avatar.avatar import load_avatar
 from headsplat.avatar.losses import psnr
 from headsplat.avatar.create import head_region
 from headsplat.cli.main import main
+from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.media.frames import open_frames
 from headsplat.media.video import probe_video
 from headsplat.splat.ply import read_ply
@@ -34,6 +35,39 @@ def test_retarget_is_relative_to_the_drivers_first_frame(astro_avatar):
     assert torch.allclose(m2.rotation, rot) and torch.allclose(m2.expression[2, 0], av.expression[0] + 0.25)
     with pytest.raises(ValueError, match="pose must be one of"):
         retarget(av, e, rot, tr, pose="sideways")
+
+
+
+def test_retarget_carries_face_offsets_relative_to_each_shots_first_frame(astro_avatar):
+    """The driver's free face offsets reach the avatar relative to each shot's anchor, scaled with the
+    expression, moved onto the avatar's neutral face; the posed avatar's face vertices move by them."""
+    from headsplat.avatar.avatar import pose_avatar, posed_vertices
+    from headsplat.rig.factory import make_rig
+    from headsplat.rig.transfer import transfer_offsets
+
+    av = load_avatar(astro_avatar)
+    rig = make_rig(av.rig)
+    rng = np.random.default_rng(0)
+    off = torch.from_numpy(rng.normal(size=(4, 478, 3)) * 1e-3).float()
+    e, rot = torch.zeros(4, av.expression.shape[0]), torch.zeros(4, 3)
+    tr = torch.tensor([[0.0, 0.0, -0.5]] * 4)
+    shots = np.array([0, 0, 1, 1])
+    m = retarget(av, e, rot, tr, offsets=off, shots=shots, expression_scale=0.5)
+    assert torch.allclose(m.offsets[0], torch.zeros(478, 3)) and torch.allclose(m.offsets[2], torch.zeros(478, 3))
+    assert torch.allclose(m.offsets[3], 0.5 * (off[3] - off[2]), atol=1e-7)  # the avatar's own neutral
+    driver_identity = torch.from_numpy(rng.normal(size=(478, 3)) * 2e-3).float()
+    crossed = retarget(av, e, rot, tr, offsets=off, driver_identity=driver_identity)
+    want = transfer_offsets((off[1] - off[0]).double(), driver_identity.double(), av.identity.double()).float()
+    assert torch.allclose(crossed.offsets[1], want, atol=1e-7)
+    assert not torch.allclose(crossed.offsets[1], off[1] - off[0], atol=1e-5)
+    with torch.no_grad():
+        plain = posed_vertices(av, rig, **{**m.frame(3), "offsets": None})
+        moved = posed_vertices(av, rig, **m.frame(3))
+        gs = pose_avatar(av, rig, **m.frame(3))
+    R = axis_angle_to_matrix(m.rotation[3])
+    assert torch.allclose((moved - plain)[:478], av.identity_scale * m.offsets[3] @ R.T, atol=1e-6)
+    assert not torch.allclose(gs.means, pose_avatar(av, rig, m.expression[3], m.rotation[3], m.translation[3]).means)
+    assert retarget(av, e, rot, tr).offsets is None
 
 
 def _eye_opening(landmarks: np.ndarray) -> np.ndarray:

@@ -1,5 +1,7 @@
 """Shot cuts: content change, face jumps, and the fitter's smoothing that must not cross them."""
 
+import copy
+
 import numpy as np
 
 from headsplat.track.shots import ShotConfig, content_change, detect_shots, shot_ranges, thumbnail
@@ -61,7 +63,7 @@ def test_fit_smoothing_does_not_cross_a_cut(rig):
     trans = torch.tensor([0.0, 0.0, -0.6], dtype=torch.float64).expand(T, 3)
     focal = torch.tensor(W / (2 * np.tan(np.radians(15))), dtype=torch.float64)
     with torch.no_grad():
-        uv, z = project(rig.double(), torch.zeros(rig.identity_shape, dtype=torch.float64),
+        uv, z = project(copy.deepcopy(rig).double(), torch.zeros(rig.identity_shape, dtype=torch.float64),
                         torch.zeros((), dtype=torch.float64), torch.zeros(T, rig.n_expressions, dtype=torch.float64),
                         rot, trans, focal, W, W)
     lms = torch.cat([uv, (z - z.mean(-1, keepdim=True))[..., None] * 0], -1).float().numpy()
