@@ -38,6 +38,7 @@ class OffsetConfig:
 
     laplacian: float = 0.02  # spatial smoothness (uniform graph Laplacian)
     size: float = 0.002  # magnitude
+    depth: float = 0.05  # magnitude along each vertex's line of sight (which the frame does not show)
     temporal: float = 2.0  # second differences in time (frames)
     robust: float = 0.03  # pseudo-Huber scale of a vertex's residual
     reweightings: int = 2
@@ -145,8 +146,12 @@ def fit_offsets(points: np.ndarray, rotation: np.ndarray, focal: float, residual
         if not rt.any():
             continue
         w = seen / np.sqrt(1 + (rt ** 2).sum(-1) / c2)
+        # Along each vertex's line of sight the frame sees nothing: keep the offsets out of it.
+        ray = np.cross(Jt[:, 0], Jt[:, 1])
+        ray /= np.linalg.norm(ray, axis=-1, keepdims=True).clip(1e-12)
+        hidden = cfg.depth * ray[:, :, None] * ray[:, None, :]
         for _ in range(max(1, cfg.reweightings)):
-            jtj = np.einsum("p,pki,pkj->pij", w, Jt, Jt)
+            jtj = np.einsum("p,pki,pkj->pij", w, Jt, Jt) + hidden
             a = sp.csr_matrix((jtj.ravel(), (rows.ravel(), cols.ravel())), shape=(3 * N_MESH, 3 * N_MESH)) + prior
             b = np.einsum("p,pki,pk->pi", w, Jt, rt).ravel()
             d = _solve(a, b, jtj + prior_blocks, d)

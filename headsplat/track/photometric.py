@@ -33,6 +33,7 @@ class FlowConfig:
     size: int = 512  # side of the face crops the flow is computed on
     coarse: int = 4  # the warp's map is rasterised at 1/coarse of that and interpolated
     erode: int = 3  # crop pixels of the warped face's edge not trusted
+    margin: int = 16  # crop pixels around the face's box the flow is computed on
 
 
 def crop_camera(tracking, t: int, size: int) -> torch.Tensor:
@@ -105,16 +106,24 @@ def face_flow_residuals(frames: Iterable[np.ndarray], tracking, points: np.ndarr
             continue
         a_crop, a_uv, a_facing = anchor
         seen = facing & a_facing
-        synth, cover = warp_through_mesh(a_crop, a_uv, uv, verts[t].numpy(), triangles[seen], crop, cfg.coarse)
-        flow = dis.calc(cv2.cvtColor(synth, cv2.COLOR_RGB2GRAY), cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), None)
+        # Only the face's box (and a margin) of the crop: the flow there costs a third of the whole crop's.
+        x0, y0 = np.clip(np.floor(uv[:N_MESH].min(0)) - cfg.margin, 0, size).astype(int)
+        x1, y1 = np.clip(np.ceil(uv[:N_MESH].max(0)) + cfg.margin, 0, size).astype(int)
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            continue
+        box = crop[y0:y1, x0:x1]
+        local = uv - np.array([x0, y0])
+        synth, cover = warp_through_mesh(a_crop, a_uv, local, verts[t].numpy(), triangles[seen], box, cfg.coarse)
+        flow = dis.calc(cv2.cvtColor(synth, cv2.COLOR_RGB2GRAY), cv2.cvtColor(box, cv2.COLOR_RGB2GRAY), None)
         inside = cv2.erode((cover > 0).astype(np.uint8), kernel) > 0
         vis = np.zeros(478, bool)
         vis[np.unique(triangles[seen])] = True
         vis[N_MESH:] = False
-        px = np.clip(np.floor(uv).astype(int), 0, size - 1)
-        vis &= inside[px[:, 1], px[:, 0]]
+        px = np.floor(local).astype(int)
+        vis &= (px[:, 0] >= 0) & (px[:, 0] < x1 - x0) & (px[:, 1] >= 0) & (px[:, 1] < y1 - y0)
+        vis[vis] &= inside[px[vis, 1], px[vis, 0]]
         scale = np.linalg.norm(tracking.crops[t][:, 0]) * size / tracking.crop_size  # crop px per frame px
-        residuals[t, vis] = _bilinear(flow, uv[vis]) / scale
+        residuals[t, vis] = _bilinear(flow, local[vis]) / scale
         weights[t, vis] = 1.0
     return residuals, weights
 
