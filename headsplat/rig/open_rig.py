@@ -13,7 +13,6 @@ teeth along the lip contour (the upper fixed to the skull, the lower riding on t
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from importlib import resources
@@ -464,24 +463,15 @@ class OpenRig(torch.nn.Module):
 
 def explained_modes(rig: OpenRig, shapes: bool = True, n_vertices: int = 468) -> np.ndarray:
     """(n_vertices * 3, K) orthonormal basis of the deformations of the first ``n_vertices`` face vertices that
-    other parameters explain: the rigid motions, the uniform scaling and (``shapes``) each named shape at the
-    template (a blink as the lids' motion when it closes the neutral eye), vertex-major (x, y, z of vertex 0
-    first). What per-vertex identity or expression offsets must leave to those parameters."""
-    if rig.template.dtype != torch.float64:
-        rig = copy.deepcopy(rig).double()  # the caller's rig is left as it is
-    E = rig.n_expressions
-    zero = torch.zeros(478, 3, dtype=torch.float64)
-    with torch.no_grad():
-        one = torch.tensor(1.0, dtype=torch.float64)
-        base = rig(zero, one, torch.zeros(E, dtype=torch.float64), torch.zeros(3, dtype=torch.float64),
-                   torch.zeros(3, dtype=torch.float64), face_only=True).vertices
-        moved = rig(zero, one, torch.eye(E, dtype=torch.float64), torch.zeros(E, 3, dtype=torch.float64),
-                     torch.zeros(E, 3, dtype=torch.float64), face_only=True).vertices - base
-    v = base[:n_vertices].numpy()
-    cols = [m[:n_vertices].reshape(-1).numpy() for m in moved] if shapes else []
-    for axis in np.eye(3):
-        cols.append(np.broadcast_to(axis, (n_vertices, 3)).reshape(-1))
-        cols.append(np.cross(axis, v).reshape(-1))
+    other parameters explain: the rigid motions (translations, infinitesimal rotations about the head-space
+    origin), the uniform scaling and (``shapes``) the expression basis' displacement fields (``rig.basis``; for
+    the blinks, which act relative to the lids' gap, their stored linear field), vertex-major (x, y, z of
+    vertex 0 first). What per-vertex identity or expression offsets must leave to those parameters."""
+    v = rig.template[:n_vertices].double()
+    cols = [b[:n_vertices].reshape(-1) for b in rig.basis.double()] if shapes else []
+    for axis in torch.eye(3, dtype=torch.float64):
+        cols.append(axis.expand(n_vertices, 3).reshape(-1))
+        cols.append(torch.linalg.cross(axis.expand(n_vertices, 3), v).reshape(-1))
     cols.append(v.reshape(-1))
-    q, r = np.linalg.qr(np.stack(cols, 1))
-    return q[:, np.abs(np.diag(r)) > 1e-9 * np.abs(np.diag(r)).max()]
+    q, _ = torch.linalg.qr(torch.stack(cols, 1))
+    return q.numpy()
