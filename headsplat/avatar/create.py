@@ -69,13 +69,18 @@ def visibility(gs: GaussianSet, frame: FitFrame, triangles: torch.Tensor) -> tup
 
 
 def fill_unseen(gs: GaussianSet, seen: torch.Tensor, canonical: torch.Tensor, part: torch.Tensor,
-                hair_line: float, mirror_radius: float = 0.012, smooth_k: int = 24, smooth_radius: float = 0.01
+                hair_line: float, mirror_radius: float = 0.012, smooth_k: int = 64, smooth_radius: float = 0.01,
+                near: float = 0.02, fade: float = 0.04, band: float = 0.04, nape_drop: float = 0.06
                 ) -> GaussianSet:
     """Give Gaussians no frame saw the colour of seen ones: their mirror image across the face's symmetry
-    plane (x = 0 in head space) when one lies within ``mirror_radius``, else a smooth blend of the
-    ``smooth_k`` nearest seen Gaussians of the same region (weights fall off over ``smooth_radius`` metres
-    beyond the nearest): face; scalp above ``hair_line`` (colours propagate from the seen hair round the back
-    of the head); the rest of the shell. Mouth Gaussians keep their generic interior.
+    plane (x = 0 in head space) when one lies within ``mirror_radius``; else a blend of the ``smooth_k`` nearest
+    seen Gaussians of the same region (face; the rest of the head), Gaussian-weighted over ``smooth_radius``
+    plus half the distance to the nearest (the farther from what was seen, the wider the average), turning
+    beyond ``near`` metres from it (smoothly, over ``fade``) into the region's typical colour: the median of its seen colours, for
+    the head taken separately above and below the hair line (``hair_line``, dropping by ``nape_drop`` behind
+    the ears) and blended over a ``band`` around it (hair on the scalp, skin or collar below). So the back of the head is one smooth colour that meets the seen sides
+    without seams or specks, whatever the photo's edge looked like. Mouth Gaussians keep their generic
+    interior.
 
     Args:
         gs: N Gaussians. seen: (N,) bool. canonical: (N, 3) positions in the neutral head space.
@@ -84,24 +89,34 @@ def fill_unseen(gs: GaussianSet, seen: torch.Tensor, canonical: torch.Tensor, pa
     """
     sh = gs.sh.detach().clone()
     pts = canonical.detach().numpy()
-    scalp = (part == 1) & (canonical[:, 1] > hair_line)
-    regions = [part == 0, scalp, (part == 1) & ~scalp]
-    for region in regions:
+    # Height above the hair line, which drops towards the nape behind the ears (hair covers the back of the head
+    # lower than its sides).
+    behind = (-canonical[:, 2].detach() / 0.08).clamp(0, 1)
+    height = canonical[:, 1].detach() - (hair_line - nape_drop * behind * behind * (3 - 2 * behind))
+    for region in (part == 0, part == 1):
         src = np.flatnonzero((seen & region).numpy())
         dst = np.flatnonzero((~seen & region).numpy())
         if len(src) == 0 or len(dst) == 0:
             continue
         tree = cKDTree(pts[src])
-        mirrored = pts[dst] * np.array([-1.0, 1.0, 1.0])
-        d_m, i_m = tree.query(mirrored)
-        # Away from a mirror image: a Gaussian-weighted mean of the nearest seen colours (a single dark or
-        # bright seen neighbour would otherwise be copied into a speck).
+        d_m, i_m = tree.query(pts[dst] * np.array([-1.0, 1.0, 1.0]))
         k = min(smooth_k, len(src))
         d_n, i_n = tree.query(pts[dst], k=k)
         d_n, i_n = d_n.reshape(len(dst), k), i_n.reshape(len(dst), k)
-        w = np.exp(-0.5 * ((d_n - d_n[:, :1]) / smooth_radius) ** 2)
+        sigma = smooth_radius + 0.5 * d_n[:, :1]
+        w = np.exp(-0.5 * ((d_n - d_n[:, :1]) / sigma) ** 2)
         w = torch.from_numpy(w / w.sum(1, keepdims=True)).to(sh.dtype)
         blended = (w[..., None, None] * sh[src[i_n]]).sum(1)
+        above = (height[src] > 0).numpy()
+        whole = sh[src].median(0).values
+        high = sh[src[above]].median(0).values if above.any() else whole
+        low = sh[src[~above]].median(0).values if (~above).any() else whole
+        s = (height[dst] / band + 0.5).clamp(0, 1)
+        s = (s * s * (3 - 2 * s)).to(sh.dtype)[:, None, None]
+        typical = low * (1 - s) + high * s
+        far = np.clip((d_n[:, 0] - near) / fade, 0, 1)
+        far = torch.from_numpy(far * far * (3 - 2 * far)).to(sh.dtype)[:, None, None]
+        blended = (1 - far) * blended + far * typical
         mirror = torch.from_numpy(d_m < mirror_radius)
         sh[dst] = torch.where(mirror[:, None, None], sh[src[i_m]], blended)
     return replace(gs, sh=sh)

@@ -163,6 +163,46 @@ def test_unseen_colours_are_a_smooth_blend_not_a_copy_of_one_neighbour():
     assert torch.equal(filled.sh[seen], gs.sh[seen])
 
 
+def test_the_back_of_the_head_far_from_what_was_seen_is_one_smooth_colour_per_height():
+    """The seen front of a head-sized sphere is patchy (dark and bright blotches, as a photo's edge gives); the
+    unseen back takes the typical seen colour of its height (hair above the hair line, the collar's below, the
+    line lower behind the ears), smoothly: no patch of the front is copied round the back."""
+    from dataclasses import replace
+
+    from headsplat.avatar.create import fill_unseen
+    from headsplat.splat.binding import init_by_area
+    from headsplat.splat.gaussians import SH_C0
+
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(6000, 3))
+    pts = 0.1 * d / np.linalg.norm(d, axis=1, keepdims=True)
+    seen = torch.from_numpy(pts[:, 2] > 0.03)
+    above = pts[:, 1] > 0.0
+    # the seen part: hair (0.6) or collar (0.2) with blotches of black and white in it
+    rgb = np.where(above, 0.6, 0.2)[:, None].repeat(3, 1)
+    blotch = (np.sin(40 * pts[:, 0]) > 0.6) & seen.numpy()
+    rgb[blotch] = np.where(np.sin(90 * pts[blotch, 1]) > 0, 0.0, 1.0)[:, None]
+    gs = init_by_area(torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]]), torch.tensor([[0, 1, 2]]), len(pts),
+                      generator=torch.Generator().manual_seed(0))
+    gs = replace(gs, sh=((torch.from_numpy(rgb).float() - 0.5) / SH_C0)[:, None, :])
+    part = torch.ones(len(pts), dtype=torch.int64)
+    out = (fill_unseen(gs, seen, torch.from_numpy(pts).float(), part, hair_line=0.0).sh[:, 0] * SH_C0 + 0.5).numpy()
+    back = pts[:, 2] < -0.06
+    top, low = back & (pts[:, 1] > 0.03), (pts[:, 2] < -0.03) & (pts[:, 1] < -0.085)
+    print(f"back of the head: above {out[top, 0].mean():.3f} +- {out[top, 0].std():.4f}, "
+          f"below {out[low, 0].mean():.3f} +- {out[low, 0].std():.4f}")
+    assert np.allclose(out[top], 0.6, atol=0.02) and np.allclose(out[low], 0.2, atol=0.02)
+    # the hair line drops behind the ears: at eye height - 4 cm, the very back is still hair-coloured
+    nape = back & (np.abs(pts[:, 1] + 0.03) < 0.005) & (pts[:, 2] < -0.09)
+    assert nape.any() and (out[nape, 0] > 0.5).all()
+    # smooth: neighbouring unseen Gaussians differ little
+    from scipy.spatial import cKDTree
+
+    far = ~seen.numpy() & (pts[:, 2] < -0.03)
+    _, nn = cKDTree(pts[far]).query(pts[far], k=2)
+    assert np.abs(out[far][nn[:, 1]] - out[far]).max() < 0.15  # a seen blotch copied round would jump 0.6
+
+
 def test_silhouette_gap_measures_how_far_the_matte_reaches_beyond_the_rig():
     from headsplat.avatar.create import silhouette_gap
 
