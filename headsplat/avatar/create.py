@@ -4,7 +4,8 @@ Steps: crop each frame around the head (the tracked crop, as a pinhole camera), 
 area on the rig (head and mouth cavity), move the shell's out to the person's silhouette in the first frame
 (hair volume, head width), colour them from the photo; fit them with L1 + D-SSIM on
 the matted foreground over random backgrounds, an alpha loss, and regularisers that keep them near their
-triangles and small; then fill what no frame saw from its mirror image or nearest seen neighbour. The mouth
+triangles and small; then fill what no frame saw from its mirror image, its nearest seen neighbours, or far from
+them the typical seen colour of its height (hair, collar). The mouth
 interior keeps seeded colours: the photo's where a frame shows it (teeth in a smile), generic ones elsewhere
 (dark cavity, teeth, gums, tongue); the teeth rows get a dense, even, opaque layer so that they read as rows.
 """
