@@ -1,6 +1,7 @@
 """Free face offsets: the rig applies them, the solver recovers known ones, the smoother keeps cuts, a rendered
 video with a deformation the shapes cannot make is tracked back, files and retargeting carry them."""
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -191,3 +192,31 @@ def test_transfer_follows_each_faces_local_size_and_orientation():
     along[:468] = 1e-3 * normals[:468]
     turned = transfer_offsets(along, zero, template @ turn.T - template)
     assert torch.allclose(turned[:468], along[:468] @ turn.T, atol=1e-9)
+
+
+def test_rasterizer_and_the_warp_through_a_mesh():
+    """The vectorised rasteriser finds the nearest triangle and its barycentrics at pixel centres; warping an
+    image through an unmoved mesh gives the image back inside it, a translated mesh carries it along."""
+    from headsplat.render.mesh_texture import rasterize_triangles
+    from headsplat.track.photometric import warp_through_mesh
+
+    uv = np.array([[8.0, 8.0], [56.0, 8.0], [8.0, 56.0], [56.0, 56.0]])
+    tris = np.array([[0, 1, 2], [1, 3, 2]])
+    face, bary = rasterize_triangles(uv, np.ones(4), tris, 64, 64)
+    assert face[10, 10] == 0 and face[50, 50] == 1 and face[2, 2] == -1 and face[60, 30] == -1
+    centre = np.array([20.5, 12.5])  # pixel (x 20, y 12)
+    assert np.allclose((bary[12, 20][:, None] * uv[tris[0]]).sum(0), centre)
+    # two overlapping triangles: the nearer (smaller depth) wins
+    face2, _ = rasterize_triangles(np.concatenate([uv[:3], uv[:3]]), np.r_[2.0, 2.0, 2.0, 1.0, 1.0, 1.0],
+                                   np.array([[0, 1, 2], [3, 4, 5]]), 64, 64)
+    assert face2[20, 20] == 1
+
+    rng = np.random.default_rng(0)
+    tex = cv2.GaussianBlur(rng.integers(0, 255, (64, 64, 3)).astype(np.uint8), (0, 0), 2)
+    points = np.concatenate([uv, np.full((4, 1), -1.0)], 1)
+    same, cover = warp_through_mesh(tex, uv, uv, points, tris, np.zeros_like(tex), coarse=4)
+    inside = cover > 0
+    assert inside[16:48, 16:48].all() and not inside[:4].any()
+    assert np.abs(same[inside].astype(int) - tex[inside].astype(int)).max() <= 1
+    moved, cover = warp_through_mesh(tex, uv, uv + [3.0, 0.0], points, tris, np.zeros_like(tex), coarse=4)
+    assert np.abs(moved[16:48, 19:51].astype(int) - tex[16:48, 16:48].astype(int)).max() <= 1
