@@ -95,8 +95,7 @@ def face_flow_residuals(frames: Iterable[np.ndarray], tracking, points: np.ndarr
         uv, _ = project_points(verts[t], view, K)
         uv = uv.numpy()
         facing = _front_facing(verts[t], tris)
-        new_shot = t == 0 or tracking.shots[t] != tracking.shots[t - 1]
-        if new_shot or anchor is None:
+        if t == 0 or tracking.shots[t] != tracking.shots[t - 1]:  # a cut: the new shot gets its own anchor
             anchor = None
         if not tracking.found[t]:
             continue
