@@ -6,8 +6,9 @@ by optical flow: :mod:`headsplat.track.photometric`) is fitted as per-frame disp
 vertices (the irises move with the gaze shapes), in the template's units (the rig scales them with the identity):
 
 - each frame: a linear least-squares problem on the tracker's linearised projection, a vertex's weight falling
-  with its residual (pseudo-Huber, two reweightings), a Laplacian prior (neighbouring vertices move together) and
-  a small magnitude prior (the depth along the ray, which the image does not show, stays near 0);
+  with its residual (pseudo-Huber, two reweightings), a Laplacian prior (neighbouring vertices move together), a
+  small magnitude prior, and a stronger one along each vertex's line of sight (which the frame does not show;
+  it also lets conjugate gradients converge in a few dozen steps);
 - rigid motion and uniform scaling of the face are projected out (they belong to the head pose; offsets that
   carried them would tear the face from the shell);
 - in time: a second-difference smoother within each shot (a cut is not motion), frames without a face
@@ -34,7 +35,7 @@ FLIP = np.array([1.0, -1.0, -1.0])  # world (y up, z to viewer) -> OpenCV camera
 @dataclass(frozen=True)
 class OffsetConfig:
     """Settings of the free offsets (unit: the template's inter-ocular distance for offsets, the frame's
-    inter-ocular distance for landmark residuals)."""
+    inter-ocular distance for the measured residuals)."""
 
     laplacian: float = 0.02  # spatial smoothness (uniform graph Laplacian)
     size: float = 0.002  # magnitude
