@@ -16,7 +16,7 @@ import torch
 
 from headsplat.core.camera import Camera, project_points
 from headsplat.face.align import CropTransform, warp_to_crop
-from headsplat.track.tracking import Tracking
+from headsplat.track.tracking import Tracking, crop_camera
 
 ROTATION_UNIT = np.radians(6.0)  # radians of head rotation that count as one unit of difference
 EXPRESSION_UNIT = 0.2  # expression coefficient change that counts as one unit
@@ -56,17 +56,6 @@ class FitFrame:
                        identity=self.identity.to(device), scale=self.scale.to(device),
                        expression=self.expression.to(device), rotation=self.rotation.to(device),
                        translation=self.translation.to(device))
-
-
-def crop_camera(tracking: Tracking, t: int, size: int) -> tuple[Camera, CropTransform]:
-    """The pinhole camera of frame ``t``'s recorded (upright) crop, resampled to ``size`` px."""
-    m = tracking.crops[t].astype(np.float64) * (size / tracking.crop_size)
-    if abs(m[0, 1]) > 1e-9 or abs(m[1, 0]) > 1e-9:
-        raise ValueError("rotated crops are not supported as cameras")
-    full = tracking.camera(torch.float64)
-    A = torch.tensor([[m[0, 0], 0.0, m[0, 2]], [0.0, m[1, 1], m[1, 2]], [0.0, 0.0, 1.0]], dtype=torch.float64)
-    cam = Camera(full.viewmat.float(), (A @ full.K).float(), size, size)
-    return cam, CropTransform(m, size)
 
 
 def head_region(vertices: torch.Tensor, camera: Camera, grow: float = 0.06) -> np.ndarray:

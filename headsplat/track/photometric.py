@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from headsplat.core.camera import project_points, world_to_opencv
-from headsplat.face.align import CropTransform, warp_to_crop
+from headsplat.face.align import warp_to_crop
 from headsplat.render.mesh_texture import rasterize_triangles
+from headsplat.track.tracking import crop_camera
 
 N_MESH = 468
 
@@ -34,21 +35,6 @@ class FlowConfig:
     coarse: int = 4  # the warp's map is rasterised at 1/coarse of that and interpolated
     erode: int = 3  # crop pixels of the warped face's edge not trusted
     margin: int = 16  # crop pixels around the face's box the flow is computed on
-
-
-def crop_camera(tracking, t: int, size: int) -> torch.Tensor:
-    """(3, 3) float64 intrinsics of frame ``t``'s recorded face crop, resampled to ``size`` pixels."""
-    m = np.eye(3)
-    m[:2] = tracking.crops[t]
-    m[:2] *= size / tracking.crop_size
-    K = tracking.camera(torch.float64).K.numpy()
-    # pixel centres at i + 0.5 on both sides: the affine acts on centre coordinates, as K's output does.
-    return torch.from_numpy(m @ K)
-
-
-def _crop(frame: np.ndarray, tracking, t: int, size: int) -> np.ndarray:
-    """Frame ``t``'s recorded face crop resampled to ``size`` pixels."""
-    return warp_to_crop(frame, CropTransform(tracking.crops[t] * (size / tracking.crop_size), size))
 
 
 def _bilinear(field: np.ndarray, uv: np.ndarray) -> np.ndarray:
@@ -90,15 +76,14 @@ def face_flow_residuals(frames: Iterable[np.ndarray], tracking, points: np.ndarr
     for t, frame in enumerate(frames):
         if t >= T:
             break
-        K = crop_camera(tracking, t, size)
-        crop = _crop(frame, tracking, t, size)
-        uv, _ = project_points(verts[t], view, K)
-        uv = uv.numpy()
-        facing = _front_facing(verts[t], tris)
         if t == 0 or tracking.shots[t] != tracking.shots[t - 1]:  # a cut: the new shot gets its own anchor
             anchor = None
         if not tracking.found[t]:
             continue
+        camera, transform = crop_camera(tracking, t, size)  # frame t's recorded face crop at ``size`` pixels
+        crop = warp_to_crop(frame, transform)
+        uv = project_points(verts[t], view, camera.K.double())[0].numpy()
+        facing = _front_facing(verts[t], tris)
         if anchor is None:  # the shot's first frame with a face: the reference appearance
             anchor = (crop, uv, facing)
             weights[t, :N_MESH] = 1.0
@@ -121,7 +106,7 @@ def face_flow_residuals(frames: Iterable[np.ndarray], tracking, points: np.ndarr
         px = np.floor(local).astype(int)
         vis &= (px[:, 0] >= 0) & (px[:, 0] < x1 - x0) & (px[:, 1] >= 0) & (px[:, 1] < y1 - y0)
         vis[vis] &= inside[px[vis, 1], px[vis, 0]]
-        scale = np.linalg.norm(tracking.crops[t][:, 0]) * size / tracking.crop_size  # crop px per frame px
+        scale = np.linalg.norm(transform.matrix[:, 0])  # crop px per frame px
         residuals[t, vis] = _bilinear(flow, local[vis]) / scale
         weights[t, vis] = 1.0
     return residuals, weights

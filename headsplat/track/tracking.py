@@ -15,6 +15,7 @@ import torch
 from headsplat.core.camera import Camera, intrinsics_from_focal, world_to_opencv
 from headsplat.core.errors import InputError
 from headsplat.core.fileio import atomic_path
+from headsplat.face.align import CropTransform
 
 FORMAT = "headsplat.tracking"
 VERSION = 2  # 2: "identity" (any rig) replaces version 1's "identity_offsets" (open rig)
@@ -169,3 +170,12 @@ class Tracking:
                    source=header.get("source", ""), extra=header.get("extra", {}), **arrays)
 
 
+def crop_camera(tracking: Tracking, t: int, size: int) -> tuple[Camera, CropTransform]:
+    """The pinhole camera of frame ``t``'s recorded (upright) crop, resampled to ``size`` px."""
+    m = tracking.crops[t].astype(np.float64) * (size / tracking.crop_size)
+    if abs(m[0, 1]) > 1e-9 or abs(m[1, 0]) > 1e-9:
+        raise ValueError("rotated crops are not supported as cameras")
+    full = tracking.camera(torch.float64)
+    A = torch.tensor([[m[0, 0], 0.0, m[0, 2]], [0.0, m[1, 1], m[1, 2]], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    cam = Camera(full.viewmat.float(), (A @ full.K).float(), size, size)
+    return cam, CropTransform(m, size)
