@@ -99,6 +99,7 @@ def cross_clip(n: int = 75, fps: float = 25.0) -> dict:
 def _aligned_motion(lms: np.ndarray) -> np.ndarray:
     """(T, 468, 2) landmark motion since the first frame after a similarity alignment of each frame onto it,
     in inter-ocular distances (NaN for frames without a face)."""
+    from headsplat.core.rotation import similarity_transform
     from headsplat.face.indices import interocular
 
     p = lms[:, :468, :2].astype(np.float64)
@@ -107,11 +108,8 @@ def _aligned_motion(lms: np.ndarray) -> np.ndarray:
     for t in range(len(p)):
         if not np.isfinite(p[t]).all():
             continue
-        a, b = p[t] - p[t].mean(0), ref - ref.mean(0)
-        u, sv, vt = np.linalg.svd(a.T @ b)
-        r = u @ vt
-        s = sv.sum() / (a ** 2).sum()
-        out[t] = (a @ r * s + ref.mean(0) - ref) / interocular(ref[None])[0]
+        s, R, shift = similarity_transform(p[t], ref)
+        out[t] = (s * p[t] @ R.T + shift - ref) / interocular(ref[None])[0]
     return out
 
 

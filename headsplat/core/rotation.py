@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from headsplat.core.validate import check_shape
@@ -136,3 +137,23 @@ def matrix_to_euler_yxz(m: torch.Tensor) -> torch.Tensor:
     yaw = torch.atan2(m[..., 0, 2], m[..., 2, 2])
     roll = torch.atan2(m[..., 1, 0], m[..., 1, 1])
     return torch.stack([yaw, pitch, roll], -1)
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Umeyama's least-squares similarity: s, R, t minimising sum |s R src_i + t - dst_i|^2 (R a proper
+    rotation, no reflection).
+
+    Args:
+        src, dst: (N, D) corresponding points (D = 2 or 3).
+
+    Returns:
+        scale s, (D, D) rotation R, (D,) translation t.
+    """
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    u, sig, vt = np.linalg.svd(b.T @ a / len(src))
+    d = np.ones(src.shape[1])
+    d[-1] = np.sign(np.linalg.det(u @ vt))
+    R = u @ np.diag(d) @ vt
+    s = float((sig * d).sum() / (a ** 2).sum(1).mean())
+    return s, R, md - s * R @ ms

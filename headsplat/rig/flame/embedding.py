@@ -20,6 +20,7 @@ from scipy.spatial import cKDTree
 
 from headsplat.core.errors import InputError
 from headsplat.core.fileio import atomic_path, check_input_file
+from headsplat.core.rotation import similarity_transform
 
 
 @dataclass(frozen=True)
@@ -110,18 +111,6 @@ def _closest_barycentric(p: np.ndarray, tris: np.ndarray) -> np.ndarray:
     return np.nan_to_num(out, nan=1 / 3)
 
 
-def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Umeyama: s, R, t minimising |s R src + t - dst|²."""
-    ms, md = src.mean(0), dst.mean(0)
-    a, b = src - ms, dst - md
-    u, sig, vt = np.linalg.svd(b.T @ a / len(src))
-    d = np.ones(3)
-    d[2] = np.sign(np.linalg.det(u @ vt))
-    R = u @ np.diag(d) @ vt
-    s = float((sig * d).sum() / (a ** 2).sum(1).mean())
-    return s, R, md - s * R @ ms
-
-
 def compute_embedding(flame_vertices: np.ndarray, flame_faces: np.ndarray, mediapipe_face: np.ndarray,
                       nose_tip: int, iterations: int = 40) -> LandmarkEmbedding:
     """Register the MediaPipe face to the FLAME template and embed its 478 landmarks.
@@ -139,7 +128,7 @@ def compute_embedding(flame_vertices: np.ndarray, flame_faces: np.ndarray, media
         moved = s * surface @ R.T + t
         f_idx, bary, _ = closest_points_on_mesh(moved, fv, flame_faces)
         target = (bary[:, :, None] * fv[flame_faces[f_idx]]).sum(1)
-        s, R, t = _similarity(surface, target)
+        s, R, t = similarity_transform(surface, target)
     f_idx, bary, dist = closest_points_on_mesh(s * mp @ R.T + t, fv, flame_faces)
     rms = float(np.sqrt((dist[:468] ** 2).mean()) * 1000)
     return LandmarkEmbedding(f_idx, bary, np.arange(len(mp), dtype=np.int64), rms)
