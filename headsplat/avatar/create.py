@@ -338,19 +338,20 @@ def _create(frames, reference, tracking, rig, cfg, seed, quiet, provenance, devi
             views_share) -> Avatar:
     seeded, seen, canonical, part = seed_gaussians(frames, rig, cfg, generator)
     # The mouth interior keeps its seeded colours (the photo's where a frame shows it, generic elsewhere):
-    # fitted, its few, often half-hidden Gaussians take the colours of the random backgrounds.
+    # fitted, its few, often half-hidden Gaussians take the colours of the random backgrounds. Nor may it
+    # grow (see fit_gaussians' ``interior``).
     mouth = part == 2
     device = torch.device(device)
     if device.type != "cpu":
         res = fit_gaussians(seeded.to(device), [f.to(device) for f in frames], rig.to(device), cfg, generator,
-                            quiet=quiet, fixed_colour=mouth)
+                            quiet=quiet, interior=mouth)
         rig = rig.to("cpu")
         res.gaussians = res.gaussians.to("cpu")
         res.origin = res.origin.cpu()
         if res.deformation is not None:
             res.deformation = res.deformation.to("cpu")
     else:
-        res = fit_gaussians(seeded, frames, rig, cfg, generator, quiet=quiet, fixed_colour=mouth)
+        res = fit_gaussians(seeded, frames, rig, cfg, generator, quiet=quiet, interior=mouth)
     gs, field, origin = res.gaussians, res.deformation, res.origin
     # Per-frame corrections: the refined parameters are the frames' own from here on.
     c = res.corrections

@@ -124,9 +124,12 @@ class RowAdam:
 
 
 def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfig, generator: torch.Generator,
-                  quiet: bool = False, fixed_colour: torch.Tensor | None = None) -> FitResult:
+                  quiet: bool = False, interior: torch.Tensor | None = None) -> FitResult:
     """Optimise the Gaussians (and, with many frames, their density, a deformation field and per-frame
-    corrections) against the frames; ``fixed_colour`` (N,) bool Gaussians keep their colours.
+    corrections) against the frames. ``interior`` (N,) bool Gaussians (the mouth's) keep their colours and
+    never grow beyond their seeded size: mostly hidden behind the lips, they would otherwise swell to fill
+    the skin's alpha from behind (the alpha loss pays for it) and show through the chin and cheeks when the
+    jaw opens.
 
     Args:
         gs: N bound Gaussians (on the frames' device).
@@ -171,7 +174,8 @@ def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfi
 
     parent = gs.parent.clone()
     origin = torch.arange(n, device=device)
-    fixed = torch.zeros(n, dtype=torch.bool, device=device) if fixed_colour is None else fixed_colour.to(device)
+    fixed = torch.zeros(n, dtype=torch.bool, device=device) if interior is None else interior.to(device)
+    max_ls = torch.where(fixed[:, None], P["ls"].detach(), torch.full_like(P["ls"].detach(), math.inf))
     pinned = rig.surface_bound.to(device)
     eye_rim = rig.eye_rims.to(device)
     static_tri = [triangle_frames(f.vertices, tris) for f in frames]
@@ -242,6 +246,9 @@ def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfi
             P["dc"].grad[fixed] = 0
             P["rest"].grad[fixed] = 0
         opt.step()
+        if fixed.any():
+            with torch.no_grad():
+                P["ls"].copy_(torch.minimum(P["ls"], max_ls))
         if refine_now:
             corr.step(k)
         losses.append(float(loss.detach()))
@@ -263,6 +270,7 @@ def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfi
                     P[name] = t.contiguous().requires_grad_(True)
                     reindex_adam(opt, old, P[name], plan)
                 parent, origin, fixed = plan.take(parent), plan.take(origin), plan.take(fixed)
+                max_ls = plan.take(max_ls)
                 kept = int((~plan.fresh).sum())
                 pruned += before - kept
                 added += len(plan) - kept

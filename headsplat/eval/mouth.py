@@ -54,3 +54,18 @@ def teeth_row_line(rig, vertices: torch.Tensor, camera: Camera, upper: bool = Tr
     pts = pts[order].reshape(-1, 2, 3).mean(1)
     uv, _ = project_points(pts, camera.viewmat.double(), camera.K.double())
     return uv.numpy()
+
+
+def interior_leak(with_interior: np.ndarray, without_interior: np.ndarray, opening: np.ndarray, head: np.ndarray,
+                  margin: int = 6, threshold: float = 0.1) -> float:
+    """Share of the head's pixels outside the lips where the mouth interior shows through the skin: renders of
+    the avatar with and without its mouth Gaussians, (H, W, 3) float in [0, 1]; ``opening`` (H, W) bool the
+    pixels between the lips (:func:`mouth_opening_mask`), grown by ``margin`` px (the lips' soft edge);
+    ``head`` (H, W) bool the head's pixels. A pixel leaks where the two renders differ by more than
+    ``threshold`` (largest channel)."""
+    grown = cv2.dilate(opening.astype(np.uint8), np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)).astype(bool)
+    outside = head & ~grown
+    if not outside.any():
+        return 0.0
+    diff = np.abs(with_interior.astype(np.float64) - without_interior).max(-1)
+    return float((diff[outside] > threshold).mean())

@@ -245,7 +245,7 @@ def test_per_frame_corrections_undo_tracking_noise(oracle_setup):
         TINY_MANY.density, start=1.0))
     g = torch.Generator().manual_seed(0)
     gs, _, _, part = seed_gaussians(frames, rig, cfg, g)
-    res = fit_gaussians(gs, frames, rig, cfg, g, quiet=True, fixed_colour=part == 2)
+    res = fit_gaussians(gs, frames, rig, cfg, g, quiet=True, interior=part == 2)
     assert res.stats["refined_frames"] == n
     dyaw = res.corrections["rotation"][:, 1].numpy()
     print("yaw corrections (deg):", np.round(np.degrees(dyaw), 2), "noise:", np.round(np.degrees(noise), 2))
