@@ -5,7 +5,9 @@ Writes a PNG strip per portrait and prints one JSON line each:
 - ``speckles_pct``: per view, the share of head pixels that are isolated outliers against a 9x9 median (0.12 in
   luminance), in percent (eyes and teeth count a little in the front views);
 - ``roughness``: per view, the mean luminance step between neighbouring head pixels (0..255): blotches raise it;
-- ``large_translucent``: Gaussians over 1.5 cm across with opacity below 0.5.
+- ``large_translucent``: Gaussians over 1.5 cm across with opacity below 0.5;
+- ``needles``: Gaussians over 5 mm long whose largest axis is over 5 times their middle one (streaks when seen
+  from any side but the photo's).
 
     python benchmarks/turntable.py [--insightface .test-assets/insightface] [-o benchmarks/figures] [--size 256]
 
@@ -85,8 +87,10 @@ def measure(avatar_path: Path, size: int, strip: Path) -> dict:
         rough.append(round(float(step[inner[:-1, :-1]].mean()), 2))
     gs = av.gaussians
     big = (gs.log_scales.exp().max(-1).values > 0.015) & (torch.sigmoid(gs.opacity_logits) < 0.5)
+    top2 = gs.log_scales.exp().sort(-1, descending=True).values[:, :2]
+    needles = (top2[:, 0] > 0.005) & (top2[:, 0] > 5 * top2[:, 1])
     write_png(strip, np.concatenate(imgs, 1))
-    return {"yaws": list(YAWS), "speckles_pct": spk, "roughness": rough, "large_translucent": int(big.sum()),
+    return {"yaws": list(YAWS), "speckles_pct": spk, "roughness": rough, "large_translucent": int(big.sum()), "needles": int(needles.sum()),
             "n_gaussians": len(gs), "psnr_foreground": av.info.get("psnr_foreground"), "strip": str(strip)}
 
 

@@ -25,6 +25,7 @@ class CreateConfig:
     alpha_weight: float = 0.5  # weight of |alpha - matte| inside the head region
     position_weight: float = 1.0  # keeps Gaussians within about one triangle of their parent
     scale_weight: float = 1.0  # keeps Gaussians below about one triangle in size
+    max_anisotropy: float = 4.0  # largest axis of a Gaussian at most this many times its middle one
     lr_position: float = 0.05  # learning rates; positions and scales are in units of the parent triangle
     lr_scale: float = 0.02
     lr_rotation: float = 0.003

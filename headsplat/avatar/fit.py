@@ -123,6 +123,15 @@ class RowAdam:
             p.grad = None
 
 
+def limit_anisotropy(log_scales: torch.Tensor, max_ratio: float) -> torch.Tensor:
+    """(N, 3) log scales whose largest axis is at most ``max_ratio`` times the middle one (the largest shrunk
+    to that; the others kept): a needle's only Gaussian view is the one it was fitted from, from any other it
+    is a streak."""
+    ordered, order = log_scales.sort(-1, descending=True)
+    top = torch.minimum(ordered[:, 0], ordered[:, 1] + math.log(max_ratio))
+    return log_scales.scatter(-1, order[:, :1], top[:, None])
+
+
 def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfig, generator: torch.Generator,
                   quiet: bool = False, interior: torch.Tensor | None = None) -> FitResult:
     """Optimise the Gaussians (and, with many frames, their density, a deformation field and per-frame
@@ -246,9 +255,9 @@ def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfi
             P["dc"].grad[fixed] = 0
             P["rest"].grad[fixed] = 0
         opt.step()
-        if fixed.any():
-            with torch.no_grad():
-                P["ls"].copy_(torch.minimum(P["ls"], max_ls))
+        with torch.no_grad():
+            ls_now = limit_anisotropy(P["ls"], cfg.max_anisotropy)
+            P["ls"].copy_(torch.minimum(ls_now, max_ls) if fixed.any() else ls_now)
         if refine_now:
             corr.step(k)
         losses.append(float(loss.detach()))

@@ -1,6 +1,7 @@
 """create: fits the photo, is deterministic, saves and loads, refuses bad files."""
 
 import json
+import math
 import shutil
 
 import numpy as np
@@ -29,6 +30,18 @@ def test_avatar_reproduces_the_photo(astro_avatar):
     assert len(av.gaussians) == 20000 + n_teeth + n_eyes and av.gaussians.is_bound
     assert int(av.gaussians.parent.max()) < len(avatar_triangles(OpenRig()))
     assert (astro_avatar / "preview.png").is_file() and (astro_avatar / "source.png").is_file()
+    # No needles: seen from any other side than the photo's they were streaks (99.9th percentile of the
+    # largest / middle axis 8-11 before the limit).
+    top2 = av.gaussians.local_log_scales.sort(-1, descending=True).values[:, :2]
+    assert float((top2[:, 0] - top2[:, 1]).max()) <= math.log(CreateConfig().max_anisotropy) + 1e-5
+
+
+def test_limit_anisotropy_shrinks_only_the_largest_axis_of_needles():
+    from headsplat.avatar.fit import limit_anisotropy
+
+    ls = torch.log(torch.tensor([[10.0, 1.0, 0.1], [0.1, 2.0, 3.0], [1.0, 0.1, 8.0], [2.0, 2.0, 2.0]]))
+    out = limit_anisotropy(ls, 4.0).exp()
+    assert torch.allclose(out, torch.tensor([[4.0, 1.0, 0.1], [0.1, 2.0, 3.0], [1.0, 0.1, 4.0], [2.0, 2.0, 2.0]]))
 
 
 def test_create_on_a_frame_rendered_from_a_known_avatar(astro_avatar, tmp_path):
