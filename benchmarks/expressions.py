@@ -240,7 +240,7 @@ def main() -> None:
     from headsplat.rig.open_rig import OpenRig
     from headsplat.track import track_source
     from headsplat.track.fit import FitConfig
-    from headsplat.track.tracker import face_offsets
+    from headsplat.track.tracker import free_face_motion
 
     rig = OpenRig()
     perf = performance(args.frames)
@@ -251,10 +251,10 @@ def main() -> None:
         field = torch.from_numpy(field.astype(np.float32))
         truth = render_posed_photo(data.astronaut(), video, controls=perf, quiet=True, rig=rig, offsets=field)
         t0 = time.perf_counter()
-        tr = track_source(open_frames(video), rig=rig, quiet=True, config=FitConfig(offsets=None))
+        shapes = track_source(open_frames(video), rig=rig, quiet=True, config=FitConfig(offsets=None))
         landmarks_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        tr.offsets = face_offsets(open_frames(video), tr, rig, quiet=True)  # what track_source does by default
+        tr = free_face_motion(open_frames(video), shapes, rig, quiet=True)  # what track_source does by default
         offsets_s = time.perf_counter() - t0
     names = list(rig.expression_names)
     known, _ = controls_to_params({k: v for k, v in perf.items() if not k.startswith("head_")}, names, args.frames)
@@ -262,10 +262,12 @@ def main() -> None:
     per_control = {}
     for k in names:
         if known[:, names.index(k)].std() > 1e-3:
-            e = tr.expression[:, names.index(k)]
+            e, e0 = tr.expression[:, names.index(k)], shapes.expression[:, names.index(k)]
             per_control[k] = {"correlation": round(correlation(e, known[:, names.index(k)]), 3),
                               "recovered_range": round(float(e.max() - e.min()), 3),
-                              "known_range": round(float(np.ptp(known[:, names.index(k)])), 3)}
+                              "known_range": round(float(np.ptp(known[:, names.index(k)])), 3),
+                              "landmark_fit_correlation": round(correlation(e0, known[:, names.index(k)]), 3),
+                              "landmark_fit_range": round(float(e0.max() - e0.min()), 3)}
     # Image-plane truth: the rendered rig's face vertices, against the tracked rig's.
     with torch.no_grad():
         K = intrinsics_from_fov(30.0, truth.size, truth.size)
@@ -278,7 +280,7 @@ def main() -> None:
             return project_points(verts.double(), viewmat.double(), K.double())[0].numpy()
         gt_uv = uv(rig(**gt, offsets=field).vertices, world_to_opencv(), K)
         gt_plain = uv(rig(**gt).vertices, world_to_opencv(), K)
-        fit_uv = uv(rig(**tr.params(), face_only=True).vertices, cam.viewmat, cam.K)
+        fit_uv = uv(rig(**shapes.params(), face_only=True).vertices, cam.viewmat, cam.K)
         fit_off = uv(rig(**tr.params(with_offsets=True), face_only=True).vertices, cam.viewmat, cam.K)
     err = np.linalg.norm(fit_uv[:, :468] - gt_uv[:, :468], axis=-1)
     err_off = np.linalg.norm(fit_off[:, :468] - gt_uv[:, :468], axis=-1)

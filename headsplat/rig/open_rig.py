@@ -413,6 +413,22 @@ class OpenRig(torch.nn.Module):
             base = self.template + self.spread @ identity
         return base * scale[..., None, None]
 
+    def expression_fields(self, identity: torch.Tensor, scale: torch.Tensor, expression: torch.Tensor
+                          ) -> torch.Tensor:
+        """(..., E, 478, 3) how the face vertices move per unit of each expression coefficient, in the template's
+        units (like ``offsets``), at a frame's coefficients (..., E): the stored field of the linear shapes and,
+        for the blinks, their field at this face's lid gap (which the linear shapes set; the blinks move the face
+        linearly in their own coefficients). The face's displacement is their sum weighted by ``expression``."""
+        neutral = self.neutral(identity, scale, face_only=True)
+        s = scale[..., None, None]
+        lin = self.linear_expressions
+        face = neutral + torch.einsum("...e,evc->...vc", expression * lin, self.basis[:, :N_FACE]) * s
+        fields = (self.basis[:, :N_FACE] * lin[:, None, None]).expand(*face.shape[:-2], -1, -1, -1).clone()
+        for k, side, upper, lower in self._lids:
+            lid = getattr(self, f"lid_operator_{side}") @ blink_targets(face[..., upper, :], face[..., lower, :])
+            fields[..., k, :, :] = lid / s
+        return fields
+
     def forward(self, identity: torch.Tensor, scale: torch.Tensor, expression: torch.Tensor,
                 rotation: torch.Tensor, translation: torch.Tensor, face_only: bool = False,
                 offsets: torch.Tensor | None = None) -> RigOutput:

@@ -162,3 +162,70 @@ def fit_offsets(points: np.ndarray, rotation: np.ndarray, focal: float, residual
         out[t, :N_MESH] = d.reshape(N_MESH, 3) * unit
     flat = smooth_in_time(out.reshape(T, -1), found, shots, cfg.temporal)
     return flat.reshape(T, 478, 3).astype(np.float32)
+
+
+#: The shapes the free offsets hand their share to (:func:`fold_into_shapes`): the blinks and the brows. The
+#: landmark fit under-reads them (MediaPipe's lid points never close: a shut eye reads as about half open),
+#: while the offsets, measured photometrically, see the whole motion. Not wide eyes and squints: across the
+#: line of sight a blink with wide eyes moves the lids like a squint, and re-read they traded off so.
+FOLDED = ("blink_", "brow_")
+
+
+def fold_into_shapes(rig, identity: np.ndarray, scale: float, expression: np.ndarray, offsets: np.ndarray,
+                     rotation: np.ndarray | None = None, prefixes: tuple[str, ...] = FOLDED, ridge: float = 1e-2
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Re-read the coefficients of named shapes from the whole face motion, offsets included, the face unchanged.
+
+    Per frame, the coefficients of the shapes whose names start with ``prefixes`` are fitted anew (bounded
+    least squares: the rig's lower bounds, 1 above; a small ``ridge`` relative to the fields' mean squared norm,
+    which also keeps antagonists such as a blink and wide eyes from both acting and cancelling) to what they
+    and the offsets move the face by, using the shapes' fields at the frame
+    (:meth:`~headsplat.rig.open_rig.OpenRig.expression_fields`); the offsets become what the new coefficients
+    leave, so that the posed face is the same. So the named controls (the viewer's sliders, a FLAME re-fit,
+    retargeting a blink relative to the avatar's own lids) carry what the frames showed.
+
+    Args:
+        identity: (478, 3), scale: the tracked identity. expression: (T, E). offsets: (T, 478, 3) template units.
+
+    Returns:
+        expression (T, E) float32 and offsets (T, 478, 3) float32.
+    """
+    import copy
+
+    import torch
+    from scipy.optimize import lsq_linear
+
+    names = list(rig.expression_names)
+    ks = [i for i, n in enumerate(names) if n.startswith(prefixes)]
+    head = copy.deepcopy(rig).double()
+    idn = torch.as_tensor(identity, dtype=torch.float64)
+    sc = torch.tensor(float(scale), dtype=torch.float64)
+    exp = torch.as_tensor(expression, dtype=torch.float64)
+    off = torch.as_tensor(offsets, dtype=torch.float64)
+    zero = torch.zeros(len(exp), 3, dtype=torch.float64)
+    with torch.no_grad():
+        before = head(idn, sc, exp, zero, zero, face_only=True, offsets=off).vertices
+        fields = head.expression_fields(idn, sc, exp)[:, ks, :N_MESH].reshape(len(exp), len(ks), -1).numpy()
+    lower = rig.expression_lower_bounds().numpy()[ks]
+    new = exp.numpy().copy()
+    motion = np.einsum("tk,tkd->td", new[:, ks], fields) + off[:, :N_MESH].numpy().reshape(len(exp), -1)
+    if rotation is not None:  # what the frame shows: the motion across the line of sight
+        from headsplat.core.rotation import axis_angle_to_matrix
+
+        rot = axis_angle_to_matrix(torch.as_tensor(rotation, dtype=torch.float64)).numpy()[:, :2]  # (T, 2, 3)
+        fields = np.einsum("tij,tkvj->tkvi", rot, fields.reshape(len(exp), len(ks), N_MESH, 3)).reshape(
+            len(exp), len(ks), -1)
+        motion = np.einsum("tij,tvj->tvi", rot, motion.reshape(len(exp), N_MESH, 3)).reshape(len(exp), -1)
+    for t in range(len(exp)):
+        a = fields[t].T  # (3 * 468, K), or (2 * 468, K) across the line of sight
+        gram = a.T @ a
+        gram += ridge * float(np.trace(gram)) / len(ks) * np.eye(len(ks))
+        r = np.linalg.cholesky(gram).T  # |a c - m|^2 + ridge |c|^2 = |r c - r^-T a^T m|^2 + const
+        target = np.linalg.solve(r.T, a.T @ motion[t])
+        c = new[t, ks]
+        lo, hi = np.minimum(lower, c), np.maximum(1.0, c)  # a coefficient already outside may stay there
+        new[t, ks] = lsq_linear(r, target, bounds=(lo, hi)).x
+    with torch.no_grad():
+        after = head(idn, sc, torch.from_numpy(new), zero, zero, face_only=True).vertices
+    folded = ((before - after) / sc).numpy()
+    return new.astype(np.float32), folded.astype(np.float32)

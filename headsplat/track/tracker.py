@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from headsplat.face.landmarks import N_LANDMARKS, LandmarkDetector
 from headsplat.media.frames import FrameSource
 from headsplat.rig.open_rig import OpenRig
 from headsplat.track.fit import FitConfig, fit_landmarks
-from headsplat.track.offsets import OffsetConfig
+from headsplat.track.offsets import OffsetConfig, fold_into_shapes
 from headsplat.track.shots import ShotConfig, content_change, detect_shots, thumbnail
 from headsplat.track.tracking import Tracking
 
@@ -102,8 +102,19 @@ def track_source(source: FrameSource, face: int = 0, fov_deg: float | None = Non
     tracking = fit_sequence(lms, found, times, width, height, float(source.fps), rig, temporal=video,
                             cfg=cfg, crop_size=crop_size, quiet=quiet, source=str(Path(source.path)), shots=shots)
     if video and rig.kind == "open" and cfg.offsets is not None:
-        tracking.offsets = face_offsets(source, tracking, rig, cfg.offsets, quiet)
+        tracking = free_face_motion(source, tracking, rig, cfg.offsets, quiet)
     return tracking
+
+
+def free_face_motion(source: FrameSource, tracking: Tracking, rig, cfg: OffsetConfig = OffsetConfig(),
+                     quiet: bool = False) -> Tracking:
+    """A tracked video (open rig, landmark fit) with its free face offsets (:func:`face_offsets`), their share
+    that the lid and brow shapes make folded into those coefficients
+    (:func:`~headsplat.track.offsets.fold_into_shapes`)."""
+    offsets = face_offsets(source, tracking, rig, cfg, quiet)
+    expression, offsets = fold_into_shapes(rig, tracking.identity, tracking.identity_scale, tracking.expression,
+                                           offsets, tracking.rotation)
+    return replace(tracking, expression=expression, offsets=offsets)
 
 
 def face_offsets(source: FrameSource, tracking: Tracking, rig, cfg: OffsetConfig = OffsetConfig(),

@@ -1,6 +1,8 @@
 """Free face offsets: the rig applies them, the solver recovers known ones, the smoother keeps cuts, a rendered
 video with a deformation the shapes cannot make is tracked back, files and retargeting carry them."""
 
+import copy
+
 import cv2
 import numpy as np
 import pytest
@@ -106,6 +108,8 @@ def test_a_rendered_deformation_beyond_the_shapes_is_tracked_back(rig, tmp_path)
     from headsplat.api import render_posed_photo
     from headsplat.media import open_frames
     from headsplat.track import track_source
+    from headsplat.track.fit import FitConfig
+    from headsplat.track.tracker import free_face_motion
 
     n = 40
     t = np.arange(n) / 25.0
@@ -116,8 +120,10 @@ def test_a_rendered_deformation_beyond_the_shapes_is_tracked_back(rig, tmp_path)
                 "jaw_open": (0.4 * np.clip(np.sin(2 * np.pi * t / 0.8), 0, None)).astype(np.float32)}
     path = tmp_path / "sneer.mp4"
     truth = render_posed_photo(data.astronaut(), path, controls=controls, quiet=True, rig=rig, offsets=offsets)
-    tr = track_source(open_frames(path), rig=rig, quiet=True)
-    assert tr.offsets.shape == (n, 478, 3) and not tr.offsets[:, 468:].any()
+    # what track_source does, in its two steps: the landmark fit, then the free motion
+    shapes = track_source(open_frames(path), rig=rig, quiet=True, config=FitConfig(offsets=None))
+    tr = free_face_motion(open_frames(path), shapes, rig, quiet=True)
+    assert shapes.offsets is None and tr.offsets.shape == (n, 478, 3)
 
     K = torch.tensor([[truth.focal, 0, 256], [0, truth.focal, 256], [0, 0, 1.0]])
 
@@ -128,7 +134,7 @@ def test_a_rendered_deformation_beyond_the_shapes_is_tracked_back(rig, tmp_path)
               expression=torch.from_numpy(truth.expression), rotation=torch.from_numpy(truth.rotation),
               translation=torch.from_numpy(truth.translation))
     u_true, u_plain = uv(**gt, offsets=torch.from_numpy(offsets)), uv(**gt)
-    u_shapes, u_offsets = uv(**tr.params()), uv(**tr.params(with_offsets=True))
+    u_shapes, u_offsets = uv(**shapes.params()), uv(**tr.params(with_offsets=True))
     field_px = np.linalg.norm(u_true - u_plain, axis=-1)
     region = field_px.max(0) > 0.3 * field_px.max()
 
@@ -220,3 +226,42 @@ def test_rasterizer_and_the_warp_through_a_mesh():
     assert np.abs(same[inside].astype(int) - tex[inside].astype(int)).max() <= 1
     moved, cover = warp_through_mesh(tex, uv, uv + [3.0, 0.0], points, tris, np.zeros_like(tex), coarse=4)
     assert np.abs(moved[16:48, 19:51].astype(int) - tex[16:48, 16:48].astype(int)).max() <= 1
+
+
+def test_folding_hands_a_blink_and_brows_made_as_offsets_to_their_coefficients(rig):
+    """Offsets that are exactly a half blink of one eye and raised inner brows (what the landmark fit missed and
+    the flow saw) become those coefficients, the posed face unchanged; the rest (a bump no shape makes) stays
+    in the offsets; a face already explained keeps its coefficients."""
+    from headsplat.track.offsets import fold_into_shapes
+
+    names = list(rig.expression_names)
+    torch.manual_seed(0)
+    ident = (torch.randn(478, 3) * 0.002).double()
+    scale = 1.1
+    exp = np.zeros((3, len(names)))
+    exp[:, names.index("jaw_open")] = 0.3
+    exp[2, names.index("blink_left")] = 0.5
+    head = copy.deepcopy(rig).double()
+    fields = head.expression_fields(ident, torch.tensor(scale, dtype=torch.float64), torch.from_numpy(exp)).numpy()
+    offsets = np.zeros((3, 478, 3))
+    offsets[0] = 0.5 * fields[0, names.index("blink_left")]
+    offsets[1] = 0.6 * (fields[1, names.index("brow_inner_up_left")] + fields[1, names.index("brow_inner_up_right")])
+    bump = _bump(rig, 1, (0.0, 0.003, 0.0))  # the nose tip, far from lids and brows
+    offsets[1] += bump
+    rot = np.array([[0.0, 0.2, 0.0], [0.1, -0.3, 0.0], [0.0, 0.0, 0.0]])
+    new, left = fold_into_shapes(rig, ident.numpy(), scale, exp, offsets, rot)
+    got = {n: new[:, names.index(n)] for n in ("blink_left", "brow_inner_up_left", "brow_inner_up_right")}
+    print({k: v.round(3) for k, v in got.items()})
+    assert abs(got["blink_left"][0] - 0.5) < 0.05 and abs(got["blink_left"][2] - 0.5) < 0.02
+    assert abs(got["brow_inner_up_left"][1] - 0.6) < 0.06 and abs(got["brow_inner_up_right"][1] - 0.6) < 0.06
+    assert np.abs(left[0]).max() < 0.2 * np.abs(offsets[0]).max()
+    assert np.abs(left[1, 1] - bump[1]).max() < 0.2 * np.abs(bump[1]).max()  # the nose keeps its bump
+    assert np.abs(left[2]).max() < 1e-4  # nothing to fold: the half blink stays as it was
+    assert np.allclose(new[:, names.index("jaw_open")], 0.3)  # other shapes untouched
+    zero = torch.zeros(3, 3, dtype=torch.float64)
+    with torch.no_grad():
+        before = head(ident, torch.tensor(scale, dtype=torch.float64), torch.from_numpy(exp), zero, zero,
+                      offsets=torch.from_numpy(offsets)).vertices
+        after = head(ident, torch.tensor(scale, dtype=torch.float64), torch.from_numpy(new).double(), zero, zero,
+                     offsets=torch.from_numpy(left).double()).vertices
+    assert (before - after).abs().max() < 1e-6  # the whole head, shell included, where it was (float32 files)
