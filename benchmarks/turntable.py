@@ -6,6 +6,8 @@ Writes a PNG strip per portrait and prints one JSON line each:
   luminance), in percent (eyes and teeth count a little in the front views);
 - ``roughness``: per view, the mean luminance step between neighbouring head pixels (0..255): blotches raise it;
 - ``large_translucent``: Gaussians over 1.5 cm across with opacity below 0.5;
+- ``mouth_leak_pct``: at yaw -40, 0 and 40 degrees with the jaw fully open, the share of head pixels outside
+  the lips where the mouth interior shows through the skin (``headsplat.eval.mouth.interior_leak``), percent;
 - ``needles``: Gaussians over 5 mm long whose largest axis is over 5 times their middle one (streaks when seen
   from any side but the photo's).
 
@@ -87,10 +89,15 @@ def measure(avatar_path: Path, size: int, strip: Path) -> dict:
         rough.append(round(float(step[inner[:-1, :-1]].mean()), 2))
     gs = av.gaussians
     big = (gs.log_scales.exp().max(-1).values > 0.015) & (torch.sigmoid(gs.opacity_logits) < 0.5)
+    from headsplat.eval.mouth import interior_leak_at, open_mouth_views
+    from headsplat.rig.factory import make_rig
+
+    rig = make_rig(av.rig)
+    leak = [round(100 * interior_leak_at(open_mouth_views(av, rig, yaw)), 3) for yaw in (-40.0, 0.0, 40.0)]
     top2 = gs.log_scales.exp().sort(-1, descending=True).values[:, :2]
     needles = (top2[:, 0] > 0.005) & (top2[:, 0] > 5 * top2[:, 1])
     write_png(strip, np.concatenate(imgs, 1))
-    return {"yaws": list(YAWS), "speckles_pct": spk, "roughness": rough, "large_translucent": int(big.sum()), "needles": int(needles.sum()),
+    return {"yaws": list(YAWS), "speckles_pct": spk, "roughness": rough, "large_translucent": int(big.sum()), "needles": int(needles.sum()), "mouth_leak_pct": leak,
             "n_gaussians": len(gs), "psnr_foreground": av.info.get("psnr_foreground"), "strip": str(strip)}
 
 

@@ -135,10 +135,10 @@ def limit_anisotropy(log_scales: torch.Tensor, max_ratio: float) -> torch.Tensor
 def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfig, generator: torch.Generator,
                   quiet: bool = False, interior: torch.Tensor | None = None) -> FitResult:
     """Optimise the Gaussians (and, with many frames, their density, a deformation field and per-frame
-    corrections) against the frames. ``interior`` (N,) bool Gaussians (the mouth's) keep their colours and
-    never grow beyond their seeded size: mostly hidden behind the lips, they would otherwise swell to fill
-    the skin's alpha from behind (the alpha loss pays for it) and show through the chin and cheeks when the
-    jaw opens.
+    corrections) against the frames. ``interior`` (N,) bool Gaussians (the mouth's) keep their colours,
+    never grow beyond their seeded size and never fade below their seeded opacity: mostly hidden behind the
+    lips, they would otherwise swell to fill the skin's alpha from behind (the alpha loss pays for it) and show
+    through the chin and cheeks when the jaw opens, or fade where the photo's closed lips cover them.
 
     Args:
         gs: N bound Gaussians (on the frames' device).
@@ -185,6 +185,7 @@ def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfi
     origin = torch.arange(n, device=device)
     fixed = torch.zeros(n, dtype=torch.bool, device=device) if interior is None else interior.to(device)
     max_ls = torch.where(fixed[:, None], P["ls"].detach(), torch.full_like(P["ls"].detach(), math.inf))
+    min_op = torch.where(fixed, P["op"].detach(), torch.full_like(P["op"].detach(), -math.inf))
     pinned = rig.surface_bound.to(device)
     eye_rim = rig.eye_rims.to(device)
     static_tri = [triangle_frames(f.vertices, tris) for f in frames]
@@ -258,6 +259,8 @@ def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfi
         with torch.no_grad():
             ls_now = limit_anisotropy(P["ls"], cfg.max_anisotropy)
             P["ls"].copy_(torch.minimum(ls_now, max_ls) if fixed.any() else ls_now)
+            if fixed.any():
+                P["op"].copy_(torch.maximum(P["op"], min_op))
         if refine_now:
             corr.step(k)
         losses.append(float(loss.detach()))
@@ -279,7 +282,7 @@ def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfi
                     P[name] = t.contiguous().requires_grad_(True)
                     reindex_adam(opt, old, P[name], plan)
                 parent, origin, fixed = plan.take(parent), plan.take(origin), plan.take(fixed)
-                max_ls = plan.take(max_ls)
+                max_ls, min_op = plan.take(max_ls), plan.take(min_op)
                 kept = int((~plan.fresh).sum())
                 pruned += before - kept
                 added += len(plan) - kept

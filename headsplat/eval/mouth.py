@@ -69,3 +69,35 @@ def interior_leak(with_interior: np.ndarray, without_interior: np.ndarray, openi
         return 0.0
     diff = np.abs(with_interior.astype(np.float64) - without_interior).max(-1)
     return float((diff[outside] > threshold).mean())
+
+
+def open_mouth_views(avatar, rig, yaw_deg: float, jaw: float = 1.0) -> dict:
+    """An open-rig avatar at its reference pose turned by ``yaw_deg`` with the jaw opened by ``jaw``, rendered
+    in its own camera with and without its mouth interior: ``render`` and ``bare`` (render results),
+    ``vertices`` (V, 3) posed rig vertices and ``opening`` (H, W) bool (:func:`mouth_opening_mask`)."""
+    import math
+    from dataclasses import replace
+
+    from headsplat.avatar.animate import offset_motion, render_avatar_frame
+    from headsplat.avatar.avatar import posed_vertices
+    from headsplat.core.rotation import euler_yxz_to_matrix
+    from headsplat.splat.gaussians import select
+
+    e = torch.zeros(1, len(rig.expression_names))
+    e[0, rig.expression_names.index("jaw_open")] = jaw
+    turn = euler_yxz_to_matrix(torch.tensor([math.radians(yaw_deg)]), torch.zeros(1), torch.zeros(1))
+    m = offset_motion(avatar, e, turn)
+    part = rig.triangle_parts()[avatar.gaussians.parent]
+    bare_avatar = replace(avatar, gaussians=select(avatar.gaussians, torch.nonzero(part != 2)[:, 0]))
+    cam = avatar.camera
+    out = {k: render_avatar_frame(a, rig, m, 0, cam, width=cam.width, height=cam.height)
+           for k, a in (("render", avatar), ("bare", bare_avatar))}
+    out["vertices"] = posed_vertices(avatar, rig, m.expression[0], m.rotation[0], m.translation[0])
+    out["opening"] = mouth_opening_mask(out["vertices"], cam)
+    return out
+
+
+def interior_leak_at(views: dict) -> float:
+    """:func:`interior_leak` of :func:`open_mouth_views`' renders (the head: alpha above 0.5)."""
+    r, b = views["render"], views["bare"]
+    return interior_leak(r.rgb.numpy(), b.rgb.numpy(), views["opening"], r.alpha[..., 0].numpy() > 0.5)

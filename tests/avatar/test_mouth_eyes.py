@@ -3,7 +3,6 @@ tongue) at full jaw opening from -45 to 45 degrees without showing through the s
 are continuous, and blinks close the eyes."""
 
 import math
-from dataclasses import replace
 
 import torch
 
@@ -12,19 +11,15 @@ from headsplat.avatar.animate import offset_motion, render_avatar_frame, straigh
 from headsplat.avatar.avatar import posed_vertices
 from headsplat.core.rotation import euler_yxz_to_matrix
 from headsplat.eval.metrics import eye_opening
-from headsplat.eval.mouth import interior_leak, mouth_opening_mask, row_gaps, teeth_row_line
-from headsplat.splat.gaussians import select
+from headsplat.eval.mouth import interior_leak_at, open_mouth_views, row_gaps, teeth_row_line
 
 
-def _frame(av, rig, controls: dict, yaw_deg: float = 0.0, without_mouth: bool = False):
+def _frame(av, rig, controls: dict, yaw_deg: float = 0.0):
     e = torch.zeros(1, len(rig.expression_names))
     for k, x in controls.items():
         e[0, rig.expression_names.index(k)] = x
     turn = euler_yxz_to_matrix(torch.tensor([math.radians(yaw_deg)]), torch.zeros(1), torch.zeros(1))
     m = offset_motion(av, e, turn)
-    if without_mouth:
-        part = rig.triangle_parts()[av.gaussians.parent]
-        av = replace(av, gaussians=select(av.gaussians, torch.nonzero(part != 2)[:, 0]))
     out = render_avatar_frame(av, rig, m, 0, av.camera, width=av.camera.width, height=av.camera.height)
     verts = posed_vertices(av, rig, m.expression[0], m.rotation[0], m.translation[0])
     return out, verts
@@ -33,15 +28,17 @@ def _frame(av, rig, controls: dict, yaw_deg: float = 0.0, without_mouth: bool = 
 def test_open_mouth_has_no_hole_no_leak_and_continuous_teeth_from_minus_45_to_45_degrees(astro_avatar):
     av, rig = load_checked(astro_avatar, None)
     for yaw in (-45.0, -20.0, 0.0, 20.0, 45.0):
-        out, verts = _frame(av, rig, {"jaw_open": 1.0}, yaw)
-        inside = mouth_opening_mask(verts, av.camera)
+        views = open_mouth_views(av, rig, yaw)
+        inside = views["opening"]
         assert inside.sum() > 200, yaw  # the mouth is open
-        alpha = out.alpha[..., 0].numpy()[inside]
-        bare, _ = _frame(av, rig, {"jaw_open": 1.0}, yaw, without_mouth=True)
-        leak = interior_leak(out.rgb.numpy(), bare.rgb.numpy(), inside, out.alpha[..., 0].numpy() > 0.5)
+        alpha = views["render"].alpha[..., 0].numpy()[inside]
+        leak = interior_leak_at(views)
         print(f"yaw {yaw:+.0f}: mouth opening {inside.sum()} px, alpha min {alpha.min():.3f} mean {alpha.mean():.4f}, "
               f"interior showing through the skin on {leak:.2%} of the head")
-        assert alpha.min() >= 0.99, yaw
+        # No hole: the 3DGS compositing rule (each Gaussian at most 0.99; stop before the transmittance falls
+        # below 1e-4) gives a pixel under any number of opaque layers an alpha of exactly 0.99, and a few
+        # covered pixels land a little under it (measured 0.9896-0.993); a missing layer reads below 0.9.
+        assert alpha.min() >= 0.985, yaw
         # When the mouth interior's Gaussians could grow in the fit (filling the skin's alpha from behind), the
         # tongue and gums showed through the chin and cheeks as red smears: 0.6-1.6 % of the head (now < 0.1 %).
         assert leak < 0.003, yaw
