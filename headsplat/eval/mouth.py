@@ -3,12 +3,19 @@ teeth rows continuous."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import torch
 
+from headsplat.avatar.animate import offset_motion, render_avatar_frame
+from headsplat.avatar.avatar import posed_vertices
 from headsplat.core.camera import Camera, project_points
+from headsplat.core.rotation import euler_yxz_to_matrix
 from headsplat.face import indices as ix
+from headsplat.splat.gaussians import select
 
 
 def _polygon_mask(points: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -75,14 +82,6 @@ def open_mouth_views(avatar, rig, yaw_deg: float, jaw: float = 1.0) -> dict:
     """An open-rig avatar at its reference pose turned by ``yaw_deg`` with the jaw opened by ``jaw``, rendered
     in its own camera with and without its mouth interior: ``render`` and ``bare`` (render results),
     ``vertices`` (V, 3) posed rig vertices and ``opening`` (H, W) bool (:func:`mouth_opening_mask`)."""
-    import math
-    from dataclasses import replace
-
-    from headsplat.avatar.animate import offset_motion, render_avatar_frame
-    from headsplat.avatar.avatar import posed_vertices
-    from headsplat.core.rotation import euler_yxz_to_matrix
-    from headsplat.splat.gaussians import select
-
     e = torch.zeros(1, len(rig.expression_names))
     e[0, rig.expression_names.index("jaw_open")] = jaw
     turn = euler_yxz_to_matrix(torch.tensor([math.radians(yaw_deg)]), torch.zeros(1), torch.zeros(1))

@@ -17,13 +17,17 @@ vertices (the irises move with the gaze shapes), in the template's units (the ri
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 from scipy.linalg import solve_banded
+from scipy.optimize import lsq_linear
 from scipy.sparse.linalg import LinearOperator, cg, splu
 
+from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.face.indices import interocular
 from headsplat.rig.mesh_ops import graph_laplacian
 from headsplat.rig.open_rig import explained_modes
@@ -186,15 +190,12 @@ def fold_into_shapes(rig, identity: np.ndarray, scale: float, expression: np.nda
 
     Args:
         identity: (478, 3), scale: the tracked identity. expression: (T, E). offsets: (T, 478, 3) template units.
+        rotation: (T, 3) the head rotations (axis-angle): fit only the motion across the line of sight, which
+            is what the frames showed (the offsets' depth is a prior's); None: all three components.
 
     Returns:
         expression (T, E) float32 and offsets (T, 478, 3) float32.
     """
-    import copy
-
-    import torch
-    from scipy.optimize import lsq_linear
-
     names = list(rig.expression_names)
     ks = [i for i, n in enumerate(names) if n.startswith(prefixes)]
     head = copy.deepcopy(rig).double()
@@ -210,8 +211,6 @@ def fold_into_shapes(rig, identity: np.ndarray, scale: float, expression: np.nda
     new = exp.numpy().copy()
     motion = np.einsum("tk,tkd->td", new[:, ks], fields) + off[:, :N_MESH].numpy().reshape(len(exp), -1)
     if rotation is not None:  # what the frame shows: the motion across the line of sight
-        from headsplat.core.rotation import axis_angle_to_matrix
-
         rot = axis_angle_to_matrix(torch.as_tensor(rotation, dtype=torch.float64)).numpy()[:, :2]  # (T, 2, 3)
         fields = np.einsum("tij,tkvj->tkvi", rot, fields.reshape(len(exp), len(ks), N_MESH, 3)).reshape(
             len(exp), len(ks), -1)
