@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from headsplat.core.camera import project_points
 from headsplat.core.errors import NoFaceError
 from headsplat.face.align import crop_from_landmarks
 from headsplat.face.landmarks import N_LANDMARKS, LandmarkDetector
@@ -148,13 +149,15 @@ def face_offsets(source: FrameSource, tracking: Tracking, rig, cfg: OffsetConfig
 
 def fit_sequence(landmarks: np.ndarray, found: np.ndarray, times: np.ndarray, width: int, height: int, fps: float,
                  rig, temporal: bool, cfg: FitConfig | None = None, crop_size: int = 512, quiet: bool = False,
-                 source: str = "", desc: str = "fitting", shots: np.ndarray | None = None) -> Tracking:
+                 source: str = "", desc: str = "fitting", shots: np.ndarray | None = None,
+                 fit_to: np.ndarray | None = None) -> Tracking:
     """Fit ``rig`` to landmarks already detected: (T, 478, 3) pixels (NaN where ``found`` (T,) is False),
     frame ``times`` (T,) in seconds; ``temporal`` smooths a video's frames together, within each of the
-    ``shots`` (T,) (default: one shot)."""
+    ``shots`` (T,) (default: one shot). ``fit_to``: other landmarks of the same layout to fit instead (the
+    detections stay what the tracking records)."""
     with tqdm(total=len(found), desc=desc, unit="frame", disable=quiet, leave=False) as bar:
-        res = fit_landmarks(landmarks, found, width, height, rig, temporal=temporal, cfg=cfg or FitConfig(),
-                            progress=bar.update, shots=shots)
+        res = fit_landmarks(landmarks if fit_to is None else fit_to, found, width, height, rig, temporal=temporal,
+                            cfg=cfg or FitConfig(), progress=bar.update, shots=shots)
     return _tracking_from_fit(res, rig, landmarks, found, width, height, fps, times, crop_size, source, shots)
 
 
@@ -194,7 +197,25 @@ def refit_tracking(tracking: Tracking, rig, quiet: bool = False, path: str | os.
                          f"{rig.kind} rig; track the driver video again with --rig {rig.kind}")
     fov = tracking.camera(torch.float64).fov_x_deg
     temporal = len(tracking) > 1 and bool(np.all(np.diff(tracking.times) > 0))
+    # An open-rig video track read more than its detections (the free offsets, blinks that close): re-fit
+    # its own posed face.
+    fit_to = rig_landmarks(tracking, OpenRig()) if tracking.rig == "open" and tracking.offsets is not None else None
     return fit_sequence(tracking.landmarks, tracking.found, tracking.times, tracking.width, tracking.height,
                         tracking.fps, rig, temporal=temporal, cfg=FitConfig(fov_deg=fov),
                         crop_size=tracking.crop_size, quiet=quiet, source=tracking.source, desc="re-fitting",
-                        shots=tracking.shots)
+                        shots=tracking.shots, fit_to=fit_to)
+
+
+def rig_landmarks(tracking: Tracking, rig) -> np.ndarray:
+    """(T, 478, 3) a track's posed rig face (its free offsets included) as MediaPipe-style landmarks: pixels
+    (x, y) in the tracked frames and relative depth (z: pixels on the x scale, nearer is smaller, centred per
+    frame); NaN where no face was found. ``rig``: the rig the track was made with."""
+    head = copy.deepcopy(rig).double()
+    with torch.no_grad():
+        points = head(**tracking.params(dtype=torch.float64, with_offsets=True), face_only=True).vertices
+    cam = tracking.camera(torch.float64)
+    uv, z = project_points(points, cam.viewmat, cam.K)
+    depth = (z - z.mean(-1, keepdim=True)) * float(tracking.focal) / z.mean(-1, keepdim=True)
+    out = torch.cat([uv, depth[..., None]], -1).numpy()
+    out[~tracking.found] = np.nan
+    return out
