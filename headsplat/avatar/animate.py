@@ -117,8 +117,8 @@ def retarget(avatar: Avatar, expression: torch.Tensor, rotation: torch.Tensor, t
         fps: the driver's frame rate (for the smoothing of the head's position).
         framing: the bound and smoothing of the head's position.
         offsets: (T, 478, 3) the driver's free face offsets (open rig), or None.
-        driver_identity: (478, 3) the driver's open-rig identity offsets (the neutral the offsets are
-            measured on); None: the avatar's own (self-reenactment).
+        driver_identity: the driver's identity: with ``offsets`` (an open-rig driver), its (478, 3) identity
+            offsets, the neutral the offsets are measured on; None: the avatar's own (self-reenactment).
     """
     if pose not in POSE_MODES:
         raise ValueError(f"pose must be one of {', '.join(POSE_MODES)}, got {pose!r}")
@@ -197,4 +197,4 @@ def driver_motion(avatar: Avatar, tracking, pose: str = "relative", expression_s
     p = tracking.params(with_offsets=True)
     return retarget(avatar, p["expression"], p["rotation"], p["translation"], pose=pose,
                     expression_scale=expression_scale, shots=tracking.shots, fps=tracking.fps,
-                    offsets=p.get("offsets"), driver_identity=p["identity"] if tracking.rig == "open" else None)
+                    offsets=p.get("offsets"), driver_identity=p["identity"])

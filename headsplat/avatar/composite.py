@@ -257,7 +257,8 @@ def background_plate(avatar: Avatar, rig, span: tuple[float, float] = PasteConfi
     img = cv2.resize(avatar.source, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
     with torch.no_grad():
         verts = posed_vertices(avatar, rig, avatar.expression, avatar.rotation, avatar.translation)
-        alpha = render(pose_gaussians(expressed_gaussians(avatar, avatar.expression), verts, avatar_triangles(rig)), cam).alpha[..., 0].numpy()
+        gs = pose_gaussians(expressed_gaussians(avatar, avatar.expression), verts, avatar_triangles(rig))
+        alpha = render(gs, cam).alpha[..., 0].numpy()
     fade = neck_fade(alpha.shape, *chin_and_neck(verts, _head_keypoints(avatar, rig), cam), span)
     with Matter() as matter:
         person = matter(img)

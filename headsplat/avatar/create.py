@@ -77,11 +77,11 @@ def fill_unseen(gs: GaussianSet, seen: torch.Tensor, canonical: torch.Tensor, pa
     plane (x = 0 in head space) when one lies within ``mirror_radius``; else a blend of the ``smooth_k`` nearest
     seen Gaussians of the same region (face; the rest of the head), Gaussian-weighted over ``smooth_radius``
     plus half the distance to the nearest (the farther from what was seen, the wider the average), turning
-    beyond ``near`` metres from it (smoothly, over ``fade``) into the region's typical colour: the median of its seen colours, for
-    the head taken separately above and below the hair line (``hair_line``, dropping by ``nape_drop`` behind
-    the ears) and blended over a ``band`` around it (hair on the scalp, skin or collar below). So the back of the head is one smooth colour that meets the seen sides
-    without seams or specks, whatever the photo's edge looked like. Mouth Gaussians keep their generic
-    interior.
+    beyond ``near`` metres from it (smoothly, over ``fade``) into the region's typical colour: the median of
+    its seen colours, for the head taken separately above and below the hair line (``hair_line``, dropping by
+    ``nape_drop`` behind the ears) and blended over a ``band`` around it (hair on the scalp, skin or collar
+    below). So the back of the head is one smooth colour that meets the seen sides without seams or specks,
+    whatever the photo's edge looked like. Mouth Gaussians keep their generic interior.
 
     Args:
         gs: N Gaussians. seen: (N,) bool. canonical: (N, 3) positions in the neutral head space.

@@ -256,11 +256,9 @@ def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfi
             P["dc"].grad[fixed] = 0
             P["rest"].grad[fixed] = 0
         opt.step()
-        with torch.no_grad():
-            ls_now = limit_anisotropy(P["ls"], cfg.max_anisotropy)
-            P["ls"].copy_(torch.minimum(ls_now, max_ls) if fixed.any() else ls_now)
-            if fixed.any():
-                P["op"].copy_(torch.maximum(P["op"], min_op))
+        with torch.no_grad():  # the bounds (max_ls, min_op: +-inf outside the interior)
+            P["ls"].copy_(torch.minimum(limit_anisotropy(P["ls"], cfg.max_anisotropy), max_ls))
+            P["op"].copy_(torch.maximum(P["op"], min_op))
         if refine_now:
             corr.step(k)
         losses.append(float(loss.detach()))

@@ -206,8 +206,8 @@ def self_reenactment(avatar, rig, tracking: Tracking, source: FrameSource, refer
     others = dict(other_avatars or {}) if renderers is None else {}
     avatars = {"headsplat": avatar, **others} if renderers is None else {}
     motions = {name: retarget(av, p["expression"], p["rotation"], p["translation"], pose="absolute",
-                              reference=reference, offsets=p.get("offsets"),
-                              driver_identity=p["identity"] if tracking.rig == "open" else None) for name, av in avatars.items()}
+                              reference=reference, offsets=p.get("offsets"), driver_identity=p["identity"])
+               for name, av in avatars.items()}
     rows = list(renderers) if renderers is not None else [SELF_METHODS[0], *others]
     measurers = {name: StreamMeasurer(name, encoder) for name in (*rows, *SELF_METHODS[1:])}
     gt_desc, frames = [], []
