@@ -17,6 +17,7 @@ import torch
 from headsplat.avatar.avatar import Avatar, pose_avatar
 from headsplat.core.camera import Camera
 from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
+from headsplat.core.validate import check_choice
 from headsplat.render.rasterize import RenderOutput, render
 
 POSE_MODES = ("relative", "absolute", "none")
@@ -120,8 +121,7 @@ def retarget(avatar: Avatar, expression: torch.Tensor, rotation: torch.Tensor, t
         driver_identity: the driver's identity: with ``offsets`` (an open-rig driver), its (478, 3) identity
             offsets, the neutral the offsets are measured on; None: the avatar's own (self-reenactment).
     """
-    if pose not in POSE_MODES:
-        raise ValueError(f"pose must be one of {', '.join(POSE_MODES)}, got {pose!r}")
+    check_choice("pose", pose, POSE_MODES)
     if expression.shape[-1] != avatar.expression.shape[0]:
         raise ValueError(f"driver has {expression.shape[-1]} expression coefficients, the avatar "
                          f"{avatar.expression.shape[0]}")

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from headsplat.core.camera import Camera
 from headsplat.core.errors import InputError
 from headsplat.core.fileio import atomic_dir, read_format_json
+from headsplat.core.validate import read_safetensors
 from headsplat.media.image import read_image_uint8, write_png
 from headsplat.splat.binding import pose_gaussians
 from headsplat.splat.deformation import ExpressionDeformation, deform, load_deformation, save_deformation
@@ -154,10 +154,7 @@ def load_avatar(path: str | os.PathLike) -> Avatar:
         if not (p / name).is_file():
             raise InputError(f"{p}: incomplete avatar: {name} is missing")
     gaussians, _ = load_gaussians(p / "gaussians.safetensors")
-    try:
-        t = load_file(str(p / "rig.safetensors"))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise InputError(f"{p / 'rig.safetensors'}: not a readable safetensors file ({e})") from None
+    t = read_safetensors(p / "rig.safetensors")
     if "identity" not in t and "identity_offsets" in t:  # version 1
         t["identity"] = t.pop("identity_offsets")
     for name, shape in _RIG_TENSORS.items():

@@ -5,6 +5,24 @@ class HeadsplatError(Exception):
     """A problem the user can fix (bad file, missing asset); the message says what and where."""
 
 
+class ArgumentError(HeadsplatError, ValueError):
+    """A function argument (a CLI option) has a value it does not accept (also a ValueError, which the
+    checks it replaced raised).
+
+    Attributes:
+        param: the Python parameter's name (``max_frames``), which the CLI maps to its flag (``--max-frames``).
+        reason: what is wrong with the value; ``str()`` is ``"param: reason"``, one line.
+    """
+
+    def __init__(self, param: str, reason: str) -> None:
+        super().__init__(f"{param}: {reason}")
+        self.param = param
+        self.reason = reason
+
+    def __reduce__(self):  # pickled (batch workers) from both fields, not from the one formatted message
+        return type(self), (self.param, self.reason)
+
+
 class InputError(HeadsplatError):
     """An input file is missing, empty, corrupt or unsupported."""
 

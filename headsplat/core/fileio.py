@@ -1,4 +1,5 @@
-"""Atomic file writes: write to a temporary sibling, then rename, so no half-written output is ever left."""
+"""Atomic file writes (a temporary sibling, then a rename: no half-written output is ever left) and the checks
+of input files and of versioned headsplat formats."""
 
 from __future__ import annotations
 
@@ -88,9 +89,30 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def check_format(header, where: str | os.PathLike, what: str, fmt: str, version: int, noun: str | None = None
+                 ) -> dict:
+    """``header`` (the parsed JSON of a versioned headsplat file or folder ``where`` of type ``what``), checked: a
+    JSON object of format ``fmt`` and of a version at most ``version``.
+
+    Args:
+        noun: how the message names it in ``"not a headsplat NOUN"`` (default ``what``: ``"avatar"``; a
+            tracking file says ``"tracking file"`` there and ``"tracking format version"`` after).
+
+    Raises:
+        InputError: another format, or a newer version than this headsplat reads.
+    """
+    if not isinstance(header, dict) or header.get("format") != fmt:
+        found = header.get("format") if isinstance(header, dict) else None
+        raise InputError(f"{where}: not a headsplat {noun or what} (format {found!r})")
+    if int(header.get("version", 0)) > version:
+        raise InputError(f"{where}: {what} format version {header['version']} is newer than this headsplat reads "
+                         f"({version}); upgrade headsplat")
+    return header
+
+
 def read_format_json(path: Path, folder: Path, what: str, fmt: str, version: int, kind: str = "header") -> dict:
     """The JSON ``kind`` (header, index) of a versioned headsplat folder ``folder`` of type ``what`` (avatar,
-    view set), checked: readable, of format ``fmt``, of a version at most ``version``.
+    view set), checked: readable, of format ``fmt``, of a version at most ``version`` (:func:`check_format`).
 
     Raises:
         InputError: corrupt JSON, another format, or a newer version than this headsplat reads.
@@ -100,9 +122,4 @@ def read_format_json(path: Path, folder: Path, what: str, fmt: str, version: int
         meta = json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: corrupt {what} {kind} ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != fmt:
-        raise InputError(f"{folder}: not a headsplat {what} (format {meta.get('format') if isinstance(meta, dict) else None!r})")
-    if int(meta.get("version", 0)) > version:
-        raise InputError(f"{folder}: {what} format version {meta['version']} is newer than this headsplat reads "
-                         f"({version}); upgrade headsplat")
-    return meta
+    return check_format(meta, folder, what, fmt, version)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from headsplat.core.validate import check_choice
 from headsplat.face.assets import import_solutions
 
 N_LANDMARKS = 478
@@ -86,8 +87,7 @@ class LandmarkDetector:
 
     def __init__(self, mode: str = "image", face: int = 0, min_confidence: float = 0.5, crop_size: int = 320,
                  max_lost: int = 75, min_similarity: float = 0.5):
-        if mode not in ("image", "video"):
-            raise ValueError(f"mode: expected 'image' or 'video', got {mode!r}")
+        check_choice("mode", mode, ("image", "video"))
         if face < 0:
             raise ValueError(f"face: expected >= 0, got {face}")
         face_mesh, face_detection, _ = import_solutions()

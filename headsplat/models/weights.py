@@ -16,25 +16,21 @@ from pathlib import Path
 import torch
 
 from headsplat.core.errors import InputError
-from headsplat.core.config import config_file, configured_path
+from headsplat.core.validate import read_safetensors, resolve_user_file
 
 _LISTED = 4  # key names quoted in an error before "and N more"
 
 
 def resolve_weights(path: str | os.PathLike | None, env_var: str, config_key: str, what: str, flag: str = "--weights"
                     ) -> Path:
-    """The weights file: ``path`` if given, else ``$env_var``, else ``config_key`` in the user config file.
+    """The weights file: ``path`` if given, else ``$env_var``, else ``config_key`` in the user config file
+    (:func:`~headsplat.core.validate.resolve_user_file`).
 
     Raises:
         InputError: none is set, or the file does not exist (the message says how to set one).
     """
-    chosen = configured_path(path, env_var, config_key)
-    if chosen is None:
-        raise InputError(f"no {what} weights given: pass {flag} FILE, set {env_var}, or put "
-                         f'{{"{config_key}": "/path/to/file"}} in {config_file()} (see README: learned models)')
-    if not chosen.is_file():
-        raise InputError(f"{chosen}: {what} weights file not found")
-    return chosen
+    return resolve_user_file(path, env_var, config_key, f"{what} weights", f"{flag} FILE", kind="file",
+                             see="README: learned models")
 
 
 def read_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict:
@@ -46,12 +42,7 @@ def read_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict:
     """
     path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path))
-        except Exception as e:  # safetensors raises its own error types for corrupt headers
-            raise InputError(f"{path}: not a readable safetensors file ({e})") from None
+        return read_safetensors(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from headsplat.core.camera import project_points
+from headsplat.core.validate import check_choice
 
 
 def draw_mesh(image: np.ndarray, vertices: torch.Tensor, triangles: torch.Tensor, viewmat: torch.Tensor,
@@ -29,8 +30,7 @@ def draw_mesh(image: np.ndarray, vertices: torch.Tensor, triangles: torch.Tensor
     Returns:
         (H, W, 3) uint8 image.
     """
-    if style not in ("shaded", "wireframe"):
-        raise ValueError(f"style: expected 'shaded' or 'wireframe', got {style!r}")
+    check_choice("style", style, ("shaded", "wireframe"))
     out = image.copy()
     v = vertices.detach().double().cpu()
     uv, z = project_points(v, viewmat.double().cpu(), K.double().cpu())

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from headsplat.core.camera import Camera
-from headsplat.core.validate import check_shape
+from headsplat.core.validate import check_choice, check_shape
 from headsplat.render.projection import project_gaussians, view_colors
 from headsplat.splat.gaussians import SH_COEFFS, GaussianSet
 
@@ -41,8 +41,7 @@ class RenderOutput:
 
 def resolve_backend(backend: str, device: torch.device) -> str:
     """The concrete backend for ``backend`` (one of BACKENDS) on tensors living on ``device``."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    check_choice("backend", backend, BACKENDS)
     if backend == "auto":
         return "gsplat" if device.type == "cuda" else "cpu"
     return backend

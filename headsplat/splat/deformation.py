@@ -17,12 +17,11 @@ from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from headsplat.core.errors import InputError
 from headsplat.core.fileio import atomic_path
-from headsplat.core.validate import check_shape
+from headsplat.core.validate import check_shape, read_safetensors
 from headsplat.splat.gaussians import GaussianSet
 
 KIND = "expression_basis"
@@ -129,10 +128,7 @@ def load_deformation(path: str | os.PathLike, n_gaussians: int, n_inputs: int) -
     Raises:
         InputError: unreadable, missing or unexpected tensors, or shapes that do not fit the avatar.
     """
-    try:
-        t = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise InputError(f"{path}: not a readable safetensors file ({e})") from None
+    t = read_safetensors(path)
     missing, unexpected = sorted(set(_KEYS) - set(t)), sorted(set(t) - set(_KEYS))
     if missing or unexpected:
         raise InputError(f"{path}: deformation field with missing tensors {missing} / unexpected {unexpected}")

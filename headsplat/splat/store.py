@@ -11,11 +11,11 @@ import os
 from dataclasses import fields
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from headsplat.core.errors import InputError
-from headsplat.core.fileio import atomic_path, check_input_file
+from headsplat.core.fileio import atomic_path, check_format, check_input_file
+from headsplat.core.validate import read_safetensors_with_metadata
 from headsplat.splat.gaussians import GaussianSet
 
 FORMAT = "headsplat.gaussians"
@@ -39,24 +39,15 @@ def load_gaussians(path: str | os.PathLike, device: str | torch.device = "cpu") 
         InputError: missing, truncated or foreign file, or a newer format version.
     """
     p = check_input_file(path)
-    try:
-        from safetensors import safe_open
-        with safe_open(str(p), framework="pt") as f:
-            raw = (f.metadata() or {}).get("headsplat")
-        tensors = load_file(str(p), device=str(device))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise InputError(f"{p}: not a readable safetensors file ({e})") from None
+    tensors, metadata = read_safetensors_with_metadata(p, device)
+    raw = metadata.get("headsplat")
     if raw is None:
         raise InputError(f"{p}: safetensors file without a headsplat header; not a headsplat Gaussian file")
     try:
         meta = json.loads(raw)
     except json.JSONDecodeError as e:
         raise InputError(f"{p}: corrupt headsplat header ({e})") from None
-    if meta.get("format") != FORMAT:
-        raise InputError(f"{p}: holds {meta.get('format')!r}, expected {FORMAT!r}")
-    if int(meta.get("version", 0)) > VERSION:
-        raise InputError(f"{p}: format version {meta['version']} is newer than this headsplat reads ({VERSION}); "
-                         "upgrade headsplat")
+    check_format(meta, p, "Gaussian file", FORMAT, VERSION)
     unknown = sorted(set(tensors) - set(_FIELDS))
     if unknown:
         raise InputError(f"{p}: unknown tensors {unknown}")

@@ -14,7 +14,7 @@ import torch
 
 from headsplat.core.camera import Camera, intrinsics_from_focal, world_to_opencv
 from headsplat.core.errors import InputError
-from headsplat.core.fileio import atomic_path
+from headsplat.core.fileio import atomic_path, check_format
 from headsplat.face.align import CropTransform
 
 FORMAT = "headsplat.tracking"
@@ -155,11 +155,7 @@ class Tracking:
                 arrays["offsets"] = d["offsets"].astype(np.float32) if "offsets" in d.files else None  # optional
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as e:
             raise InputError(f"{p}: not a headsplat tracking file ({type(e).__name__}: {e})") from None
-        if header.get("format") != FORMAT:
-            raise InputError(f"{p}: not a headsplat tracking file (format {header.get('format')!r})")
-        if int(header.get("version", 0)) > VERSION:
-            raise InputError(f"{p}: tracking format version {header['version']} is newer than this headsplat "
-                             f"reads ({VERSION}); upgrade headsplat")
+        check_format(header, p, "tracking", FORMAT, VERSION, noun="tracking file")
         n = len(arrays["rotation"])
         if arrays["offsets"] is not None and arrays["offsets"].shape != (n, 478, 3):
             raise InputError(f"{p}: face offsets of shape {arrays['offsets'].shape}, expected ({n}, 478, 3)")

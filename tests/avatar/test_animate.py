@@ -10,6 +10,7 @@ from headsplat.avatar.avatar import load_avatar
 from headsplat.avatar.losses import psnr
 from headsplat.avatar.create import head_region
 from headsplat.cli.main import main
+from headsplat.core.errors import ArgumentError
 from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.media.frames import open_frames
 from headsplat.media.video import probe_video
@@ -33,7 +34,7 @@ def test_retarget_is_relative_to_the_drivers_first_frame(astro_avatar):
     assert torch.allclose(m.rotation[0], av.rotation, atol=1e-6)
     m2 = retarget(av, e, rot, tr, pose="absolute", expression_scale=0.5)
     assert torch.allclose(m2.rotation, rot) and torch.allclose(m2.expression[2, 0], av.expression[0] + 0.25)
-    with pytest.raises(ValueError, match="pose must be one of"):
+    with pytest.raises(ArgumentError, match="pose: unknown value 'sideways'; choose relative, absolute or none"):
         retarget(av, e, rot, tr, pose="sideways")
 
 

@@ -9,6 +9,7 @@ recovers transmittance by dividing by 1 - alpha, as gsplat does).
 import pytest
 import torch
 
+from headsplat.core.errors import ArgumentError
 from headsplat.render.rasterize import render
 from headsplat.splat.gaussians import GaussianSet
 
@@ -88,7 +89,7 @@ def test_reference_gradcheck_float64():
 
 
 def test_unknown_backend_is_refused():
-    with pytest.raises(ValueError, match="unknown backend 'vulkan'"):
+    with pytest.raises(ArgumentError, match="backend: unknown value 'vulkan'; choose auto, cpu, torch or gsplat"):
         render(random_scene(3, 0), front_camera(8, 8), backend="vulkan")
 
 

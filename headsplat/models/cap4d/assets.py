@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from headsplat.core.config import configured_path
 from headsplat.core.errors import InputError
+from headsplat.core.validate import resolve_user_file
 
 ENV = "HEADSPLAT_CAP4D_ASSETS"
 CONFIG_KEY = "cap4d_assets"
@@ -104,12 +104,9 @@ def load_assets(folder: str | os.PathLike | None = None, n_flame_vertices: int |
     Raises:
         InputError: none configured, a file missing or unreadable, or files that disagree (named).
     """
-    chosen = configured_path(folder, ENV, CONFIG_KEY)
-    if chosen is None:
-        raise InputError(f"CAP4D's assets are needed: pass --cap4d-assets DIR (the CAP4D repository's data/assets), "
-                         f'set {ENV}, or put {{"{CONFIG_KEY}": "/path"}} in the headsplat config (see README)')
-    if not chosen.is_dir():
-        raise InputError(f"{chosen}: CAP4D assets folder not found")
+    chosen = resolve_user_file(folder, ENV, CONFIG_KEY, "CAP4D assets",
+                               "--cap4d-assets DIR (the CAP4D repository's data/assets)", kind="folder",
+                               see="README: learned models")
     base = _locate(chosen)
     paths = {k: _file(base, k) for k in FILES}
     try:

@@ -11,15 +11,19 @@ without unpickling.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
 from headsplat.core.errors import InputError
+from headsplat.core.fileio import atomic_path
+from headsplat.core.validate import read_safetensors_with_metadata
 from headsplat.models.cap4d.unet import MMDMUNet, UNetConfig
 from headsplat.models.cap4d.vae import AutoencoderKL, VAEConfig
 from headsplat.models.weights import load_strict, read_checkpoint
@@ -121,20 +125,11 @@ def _cached_name(path: Path) -> Path:
 
 def _read_state(path: Path, cache: bool) -> tuple[dict, MMDMConfig | None]:
     """(network tensors, stored config) of a checkpoint, through the safetensors cache when asked."""
-    import json
-
     cached = _cached_name(path) if cache and path.suffix != ".safetensors" else None
     if cached is not None and cached.is_file():
         return _read_state(cached, False)
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                state = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as e:  # safetensors raises its own error types for corrupt headers
-            raise InputError(f"{path}: not a readable safetensors file ({e})") from None
+        state, meta = read_safetensors_with_metadata(path)
         cfg = MMDMConfig.from_dict(json.loads(meta[CONFIG_ENTRY])) if CONFIG_ENTRY in meta else None
     else:
         obj = read_checkpoint(path, mmap=True)
@@ -146,10 +141,6 @@ def _read_state(path: Path, cache: bool) -> tuple[dict, MMDMConfig | None]:
             raise InputError(f"{path}: not an MMDM checkpoint (expected a state dict)")
         state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor) and not k.startswith(EXCLUDED_PREFIXES)}
     if cached is not None:
-        from safetensors.torch import save_file
-
-        from headsplat.core.fileio import atomic_path
-
         cached.parent.mkdir(parents=True, exist_ok=True)
         meta = {CONFIG_ENTRY: json.dumps(cfg.to_dict())} if cfg is not None else None
         with atomic_path(cached) as tmp:

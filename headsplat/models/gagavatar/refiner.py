@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from headsplat.core.validate import check_choice
+
 UNET_CHANNELS = {4: 256, 8: 256, 16: 256, 32: 256, 64: 128, 128: 64, 256: 32, 512: 16, 1024: 8}
 DECODER_CHANNELS = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64, 512: 32, 1024: 16}
 NOISE_MODES = ("random", "stored")
@@ -211,8 +213,7 @@ class StyleUNet(nn.Module):
                 ) -> torch.Tensor:
         """Args: x (B, in_dim, h, w) features (smaller inputs are first resized bilinearly to ``size``);
         noise: "random" (fresh, from ``generator`` if given) or "stored" (the ``noises`` buffers)."""
-        if noise not in NOISE_MODES:
-            raise ValueError(f"noise must be one of {NOISE_MODES}, got {noise!r}")
+        check_choice("noise", noise, NOISE_MODES)
         if x.shape[-1] < self.cfg.size:
             x = F.interpolate(x, size=(self.cfg.size, self.cfg.size), mode="bilinear", align_corners=False)
         feat = _leaky(self.conv_body_first(x))

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from headsplat.core.config import config_file
 from headsplat.core.errors import InputError
 from headsplat.core.fileio import check_input_file
+from headsplat.core.validate import resolve_user_file
 
 N_JOINTS = 5  # global, neck, jaw, left eye, right eye
 
@@ -260,29 +260,16 @@ def load_flame_file(path: str | os.PathLike, n_shape: int = 300, n_expr: int = 1
 
 
 ENV_VAR = "HEADSPLAT_FLAME_MODEL"
+CONFIG_KEY = "flame_model"
 
 
 def resolve_flame_model(path: str | os.PathLike | None = None) -> Path:
     """Where the user's FLAME file is: ``path`` if given, else ``$HEADSPLAT_FLAME_MODEL``, else
-    ``"flame_model"`` in the per-user config file. Never a path relative to the working directory by default.
+    ``"flame_model"`` in the per-user config file (:func:`~headsplat.core.validate.resolve_user_file`). Never a
+    path relative to the working directory by default; whether the file exists is :func:`load_flame_file`'s check.
 
     Raises:
         InputError: none of them is set (the message says how to set one).
     """
-    if path:
-        return Path(path).expanduser()
-    env = os.environ.get(ENV_VAR)
-    if env:
-        return Path(env).expanduser()
-    cfg = config_file()
-    if cfg.is_file():
-        import json
-
-        try:
-            value = json.loads(cfg.read_text()).get("flame_model")
-        except (json.JSONDecodeError, AttributeError) as e:
-            raise InputError(f"{cfg}: not a valid headsplat config file ({e})") from None
-        if value:
-            return Path(value).expanduser()
-    raise InputError(f"no FLAME model file given: pass --flame-model PATH, set {ENV_VAR}, or put "
-                     f'{{"flame_model": "/path/to/flame2023_Open.pkl"}} in {cfg} (see README: FLAME)')
+    return resolve_user_file(path, ENV_VAR, CONFIG_KEY, "FLAME model file", "--flame-model PATH", kind=None,
+                             example="/path/to/flame2023_Open.pkl", see="README: FLAME")
