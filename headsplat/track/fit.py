@@ -18,13 +18,14 @@ import cv2
 import numpy as np
 import torch
 
+from headsplat.core.camera import world_to_opencv
 from headsplat.core.rotation import matrix_to_axis_angle
 from headsplat.face.indices import EYE_LIDS, eye_apertures, interocular
 from headsplat.rig.mesh_ops import graph_laplacian
 from headsplat.rig.open_rig import N_FACE, OpenRig, explained_modes
 from headsplat.track.offsets import OffsetConfig
 
-FLIP = torch.tensor([1.0, -1.0, -1.0], dtype=torch.float64)  # world (y up, z to viewer) -> OpenCV camera
+FLIP = world_to_opencv().diagonal()[:3].double()  # (3,) world (y up, z to viewer) -> OpenCV camera axes
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def _pnp(points2d: np.ndarray, model: np.ndarray, focal: float, width: int, heig
     ok, rvec, tvec = cv2.solvePnP(model, points2d, K, None, rvec, tvec, useExtrinsicGuess=True,
                                   flags=cv2.SOLVEPNP_ITERATIVE)
     r_cv = cv2.Rodrigues(rvec)[0]
-    f = np.diag([1.0, -1.0, -1.0])
+    f = world_to_opencv()[:3, :3].double().numpy()  # OpenCV camera -> world axes (its own inverse)
     rot = torch.from_numpy(f @ r_cv)
     return matrix_to_axis_angle(rot).numpy(), (f @ tvec).ravel()
 

@@ -27,13 +27,14 @@ from scipy.linalg import solve_banded
 from scipy.optimize import lsq_linear
 from scipy.sparse.linalg import LinearOperator, cg, splu
 
+from headsplat.core.camera import world_to_opencv
 from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.face.indices import interocular
 from headsplat.rig.mesh_ops import graph_laplacian
 from headsplat.rig.open_rig import explained_modes
 
 N_MESH = 468  # MediaPipe's mesh vertices (then 10 iris points)
-FLIP = np.array([1.0, -1.0, -1.0])  # world (y up, z to viewer) -> OpenCV camera
+FLIP = world_to_opencv().diagonal()[:3].double().numpy()  # (3,) world (y up, z to viewer) -> OpenCV camera axes
 
 
 @dataclass(frozen=True)

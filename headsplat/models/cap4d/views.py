@@ -25,13 +25,14 @@ import cv2
 import numpy as np
 import torch
 
+from headsplat.core.camera import world_to_opencv
 from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from headsplat.models.cap4d.assets import Cap4dAssets
 from headsplat.models.cap4d.conditioning import (conditioning_maps, crop_mask, head_crop_box, pose_and_offsets,
                                                  project, ray_map, to_ndc)
 from headsplat.models.cap4d.flame import CAP4DFlame
 
-OPENCV = np.diag([1.0, -1.0, -1.0])  # world -> OpenCV axes (CAP4D's OPENCV2PYTORCH3D)
+OPENCV = world_to_opencv()[:3, :3].double().numpy()  # (3, 3) world -> OpenCV axes (CAP4D's OPENCV2PYTORCH3D)
 N_SHAPE, N_EXPR = 150, 65  # CAP4D's FLAME coefficients
 YAW_RANGE, PITCH_RANGE = 55.0, 20.0
 

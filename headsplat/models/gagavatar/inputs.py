@@ -17,12 +17,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from headsplat.core.camera import world_to_opencv
 from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.face.align import CropTransform, warp_to_crop
 from headsplat.models.gagavatar.conventions import FLAME_SCALE, FOCAL, intrinsics, pytorch3d_transform
 
 CROP_SCALE = 1.65  # crop side / face box side
-_CV_FROM_WORLD = (1.0, -1.0, -1.0)  # headsplat's tracking world (camera at the origin, looking down -z) -> OpenCV
+# (3,) float64 headsplat's tracking world (camera at the origin, looking down -z) -> OpenCV axes
+_CV_FROM_WORLD = world_to_opencv().diagonal()[:3].double()
 
 
 def head_box(face_box: np.ndarray) -> np.ndarray:
@@ -77,7 +79,7 @@ def posed_to_opencv(vertices: torch.Tensor, scale: torch.Tensor, rotation: torch
     """
     R = axis_angle_to_matrix(rotation)
     x = (vertices * scale[..., None, None]) @ R.transpose(-1, -2) + translation[..., None, :]
-    return x * x.new_tensor(_CV_FROM_WORLD)
+    return x * _CV_FROM_WORLD.to(x)
 
 
 def fit_view(vertices: torch.Tensor, rotation: torch.Tensor, pixels: torch.Tensor, size: int,
@@ -99,7 +101,7 @@ def fit_view(vertices: torch.Tensor, rotation: torch.Tensor, pixels: torch.Tenso
     import cv2
 
     dt = torch.float64
-    flip = torch.tensor(_CV_FROM_WORLD, dtype=dt)
+    flip = _CV_FROM_WORLD.to(dt)
     R = flip[:, None] * axis_angle_to_matrix(rotation.to(dt))  # head space -> OpenCV camera
     P = FLAME_SCALE * vertices.to(dt)
     X = P @ R.T
@@ -136,7 +138,7 @@ def view_to_tracking(transform: torch.Tensor, identity_scale: float) -> tuple[to
     from headsplat.models.gagavatar.conventions import opencv_viewmat
 
     v = opencv_viewmat(transform.double())
-    flip = torch.tensor(_CV_FROM_WORLD, dtype=torch.float64)
+    flip = _CV_FROM_WORLD
     R_head = flip[:, None] * v[:3, :3]
     t = flip * v[:3, 3] * (identity_scale / FLAME_SCALE)
     return matrix_to_axis_angle(R_head).float(), t.float()
