@@ -1,1 +1,2 @@
-"""Avatars: create (fit Gaussians bound to a rig to photos), animate (retarget a driver), save and load."""
+"""Avatars: create (fit Gaussians bound to a rig to photos or view sets), animate (retarget a driver and render),
+compositing onto the driver's frames, view sets, and the versioned avatar folder's save and load."""

@@ -1,1 +1,2 @@
-"""Foundation: errors, validation, atomic files, rotations and cameras shared by every layer."""
+"""Foundation shared by every layer: typed errors, boundary checks (shapes, choices, user files, safetensors),
+the user's settings file, atomic files and versioned formats, rotations and OpenCV cameras."""

@@ -1,4 +1,5 @@
-"""Perception: face detection, the 478 MediaPipe face-mesh landmarks, a foreground matte and square crops."""
+"""Perception: face detection, the 478 MediaPipe face-mesh landmarks, a foreground matte and square crops
+(and pasting a crop back into its frame)."""
 
 from headsplat.face.assets import MediaPipeAssets, find_mediapipe_assets
 from headsplat.face.landmarks import FaceLandmarks, LandmarkDetector

@@ -1,4 +1,5 @@
-"""Media I/O: read images and videos into RGB frames, write mp4 and PNG sequences atomically."""
+"""Media I/O: read images and videos into RGB frames (decoded, oriented), write mp4 and PNG sequences
+atomically; the library's frames are float RGB, uint8 only at I/O."""
 
 from headsplat.media.image import read_image, write_png, to_float, to_uint8
 from headsplat.media.video import VideoReader, VideoWriter, probe_video

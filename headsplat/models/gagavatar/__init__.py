@@ -1,4 +1,5 @@
-"""GAGAvatar (Chu & Harada, NeurIPS 2024): one-shot Gaussian heads from the authors' released checkpoint."""
+"""GAGAvatar (Chu & Harada, NeurIPS 2024): one-shot Gaussian heads from the authors' released checkpoint,
+its network and its camera conventions converted at this package's boundary."""
 
 from headsplat.models.gagavatar.model import GAGAvatar, GagaConfig, SourceGaussians
 
