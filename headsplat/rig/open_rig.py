@@ -14,7 +14,6 @@ teeth along the lip contour (the upper fixed to the skull, the lower riding on t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
@@ -23,6 +22,7 @@ import torch
 from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.core.validate import check_shape
 from headsplat.face import indices as ix
+from headsplat.rig.base import RigOutput
 from headsplat.rig.expressions import (EXPRESSION_NAMES, GAZE_SHIFT, JAW_ANGLE, JAW_PIVOT, blink_targets,
                                       build_expression_basis, lid_operators, rot_x)
 from headsplat.rig.mesh_ops import boundary_loops
@@ -44,19 +44,6 @@ def load_face_template() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     with resources.files("headsplat.rig").joinpath("data/mediapipe_face.npz").open("rb") as f:
         d = np.load(f)
         return d["vertices"].astype(np.float64), d["triangles"].astype(np.int64), d["mirror"].astype(np.int64)
-
-
-@dataclass(frozen=True)
-class RigOutput:
-    """Posed rig.
-
-    Attributes:
-        vertices: (..., V, 3) posed vertices in world space.
-        neutral: (..., V, 3) identity shape before expression and pose (head space).
-    """
-
-    vertices: torch.Tensor
-    neutral: torch.Tensor
 
 
 def build_mouth_cavity(v: np.ndarray, loop: np.ndarray, first: int, depth: float = 0.03

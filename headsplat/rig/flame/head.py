@@ -26,11 +26,12 @@ from headsplat.core.errors import InputError
 from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.core.validate import check_shape
 from headsplat.face.indices import LEFT_IRIS, LIPS_INNER_LOWER, LIPS_INNER_UPPER, RIGHT_IRIS
+from headsplat.rig.base import RigOutput
 from headsplat.rig.flame.embedding import LandmarkEmbedding, file_digest, flame_embedding
 from headsplat.rig.flame.loader import load_flame_file
 from headsplat.rig.flame.model import FlameRig
 from headsplat.rig.mesh_ops import boundary_loops
-from headsplat.rig.open_rig import CAVITY, TEETH, RigOutput, build_mouth_cavity, load_face_template
+from headsplat.rig.open_rig import CAVITY, TEETH, build_mouth_cavity, load_face_template
 
 LEFT_EYE, RIGHT_EYE = 3, 4  # FLAME's joints: global, neck, jaw, left eye, right eye
 POSE_NAMES = ("jaw_rx", "jaw_ry", "jaw_rz", "eye_l_rx", "eye_l_ry", "eye_l_rz", "eye_r_rx", "eye_r_ry", "eye_r_rz")
