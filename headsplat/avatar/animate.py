@@ -19,6 +19,7 @@ from headsplat.core.camera import Camera
 from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from headsplat.core.validate import check_choice
 from headsplat.render.rasterize import RenderOutput, render
+from headsplat.rig.base import HeadRig
 
 POSE_MODES = ("relative", "absolute", "none")
 
@@ -149,7 +150,7 @@ def retarget(avatar: Avatar, expression: torch.Tensor, rotation: torch.Tensor, t
     return Motion(exp.float(), rot.float(), trans.float(), face)
 
 
-def render_avatar_frame(avatar: Avatar, rig, motion: Motion, t: int, camera: Camera,
+def render_avatar_frame(avatar: Avatar, rig: HeadRig, motion: Motion, t: int, camera: Camera,
                         background: torch.Tensor | float | None = None, backend: str = "auto",
                         width: int | None = None, height: int | None = None) -> RenderOutput:
     """Render frame ``t`` of ``motion`` through ``camera`` (premultiplied over ``background``, black when None)."""

@@ -18,6 +18,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,10 +29,14 @@ from headsplat.core.errors import InputError
 from headsplat.core.fileio import atomic_dir, read_format_json
 from headsplat.core.validate import read_safetensors
 from headsplat.media.image import read_image_uint8, write_png
+from headsplat.rig.base import HeadRig
 from headsplat.splat.binding import pose_gaussians
 from headsplat.splat.deformation import ExpressionDeformation, deform, load_deformation, save_deformation
 from headsplat.splat.gaussians import GaussianSet
 from headsplat.splat.store import load_gaussians, save_gaussians
+
+if TYPE_CHECKING:
+    from headsplat.rig.flame.head import FlameHead
 
 FORMAT = "headsplat.avatar"
 VERSION = 2  # 2: FLAME avatars; "identity" replaces version 1's "identity_offsets"
@@ -73,12 +78,12 @@ class Avatar:
     deformation: ExpressionDeformation | None = None  # expression-dependent offsets learned from many frames
 
 
-def avatar_triangles(rig) -> torch.Tensor:
+def avatar_triangles(rig: HeadRig) -> torch.Tensor:
     """(F, 3) triangles avatars bind to: the rig's head triangles followed by its mouth cavity."""
     return torch.cat([rig.triangles, rig.mouth_triangles])
 
 
-def posed_vertices(avatar: Avatar, rig, expression: torch.Tensor, rotation: torch.Tensor,
+def posed_vertices(avatar: Avatar, rig: HeadRig, expression: torch.Tensor, rotation: torch.Tensor,
                    translation: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
     """(..., V, 3) rig vertices of the avatar's identity for parameters with leading dims (...); ``offsets``
     (..., 478, 3): the open rig's free face offsets (see :meth:`OpenRig.forward`), None for none."""
@@ -87,7 +92,7 @@ def posed_vertices(avatar: Avatar, rig, expression: torch.Tensor, rotation: torc
                **extra).vertices
 
 
-def pose_avatar(avatar: Avatar, rig, expression: torch.Tensor, rotation: torch.Tensor,
+def pose_avatar(avatar: Avatar, rig: HeadRig, expression: torch.Tensor, rotation: torch.Tensor,
                 translation: torch.Tensor, offsets: torch.Tensor | None = None) -> GaussianSet:
     """The avatar's Gaussians in world space for one frame: expression (E,), rotation (3,), translation (3,),
     the open rig's free face offsets (478, 3) or None."""
@@ -184,7 +189,7 @@ def load_avatar(path: str | os.PathLike) -> Avatar:
                   rig_record=meta.get("rig_record", {}), deformation=deformation)
 
 
-def check_flame_record(rig_record: dict, head, path: str | os.PathLike = "avatar") -> None:
+def check_flame_record(rig_record: dict, head: FlameHead, path: str | os.PathLike = "avatar") -> None:
     """Raise InputError when ``rig_record`` (an avatar's ``{"flame": ...}``) names another FLAME file than
     ``head``'s."""
     made, given = rig_record.get("flame", {}), head.describe()
@@ -194,7 +199,7 @@ def check_flame_record(rig_record: dict, head, path: str | os.PathLike = "avatar
                          "file with --flame-model")
 
 
-def check_rig_compatible(avatar: Avatar, rig, path: str | os.PathLike = "avatar") -> None:
+def check_rig_compatible(avatar: Avatar, rig: HeadRig, path: str | os.PathLike = "avatar") -> None:
     """Raise InputError when the avatar was bound to another rig: kind, FLAME model file, topology,
     expression set or identity size."""
     if avatar.rig != rig.kind:

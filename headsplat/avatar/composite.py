@@ -20,6 +20,7 @@ from headsplat.avatar.avatar import Avatar, avatar_triangles, expressed_gaussian
 from headsplat.core.camera import Camera, project_points
 from headsplat.face.indices import CHIN, FACE_OVAL
 from headsplat.render.rasterize import render
+from headsplat.rig.base import HeadRig
 from headsplat.splat.binding import pose_gaussians
 
 
@@ -227,7 +228,7 @@ def clean_plate(image: np.ndarray, head_alpha: np.ndarray, person: np.ndarray, f
     return np.clip(image * (1 - soft) + filled * soft + 0.5, 0, 255).astype(np.uint8)
 
 
-def _head_keypoints(avatar: Avatar, rig) -> tuple[torch.Tensor, int]:
+def _head_keypoints(avatar: Avatar, rig: HeadRig) -> tuple[torch.Tensor, int]:
     """Vertex indices of the neck's base (the lowest vertices of the head at rest) and of the chin."""
     n = len(avatar.expression)
     with torch.no_grad():
@@ -248,7 +249,7 @@ def chin_and_neck(vertices: torch.Tensor, keypoints: tuple[torch.Tensor, int], c
     return key[-1].numpy(), key[:-1].mean(0).numpy()
 
 
-def background_plate(avatar: Avatar, rig, span: tuple[float, float] = PasteConfig().neck_fade) -> np.ndarray:
+def background_plate(avatar: Avatar, rig: HeadRig, span: tuple[float, float] = PasteConfig().neck_fade) -> np.ndarray:
     """The avatar's source image with its person's head, hair and neck inpainted away (the ``source``
     background of ``animate``): (H, W, 3) uint8 at the avatar's framing."""
     from headsplat.face.segment import Matter
@@ -276,7 +277,7 @@ class PasteBack:
         cfg: paste-back settings.
     """
 
-    def __init__(self, avatar: Avatar, rig, tracking, cfg: PasteConfig = PasteConfig()):
+    def __init__(self, avatar: Avatar, rig: HeadRig, tracking, cfg: PasteConfig = PasteConfig()):
         from headsplat.face.segment import Matter
 
         self.avatar, self.rig, self.cfg = avatar, rig, cfg

@@ -30,8 +30,9 @@ from headsplat.avatar.losses import psnr
 from headsplat.core.camera import project_points
 from headsplat.core.errors import InputError
 from headsplat.render.projection import camera_centre
-from headsplat.rig.open_rig import CAVITY, GUMS, TEETH, TONGUE
 from headsplat.render.rasterize import render
+from headsplat.rig.base import HeadRig
+from headsplat.rig.open_rig import CAVITY, GUMS, TEETH, TONGUE
 from headsplat.splat.binding import (bind_points, init_by_area, per_triangle_barycentrics, pose_gaussians,
                                      triangle_frames)
 from headsplat.splat.gaussians import SH_C0, GaussianSet, concatenate
@@ -123,7 +124,7 @@ def fill_unseen(gs: GaussianSet, seen: torch.Tensor, canonical: torch.Tensor, pa
     return replace(gs, sh=sh)
 
 
-def hair_line(rig) -> float:
+def hair_line(rig: HeadRig) -> float:
     """Head-space height of the scalp's lower edge: 2 cm below the eyes of the neutral template (hair
 usually covers the sides of the head down to the ears)."""
     from headsplat.face.indices import eye_centres
@@ -210,7 +211,7 @@ def fit_shell_to_silhouette(gs: GaussianSet, part: torch.Tensor, frame: FitFrame
     return pose_gaussians(moved, frame.vertices, triangles)
 
 
-def seed_gaussians(frames: list[FitFrame], rig, cfg: CreateConfig, generator: torch.Generator
+def seed_gaussians(frames: list[FitFrame], rig: HeadRig, cfg: CreateConfig, generator: torch.Generator
                    ) -> tuple[GaussianSet, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gaussians by area on the avatar triangles, coloured from the frames. Returns the set, which
     Gaussians some frame saw, their neutral head-space positions and their part (0 face, 1 shell, 2 mouth)."""
@@ -251,7 +252,7 @@ def seed_gaussians(frames: list[FitFrame], rig, cfg: CreateConfig, generator: to
     return fill_unseen(gs, seen, canonical, part, hair_line(rig)), seen, canonical, part
 
 
-def create_avatar(images, indices: list[int], tracking: Tracking, rig, cfg: CreateConfig = CreateConfig(),
+def create_avatar(images, indices: list[int], tracking: Tracking, rig: HeadRig, cfg: CreateConfig = CreateConfig(),
                   seed: int = 0, quiet: bool = False, matter=None, provenance: dict | None = None,
                   device: torch.device | str = "cpu", views=None, views_share: float = 0.5) -> Avatar:
     """Fit an avatar to reference frames (and to a generator's views).
@@ -314,7 +315,7 @@ def create_avatar(images, indices: list[int], tracking: Tracking, rig, cfg: Crea
             matter.close()
 
 
-def check_views(views, rig) -> None:
+def check_views(views, rig: HeadRig) -> None:
     """Raise InputError when a view set's parameters do not belong to ``rig``."""
     tr = views.tracking
     if tr.rig != rig.kind:
@@ -334,7 +335,7 @@ def _posed(gs: GaussianSet, field, f: FitFrame, tris: torch.Tensor) -> GaussianS
     return pose_gaussians(gs if field is None else deform(gs, field, f.expression), f.vertices, tris)
 
 
-def _create(frames, reference, tracking, rig, cfg, seed, quiet, provenance, device, generator, t0, views,
+def _create(frames, reference, tracking, rig: HeadRig, cfg, seed, quiet, provenance, device, generator, t0, views,
             views_share) -> Avatar:
     seeded, seen, canonical, part = seed_gaussians(frames, rig, cfg, generator)
     # The mouth interior keeps its seeded colours (the photo's where a frame shows it, generic elsewhere):

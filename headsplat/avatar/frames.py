@@ -16,6 +16,7 @@ import torch
 
 from headsplat.core.camera import Camera, project_points
 from headsplat.face.align import CropTransform, warp_to_crop
+from headsplat.rig.base import HeadRig
 from headsplat.track.tracking import Tracking, crop_camera
 
 ROTATION_UNIT = np.radians(6.0)  # radians of head rotation that count as one unit of difference
@@ -71,7 +72,7 @@ def head_region(vertices: torch.Tensor, camera: Camera, grow: float = 0.06) -> n
     return mask.astype(np.float32)
 
 
-def prepare_frame(img: np.ndarray, t: int, tracking: Tracking, rig, size: int, matter=None,
+def prepare_frame(img: np.ndarray, t: int, tracking: Tracking, rig: HeadRig, size: int, matter=None,
                   matte: np.ndarray | None = None, weight: float = 1.0, kind: str = "real",
                   cropped: bool = False) -> FitFrame:
     """Crop frame ``t`` (an (H, W, 3) uint8 image; ``cropped``: already its recorded crop, ``crop_size``

@@ -16,6 +16,7 @@ from headsplat.avatar.avatar import Avatar, pose_avatar
 from headsplat.core.camera import Camera, intrinsics_from_focal, world_to_opencv
 from headsplat.core.rotation import euler_yxz_to_matrix, matrix_to_axis_angle
 from headsplat.render.rasterize import render
+from headsplat.rig.base import HeadRig
 from headsplat.rig.controls import controls_to_params
 from headsplat.avatar.viewset import generated_tracking
 from headsplat.track.tracking import Tracking
@@ -35,7 +36,7 @@ def view_camera(avatar: Avatar, size: int | None = None) -> tuple[Camera, float,
     return Camera(world_to_opencv(), K, size, size), focal, float(avatar.translation.norm())
 
 
-def oracle_params(avatar: Avatar, rig, yaws: tuple, pitches: tuple, expressions: tuple
+def oracle_params(avatar: Avatar, rig: HeadRig, yaws: tuple, pitches: tuple, expressions: tuple
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Every (yaw, pitch, expression) combination: expression (T, E), rotation (T, 3), translation (T, 3)
     (the head straight ahead of the camera at the avatar's distance). Yaw and pitch in degrees, absolute."""
@@ -50,7 +51,7 @@ def oracle_params(avatar: Avatar, rig, yaws: tuple, pitches: tuple, expressions:
     return exp, rot, trans
 
 
-def oracle_views(avatar: Avatar, rig, yaws=(-60, -45, -30, -15, 0, 15, 30, 45, 60), pitches=(-20, 0, 20),
+def oracle_views(avatar: Avatar, rig: HeadRig, yaws=(-60, -45, -30, -15, 0, 15, 30, 45, 60), pitches=(-20, 0, 20),
                  expressions=ORACLE_EXPRESSIONS, size: int | None = None) -> tuple[list[np.ndarray], Tracking]:
     """Render the avatar at every combination of head yaw, pitch (degrees) and expression (named controls).
 
@@ -73,7 +74,7 @@ def oracle_views(avatar: Avatar, rig, yaws=(-60, -45, -30, -15, 0, 15, 30, 45, 6
     return images, tracking
 
 
-def with_hidden_pattern(avatar: Avatar, rig, period: float = 0.02, amplitude: float = 0.25,
+def with_hidden_pattern(avatar: Avatar, rig: HeadRig, period: float = 0.02, amplitude: float = 0.25,
                         facing: float = 0.2) -> Avatar:
     """An oracle that knows more than its photo: the avatar with horizontal stripes (``period`` metres,
     ± ``amplitude`` in colour) painted on every Gaussian whose triangle does not face its reference camera
@@ -102,7 +103,7 @@ def with_hidden_pattern(avatar: Avatar, rig, period: float = 0.02, amplitude: fl
     return _replace(avatar, gaussians=_replace(gs, sh=sh))
 
 
-def with_jaw_shading(avatar: Avatar, rig, colour=(-0.5, -0.7, -0.7), share: float = 0.35) -> Avatar:
+def with_jaw_shading(avatar: Avatar, rig: HeadRig, colour=(-0.5, -0.7, -0.7), share: float = 0.35) -> Avatar:
     """An oracle with a known expression-dependent appearance: the lower ``share`` of the face (by height in the
     neutral head) darkens with jaw opening (a deformation field whose code is ``silu(4 * jaw_open)``, adding
     ``colour`` in degree-0 SH units, about -0.15..-0.2 in RGB at full opening). Needs a rig with ``jaw_open``."""

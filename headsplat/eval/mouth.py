@@ -15,6 +15,7 @@ from headsplat.avatar.avatar import posed_vertices
 from headsplat.core.camera import Camera, project_points
 from headsplat.core.rotation import euler_yxz_to_matrix
 from headsplat.face import indices as ix
+from headsplat.rig.base import HeadRig
 from headsplat.splat.gaussians import select
 
 
@@ -47,7 +48,7 @@ def row_gaps(rgb: np.ndarray, points: np.ndarray, dark: float = 0.3) -> float:
     return float((lum < dark).mean())
 
 
-def teeth_row_line(rig, vertices: torch.Tensor, camera: Camera, upper: bool = True) -> np.ndarray:
+def teeth_row_line(rig: HeadRig, vertices: torch.Tensor, camera: Camera, upper: bool = True) -> np.ndarray:
     """(K, 2) pixel points along the middle of a row of teeth of the open rig (upper or lower row), in order
     from one end to the other, for :func:`row_gaps`."""
     from headsplat.rig.open_rig import TEETH
@@ -78,7 +79,7 @@ def interior_leak(with_interior: np.ndarray, without_interior: np.ndarray, openi
     return float((diff[outside] > threshold).mean())
 
 
-def open_mouth_views(avatar, rig, yaw_deg: float, jaw: float = 1.0) -> dict:
+def open_mouth_views(avatar, rig: HeadRig, yaw_deg: float, jaw: float = 1.0) -> dict:
     """An open-rig avatar at its reference pose turned by ``yaw_deg`` with the jaw opened by ``jaw``, rendered
     in its own camera with and without its mouth interior: ``render`` and ``bare`` (render results),
     ``vertices`` (V, 3) posed rig vertices and ``opening`` (H, W) bool (:func:`mouth_opening_mask`)."""

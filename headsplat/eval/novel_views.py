@@ -10,10 +10,11 @@ from headsplat.avatar.avatar import Avatar, pose_avatar
 from headsplat.avatar.oracle import oracle_params, view_camera
 from headsplat.eval import metrics as M
 from headsplat.render.rasterize import render
+from headsplat.rig.base import HeadRig
 
 
-def render_views(avatar: Avatar, rig, expression: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor,
-                 size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def render_views(avatar: Avatar, rig: HeadRig, expression: torch.Tensor, rotation: torch.Tensor,
+                 translation: torch.Tensor, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(rgb (S, S, 3) float32 over black, alpha (S, S)) for each view's parameters ((T, E), (T, 3), (T, 3))."""
     cam, _, _ = view_camera(avatar, size)
     out = []
@@ -24,7 +25,7 @@ def render_views(avatar: Avatar, rig, expression: torch.Tensor, rotation: torch.
     return out
 
 
-def novel_view_psnr(avatars: dict, oracle: Avatar, rig, yaws=(-60, -45, 45, 60), pitches=(10,),
+def novel_view_psnr(avatars: dict, oracle: Avatar, rig: HeadRig, yaws=(-60, -45, 45, 60), pitches=(10,),
                     expressions=({},), size: int = 256) -> dict:
     """PSNR (dB) of each avatar against the oracle at every (yaw, pitch, expression), over the pixels either
     render covers (alpha > 0.05), both over black.

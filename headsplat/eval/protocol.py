@@ -23,6 +23,7 @@ from headsplat.eval.baselines import warp_face
 from headsplat.eval.identity import SAME_PERSON_DISTANCE, IdentityEncoder, cosine_similarity, descriptor_distance
 from headsplat.face.landmarks import N_LANDMARKS, LandmarkDetector
 from headsplat.media.frames import FrameSource
+from headsplat.rig.base import HeadRig
 from headsplat.track.fit import FitConfig
 from headsplat.track.tracker import fit_sequence
 from headsplat.track.tracking import Tracking
@@ -70,7 +71,7 @@ class StreamMeasurer:
         return self.stream
 
 
-def face_region(rig, tracking: Tracking, t: int) -> np.ndarray:
+def face_region(rig: HeadRig, tracking: Tracking, t: int) -> np.ndarray:
     """(H, W) bool: the convex hull of the tracked rig's landmarks (its fitted points) in frame ``t``."""
     cam = tracking.camera()
     with torch.no_grad():
@@ -82,7 +83,7 @@ def face_region(rig, tracking: Tracking, t: int) -> np.ndarray:
     return mask.astype(bool)
 
 
-def fit_stream(stream: Stream, like: Tracking, rig, quiet: bool = True) -> Tracking | None:
+def fit_stream(stream: Stream, like: Tracking, rig: HeadRig, quiet: bool = True) -> Tracking | None:
     """Fit ``rig`` to a stream's landmarks with the ground truth's camera (its field of view), so parameters
     are comparable with ``like``'s."""
     lms = np.stack(stream.landmarks).astype(np.float32)
@@ -177,7 +178,7 @@ def _image_row(stream: Stream, img: np.ndarray, gt: np.ndarray, region: np.ndarr
     stream.add_image_metric("ssim_face", M.masked_mean(s, region))
 
 
-def self_reenactment(avatar, rig, tracking: Tracking, source: FrameSource, reference: int,
+def self_reenactment(avatar, rig: HeadRig, tracking: Tracking, source: FrameSource, reference: int,
                      source_image: np.ndarray, source_landmarks: np.ndarray, exclude: set,
                      encoder: IdentityEncoder, max_frames: int | None = None, on_frame=None,
                      quiet: bool = False, other_avatars: dict | None = None,
@@ -259,7 +260,7 @@ def self_reenactment(avatar, rig, tracking: Tracking, source: FrameSource, refer
                          shot_figures(per_frame, frames, tracking.shots, "ground truth"))
 
 
-def cross_reenactment(avatar, rig, driver: Tracking, driver_source: FrameSource | None, render_frame,
+def cross_reenactment(avatar, rig: HeadRig, driver: Tracking, driver_source: FrameSource | None, render_frame,
                       source_descriptor: np.ndarray, encoder: IdentityEncoder, max_frames: int | None = None,
                       on_frame=None, quiet: bool = False) -> ReenactResult:
     """Measure an avatar driven by another person: identity against the source, motion against the driver.

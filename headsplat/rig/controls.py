@@ -4,11 +4,15 @@ procedural performance built from them."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from headsplat.core.rotation import euler_yxz_to_matrix, matrix_to_axis_angle
+
+if TYPE_CHECKING:
+    from headsplat.rig.open_rig import OpenRig
 
 # control -> {expression coefficient: weight}; head_* controls are rotations in degrees.
 CONTROLS = {
@@ -115,7 +119,7 @@ def talking_performance(n_frames: int, fps: float = 25.0, yaw: float = 20.0, pha
             "jaw_open": (0.7 * np.clip(np.sin(2 * math.pi * t / 0.6), 0, None)).astype(np.float32)}
 
 
-def beyond_shapes_deformation(rig, strength: float = 1.0) -> np.ndarray:
+def beyond_shapes_deformation(rig: OpenRig, strength: float = 1.0) -> np.ndarray:
     """(478, 3) a face deformation of the open rig that no named shape, head pose or scale makes: the left
     upper lip and nostril raised (a one-sided sneer) and the right inner brow pulled in and down (an uneven knit),
     ~1 cm at the peak for ``strength`` 1, with every component along the shapes, the rigid motions and the scale

@@ -21,6 +21,7 @@ import torch
 from headsplat.core.camera import world_to_opencv
 from headsplat.core.rotation import matrix_to_axis_angle
 from headsplat.face.indices import EYE_LIDS, eye_apertures, interocular
+from headsplat.rig.base import HeadRig
 from headsplat.rig.mesh_ops import graph_laplacian
 from headsplat.rig.open_rig import N_FACE, OpenRig, explained_modes
 from headsplat.track.offsets import OffsetConfig
@@ -68,7 +69,7 @@ class FitResult:
     reprojected: np.ndarray  # (T, 478, 2) the fitted rig's landmarks in pixels (NaN outside its fit points)
 
 
-def project(rig, identity, log_scale, expression, rotation, translation, focal, width, height):
+def project(rig: HeadRig, identity, log_scale, expression, rotation, translation, focal, width, height):
     """The rig's landmarks in pixels and camera depth: (T, 478, 2), (T, 478)."""
     pc = rig.landmarks(identity, log_scale.exp(), expression, rotation, translation) * FLIP.to(identity.dtype)
     z = pc[..., 2]
@@ -110,7 +111,7 @@ def _open_identity_prior(rig: OpenRig, cfg: FitConfig):
     return prior
 
 
-def _identity_problem(rig, cfg: FitConfig):
+def _identity_problem(rig: HeadRig, cfg: FitConfig):
     """(optimisation unit of the identity, its prior as a function of the identity in those units)."""
     if rig.kind == "open":
         return 0.01, _open_identity_prior(rig, cfg)  # offsets optimised in centimetres
@@ -227,7 +228,7 @@ def _lbfgs(params, closure_fn, iters: int) -> None:
     opt.step(closure)
 
 
-def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: int, rig,
+def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: int, rig: HeadRig,
                   temporal: bool, cfg: FitConfig = FitConfig(), progress=None,
                   shots: np.ndarray | None = None) -> FitResult:
     """Fit the rig to a sequence of landmarks.

@@ -31,7 +31,7 @@ from headsplat.core.camera import world_to_opencv
 from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.face.indices import interocular
 from headsplat.rig.mesh_ops import graph_laplacian
-from headsplat.rig.open_rig import explained_modes
+from headsplat.rig.open_rig import OpenRig, explained_modes
 
 N_MESH = 468  # MediaPipe's mesh vertices (then 10 iris points)
 FLIP = world_to_opencv().diagonal()[:3].double().numpy()  # (3,) world (y up, z to viewer) -> OpenCV camera axes
@@ -109,7 +109,7 @@ def _solve(a: sp.csr_matrix, b: np.ndarray, blocks: np.ndarray, start: np.ndarra
 
 
 def fit_offsets(points: np.ndarray, rotation: np.ndarray, focal: float, residuals: np.ndarray,
-                weights: np.ndarray, found: np.ndarray, iod: np.ndarray, scale: float, rig, shots: np.ndarray,
+                weights: np.ndarray, found: np.ndarray, iod: np.ndarray, scale: float, rig: OpenRig, shots: np.ndarray,
                 cfg: OffsetConfig = OffsetConfig()) -> np.ndarray:
     """Per-frame face offsets that move the fitted rig's face vertices by the measured residuals.
 
@@ -176,7 +176,7 @@ def fit_offsets(points: np.ndarray, rotation: np.ndarray, focal: float, residual
 FOLDED = ("blink_", "brow_")
 
 
-def fold_into_shapes(rig, identity: np.ndarray, scale: float, expression: np.ndarray, offsets: np.ndarray,
+def fold_into_shapes(rig: OpenRig, identity: np.ndarray, scale: float, expression: np.ndarray, offsets: np.ndarray,
                      rotation: np.ndarray | None = None, prefixes: tuple[str, ...] = FOLDED, ridge: float = 1e-2
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Re-read the coefficients of named shapes from the whole face motion, offsets included, the face unchanged.

@@ -17,6 +17,7 @@ from headsplat.core.errors import NoFaceError
 from headsplat.face.align import crop_from_landmarks
 from headsplat.face.landmarks import N_LANDMARKS, LandmarkDetector
 from headsplat.media.frames import FrameSource
+from headsplat.rig.base import HeadRig
 from headsplat.rig.open_rig import OpenRig
 from headsplat.track.fit import FitConfig, fit_landmarks
 from headsplat.track.offsets import OffsetConfig, fold_into_shapes
@@ -69,7 +70,7 @@ def detect_landmarks(source: FrameSource, face: int = 0, quiet: bool = False,
 
 
 def track_source(source: FrameSource, face: int = 0, fov_deg: float | None = None, crop_size: int = 512,
-                 rig=None, quiet: bool = False, config: FitConfig | None = None) -> Tracking:
+                 rig: HeadRig | None = None, quiet: bool = False, config: FitConfig | None = None) -> Tracking:
     """Track a face through an image, a folder of images or a video.
 
     Args:
@@ -107,7 +108,7 @@ def track_source(source: FrameSource, face: int = 0, fov_deg: float | None = Non
     return tracking
 
 
-def free_face_motion(source: FrameSource, tracking: Tracking, rig, cfg: OffsetConfig = OffsetConfig(),
+def free_face_motion(source: FrameSource, tracking: Tracking, rig: OpenRig, cfg: OffsetConfig = OffsetConfig(),
                      quiet: bool = False) -> Tracking:
     """A tracked video (open rig, landmark fit) with its free face offsets (:func:`face_offsets`), their share
     that the lid and brow shapes make folded into those coefficients
@@ -118,7 +119,7 @@ def free_face_motion(source: FrameSource, tracking: Tracking, rig, cfg: OffsetCo
     return replace(tracking, expression=expression, offsets=offsets)
 
 
-def face_offsets(source: FrameSource, tracking: Tracking, rig, cfg: OffsetConfig = OffsetConfig(),
+def face_offsets(source: FrameSource, tracking: Tracking, rig: OpenRig, cfg: OffsetConfig = OffsetConfig(),
                  quiet: bool = False) -> np.ndarray:
     """(T, 478, 3) the open rig's free face offsets of a tracked video: a second pass over its frames measures,
     by optical flow, where the face's surface moved beyond the rig's shapes
@@ -148,7 +149,7 @@ def face_offsets(source: FrameSource, tracking: Tracking, rig, cfg: OffsetConfig
 
 
 def fit_sequence(landmarks: np.ndarray, found: np.ndarray, times: np.ndarray, width: int, height: int, fps: float,
-                 rig, temporal: bool, cfg: FitConfig | None = None, crop_size: int = 512, quiet: bool = False,
+                 rig: HeadRig, temporal: bool, cfg: FitConfig | None = None, crop_size: int = 512, quiet: bool = False,
                  source: str = "", desc: str = "fitting", shots: np.ndarray | None = None,
                  fit_to: np.ndarray | None = None) -> Tracking:
     """Fit ``rig`` to landmarks already detected: (T, 478, 3) pixels (NaN where ``found`` (T,) is False),
@@ -161,7 +162,7 @@ def fit_sequence(landmarks: np.ndarray, found: np.ndarray, times: np.ndarray, wi
     return _tracking_from_fit(res, rig, landmarks, found, width, height, fps, times, crop_size, source, shots)
 
 
-def _tracking_from_fit(res, rig, lms, found, width, height, fps, times, crop_size, source, shots) -> Tracking:
+def _tracking_from_fit(res, rig: HeadRig, lms, found, width, height, fps, times, crop_size, source, shots) -> Tracking:
     # Crops from the fitted rig's landmarks (steadier than the detections), detections where the rig has none.
     pts = np.where(np.isfinite(res.reprojected), res.reprojected, lms[..., :2])
     crops = np.stack([crop_from_landmarks(p, crop_size).matrix for p in pts])
@@ -173,7 +174,7 @@ def _tracking_from_fit(res, rig, lms, found, width, height, fps, times, crop_siz
                     source=source, extra=rig_record(rig), shots=shots)
 
 
-def rig_record(rig) -> dict:
+def rig_record(rig: HeadRig) -> dict:
     """What a tracking or avatar file records about its rig beyond the kind (FLAME: which model file)."""
     if rig.kind == "flame":
         return {"flame": rig.describe()}
@@ -182,7 +183,8 @@ def rig_record(rig) -> dict:
     return {"open": {"version": VERSION}}
 
 
-def refit_tracking(tracking: Tracking, rig, quiet: bool = False, path: str | os.PathLike | None = None) -> Tracking:
+def refit_tracking(tracking: Tracking, rig: HeadRig, quiet: bool = False, path: str | os.PathLike | None = None
+                   ) -> Tracking:
     """The same sequence fitted with another rig, from the landmarks the tracking file stores (its camera's
     field of view is kept): how a FLAME ``.track`` drives an open-rig avatar and the other way round.
 
@@ -206,7 +208,7 @@ def refit_tracking(tracking: Tracking, rig, quiet: bool = False, path: str | os.
                         shots=tracking.shots, fit_to=fit_to)
 
 
-def rig_landmarks(tracking: Tracking, rig) -> np.ndarray:
+def rig_landmarks(tracking: Tracking, rig: OpenRig) -> np.ndarray:
     """(T, 478, 3) a track's posed rig face (its free offsets included) as MediaPipe-style landmarks: pixels
     (x, y) in the tracked frames and relative depth (z: pixels on the x scale, nearer is smaller, centred per
     frame); NaN where no face was found. ``rig``: the rig the track was made with."""

@@ -21,6 +21,7 @@ from headsplat.avatar.animate import Motion
 from headsplat.avatar.avatar import Avatar, pose_avatar
 from headsplat.core.errors import HeadsplatError, MissingDependencyError
 from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle, quat_to_matrix
+from headsplat.rig.base import HeadRig
 from headsplat.rig.controls import HEAD_CONTROLS, controls_to_params, rig_controls
 from headsplat.splat.gaussians import SH_C0, GaussianSet
 
@@ -68,7 +69,7 @@ class AvatarViewer:
         screenshot_dir: where the screenshot button writes PNGs.
     """
 
-    def __init__(self, avatar: Avatar, rig, motion: Motion | None = None, fps: float = 25.0,
+    def __init__(self, avatar: Avatar, rig: HeadRig, motion: Motion | None = None, fps: float = 25.0,
                  host: str = "127.0.0.1", port: int = 8080, screenshot_dir: str | Path = "."):
         try:
             import viser

@@ -45,7 +45,8 @@ def test_atomic_dir_leaves_nothing_on_an_exception_and_replaces_a_folder_on_succ
         with atomic_dir(tmp_path / "x.avatar") as tmp:
             (tmp / "a.json").write_text("2")
             raise Boom()
-    assert [p.name for p in tmp_path.iterdir()] == ["x.avatar"] and (tmp_path / "x.avatar" / "a.json").read_text() == "1"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.avatar"]
+    assert (tmp_path / "x.avatar" / "a.json").read_text() == "1"
     with atomic_dir(tmp_path / "x.avatar") as tmp:
         (tmp / "b.json").write_text("3")
     assert [p.name for p in tmp_path.iterdir()] == ["x.avatar"]

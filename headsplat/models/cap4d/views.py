@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -31,6 +32,9 @@ from headsplat.models.cap4d.assets import Cap4dAssets
 from headsplat.models.cap4d.conditioning import (conditioning_maps, crop_mask, head_crop_box, pose_and_offsets,
                                                  project, ray_map, to_ndc)
 from headsplat.models.cap4d.flame import CAP4DFlame
+
+if TYPE_CHECKING:
+    from headsplat.rig.flame.head import FlameHead
 
 OPENCV = world_to_opencv()[:3, :3].double().numpy()  # (3, 3) world -> OpenCV axes (CAP4D's OPENCV2PYTORCH3D)
 N_SHAPE, N_EXPR = 150, 65  # CAP4D's FLAME coefficients
@@ -190,7 +194,7 @@ def fit_cap4d_parameters(flame: CAP4DFlame, targets: torch.Tensor, eye_rotation:
     return shape.float(), expr.float(), err.float()
 
 
-def fit_headsplat_expressions(head, identity: torch.Tensor, targets: torch.Tensor, init: torch.Tensor,
+def fit_headsplat_expressions(head: FlameHead, identity: torch.Tensor, targets: torch.Tensor, init: torch.Tensor,
                               iterations: int = 60, chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """headsplat FLAME expressions (its coefficients, jaw and eyes) whose head-space vertices match ``targets``
     (N, V, 3) for the shape ``identity``: L-BFGS from ``init`` (E,), ``chunk`` frames at a time.
