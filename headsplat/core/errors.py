@@ -23,3 +23,13 @@ class OutputError(HeadsplatError):
 
 class ShapeError(ValueError):
     """A tensor argument has the wrong shape or dtype (a programming error, not a user one)."""
+
+
+class ArgumentError(HeadsplatError):
+    """A function argument has a value the function does not take (an unknown choice, an option of another
+    method); ``param`` names the parameter, so the command line can name its flag instead."""
+
+    def __init__(self, param: str, message: str):
+        super().__init__(f"{param}: {message}")
+        self.param = param
+        self.message = message

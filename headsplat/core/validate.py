@@ -31,3 +31,16 @@ def check_shape(name: str, x, expected: Sequence[int | str | None]) -> None:
     if not ok:
         want = "(" + ", ".join(str(e) for e in expected) + ")"
         raise ShapeError(f"{name}: expected shape {want}, got {shape}")
+
+
+def check_device(device: str):
+    """The ``torch.device`` of ``device`` ("cpu" or "cuda"), refusing CUDA when PyTorch sees no GPU."""
+    import torch
+
+    from headsplat.core.errors import ArgumentError
+
+    if device not in ("cpu", "cuda"):
+        raise ArgumentError("device", f"unknown value {device!r}; choose cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ArgumentError("device", "cuda: no CUDA GPU is visible to PyTorch; use --device cpu")
+    return torch.device(device)
