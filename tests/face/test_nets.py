@@ -1,0 +1,249 @@
+"""headsplat.face.nets against the graphs they were converted from.
+
+Always run: the shipped weights load strictly and the networks run (shapes, determinism, batching); a
+weights file that does not match is refused by key name. With the references installed: every network
+equals its ``.tflite`` graph, run by LiteRT (``pip install ai-edge-litert``) or, for the face mesh whose
+custom ops LiteRT lacks, by MediaPipe's own FaceLandmarkCpu graph; and the converter reproduces the shipped
+files byte for byte from the installed mediapipe wheel.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from headsplat.face.nets import BlazeFace, FaceMeshNet, SelfieSegmenter, WeightsError
+from headsplat.face.nets.graph import DATA
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = {  # headsplat name -> (constructor, mediapipe file)
+    "selfie_segmentation": (lambda: SelfieSegmenter(), "selfie_segmentation/selfie_segmentation.tflite"),
+    "selfie_segmentation_landscape": (lambda: SelfieSegmenter(landscape=True),
+                                      "selfie_segmentation/selfie_segmentation_landscape.tflite"),
+    "face_detection_short_range": (lambda: BlazeFace(), "face_detection/face_detection_short_range.tflite"),
+    "face_detection_full_range": (lambda: BlazeFace(full_range=True),
+                                  "face_detection/face_detection_full_range_sparse.tflite"),
+    "face_landmark_with_attention": (lambda: FaceMeshNet(), "face_landmark/face_landmark_with_attention.tflite"),
+}
+# The astronaut's face lies in x 170..290, y 40..200 of the 512x512 photo: a square crop around it, as the
+# face mesh sees a face.
+FACE_CROP = (slice(15, 235), slice(120, 340))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # These small networks gain nothing from intra-op threads, and on a shared, busy machine the threads'
+    # spinning makes each pass many times slower.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def nets(one_thread):
+    return {name: make() for name, (make, _) in MODELS.items()}
+
+
+def _astronaut(height: int, width: int, crop=None) -> np.ndarray:
+    import cv2
+    from skimage import data
+
+    img = data.astronaut()
+    if crop is not None:
+        img = img[crop]
+    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _to_input(rgb: np.ndarray, value_range: tuple[float, float]) -> torch.Tensor:
+    lo, hi = value_range
+    return torch.from_numpy(rgb.astype(np.float32) / 255.0 * (hi - lo) + lo)[None]
+
+
+def _mediapipe_modules() -> Path | None:
+    spec = importlib.util.find_spec("mediapipe")
+    return Path(list(spec.submodule_search_locations)[0]) / "modules" if spec else None
+
+
+# -- always run: the shipped files ------------------------------------------------------------------------------
+def test_data_folder_carries_the_licence():
+    assert "Apache License" in (DATA / "LICENSE").read_text()
+    notice = (DATA / "NOTICE").read_text()
+    for name, (_, rel) in MODELS.items():
+        assert (DATA / f"{name}.safetensors").is_file() and rel.split("/")[1] in notice
+    total = sum((DATA / f"{n}.safetensors").stat().st_size for n in MODELS)
+    assert total < 6_000_000  # a few MB: fp16 weights as released
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_networks_run_deterministically_and_batch(nets, name):
+    net = nets[name]
+    h, w = net.input_size
+    g = torch.Generator().manual_seed(0)
+    lo, hi = net.input_range
+    x = torch.rand(2, h, w, 3, generator=g) * (hi - lo) + lo
+    with torch.no_grad():
+        a, b = net(x), net(x)
+        one = net(x[1:])
+    flat = lambda out: [out] if isinstance(out, torch.Tensor) else list(vars(out).values())  # noqa: E731
+    for ta, tb, t1 in zip(flat(a), flat(b), flat(one)):
+        assert ta.shape[0] == 2 and torch.isfinite(ta).all()
+        assert torch.equal(ta, tb)
+        torch.testing.assert_close(ta[1:], t1, atol=1e-4, rtol=1e-4)
+    if name.startswith("selfie"):
+        assert a.shape == (2, h, w) and 0 <= a.min() and a.max() <= 1
+    elif name.startswith("face_detection"):
+        anchors = 896 if "short" in name else 2304
+        assert a.regressors.shape == (2, anchors, 16) and a.logits.shape == (2, anchors)
+    else:
+        assert a.mesh.shape == (2, 468, 3) and a.lips.shape == (2, 80, 2) and a.left_iris.shape == (2, 5, 2)
+        assert net.refine(a).shape == (2, 478, 3)
+
+
+def test_state_dict_keys_are_the_files_keys(nets):
+    from safetensors import safe_open
+
+    for name, net in nets.items():
+        with safe_open(str(DATA / f"{name}.safetensors"), "pt") as f:
+            assert sorted(f.keys()) == sorted(net.state_dict())
+
+
+def test_wrong_weights_are_refused_by_name(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    name = "face_detection_short_range"
+    (tmp_path / f"{name}.json").write_bytes((DATA / f"{name}.json").read_bytes())
+    state = load_file(str(DATA / f"{name}.safetensors"))
+    state.pop("conv3.bias")
+    state["conv999.weight"] = torch.zeros(1)
+    state["dwconv0.weight"] = torch.zeros(7, 1, 3, 3)
+    save_file(state, str(tmp_path / f"{name}.safetensors"))
+    with pytest.raises(WeightsError, match=r"missing: conv3\.bias; unexpected: conv999\.weight; "
+                                           r"wrong shape: dwconv0\.weight"):
+        BlazeFace(data_dir=tmp_path)
+    BlazeFace(data_dir=tmp_path, weights=False)  # the graph alone still builds
+
+
+def test_wrong_input_shape_is_refused(nets):
+    from headsplat.core.errors import ShapeError
+
+    with pytest.raises(ShapeError, match=r"expected shape \(B, 128, 128, 3\), got \(1, 3, 128, 128\)"):
+        nets["face_detection_short_range"](torch.zeros(1, 3, 128, 128))
+
+
+# -- with the references installed ------------------------------------------------------------------------------
+def _litert_outputs(path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
+    interpreter = pytest.importorskip("ai_edge_litert.interpreter", reason="LiteRT (pip install ai-edge-litert) "
+                                      "is the tflite reference").Interpreter(str(path))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    by_name = {d["name"]: interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()}
+    return by_name
+
+
+@pytest.mark.parametrize("name", ["selfie_segmentation", "selfie_segmentation_landscape",
+                                  "face_detection_short_range", "face_detection_full_range"])
+def test_equals_the_tflite_graph(nets, name):
+    modules = _mediapipe_modules()
+    if modules is None:
+        pytest.skip("mediapipe is not installed: its wheel holds the .tflite files")
+    net = nets[name]
+    h, w = net.input_size
+    lo, hi = net.input_range
+    rng = np.random.default_rng(1)
+    inputs = {"astronaut": _to_input(_astronaut(h, w), net.input_range).numpy(),
+              "random": (rng.random((1, h, w, 3), dtype=np.float32) * (hi - lo) + lo).astype(np.float32)}
+    report = []
+    for label, x in inputs.items():
+        ref = _litert_outputs(modules / MODELS[name][1], x)
+        with torch.no_grad():
+            ours = net.run_graph(torch.from_numpy(x))
+        for spec, y in zip(net.spec["outputs"], ours):
+            r = ref[spec["name"]]
+            err = float(np.abs(r - y.numpy()).max())
+            scale = float(np.abs(r).max())
+            report.append(f"{label}/{spec['name']}: max abs error {err:.2e} (outputs up to {scale:.3g})")
+            # Logits and pixel offsets reach a few hundred: float32 summation order leaves ~1e-6 of that.
+            assert err <= 1e-4 * max(1.0, scale), report[-1]
+    print(f"\n{name}: " + "; ".join(report))
+
+
+def _mediapipe_face_landmarks(rgb: np.ndarray) -> np.ndarray | None:
+    """MediaPipe's FaceLandmarkCpu (the attention model and its refinement) on a whole 192x192 crop:
+    (478, 3) in crop pixels, or None when it finds no face."""
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import mediapipe as mp
+        from google.protobuf import text_format
+        from mediapipe.framework import calculator_pb2
+        from mediapipe.framework.formats import rect_pb2
+        from mediapipe.python._framework_bindings import resource_util
+
+    resource_util.set_resource_dir(str(Path(mp.__file__).resolve().parents[1]))
+    config = text_format.Parse(
+        'input_stream: "image" input_stream: "roi" output_stream: "landmarks" '
+        'node { calculator: "FaceLandmarkCpu" input_stream: "IMAGE:image" input_stream: "ROI:roi" '
+        'output_stream: "LANDMARKS:landmarks" input_side_packet: "WITH_ATTENTION:with_attention" }',
+        calculator_pb2.CalculatorGraphConfig())
+    found = []
+    graph = mp.CalculatorGraph(graph_config=config)
+    graph.observe_output_stream("landmarks", lambda _, p: found.append(mp.packet_getter.get_proto(p)))
+    graph.start_run(input_side_packets={"with_attention": mp.packet_creator.create_bool(True)})
+    graph.add_packet_to_input_stream("image", mp.packet_creator.create_image_frame(
+        image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)).at(0))
+    # The ROI is the whole crop: MediaPipe's crop-to-tensor is then the identity.
+    roi = rect_pb2.NormalizedRect(x_center=0.5, y_center=0.5, width=1.0, height=1.0, rotation=0.0)
+    graph.add_packet_to_input_stream("roi", mp.packet_creator.create_proto(roi).at(0))
+    graph.close()
+    if not found:
+        return None
+    return np.array([[p.x, p.y, p.z] for p in found[0].landmark], np.float32) * rgb.shape[1]
+
+
+def test_face_mesh_equals_mediapipe(nets):
+    if _mediapipe_modules() is None:
+        pytest.skip("mediapipe is not installed: its FaceLandmarkCpu graph is the reference")
+    net = nets["face_landmark_with_attention"]
+    crop = _astronaut(192, 192, FACE_CROP)
+    rng = np.random.default_rng(2)
+    noisy = np.clip(crop.astype(np.int16) + rng.integers(-40, 41, crop.shape), 0, 255).astype(np.uint8)
+    report = []
+    for label, rgb in (("astronaut", crop), ("astronaut+noise", noisy)):
+        ref = _mediapipe_face_landmarks(rgb)
+        assert ref is not None, f"MediaPipe found no face in the {label} crop"
+        with torch.no_grad():
+            out = net(_to_input(rgb, net.input_range))
+        ours = net.refine(out)[0].numpy()
+        err_xy = float(np.abs(ours[:, :2] - ref[:, :2]).max())
+        err_z = float(np.abs(ours[:, 2] - ref[:, 2]).max())
+        report.append(f"{label}: max abs error x,y {err_xy:.2e} px, z {err_z:.2e} px "
+                      f"({err_xy / 192:.1e} in crop units)")
+        assert err_xy < 192 * 1e-5 and err_z < 192 * 1e-5, report[-1]
+        assert torch.sigmoid(out.face_logit) > 0.5
+    print("\nface_landmark_with_attention vs MediaPipe FaceLandmarkCpu: " + "; ".join(report))
+
+
+def test_converter_reproduces_the_shipped_files(tmp_path):
+    if _mediapipe_modules() is None:
+        pytest.skip("mediapipe is not installed: the converter reads its wheel's .tflite files")
+    pytest.importorskip("tflite", reason="the converter reads flatbuffers with the tflite schema package")
+    spec = importlib.util.spec_from_file_location("convert_mediapipe", ROOT / "tools" / "convert_mediapipe.py")
+    convert = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(convert)
+    root, version = convert.mediapipe_root()
+    shipped_version = __import__("json").loads((DATA / "selfie_segmentation.json").read_text())["source"]["version"]
+    if version != shipped_version:
+        pytest.skip(f"the shipped files come from mediapipe {shipped_version}, {version} is installed")
+    convert.convert_all(tmp_path, root, version)
+    for name in MODELS:
+        for ext in ("safetensors", "json"):
+            assert (tmp_path / f"{name}.{ext}").read_bytes() == (DATA / f"{name}.{ext}").read_bytes(), (name, ext)
