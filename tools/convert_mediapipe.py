@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -322,8 +323,6 @@ def _role(op: str, pos: int) -> str:
 
 
 def mediapipe_root() -> tuple[Path, str]:
-    import importlib.util
-
     spec = importlib.util.find_spec("mediapipe")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("mediapipe is not installed: pip install --no-deps 'mediapipe==0.10.14'")
@@ -340,7 +339,8 @@ def _safetensors_bytes(weights: dict[str, np.ndarray], metadata: dict[str, str])
         half = w.dtype == np.float16
         a = np.ascontiguousarray(w, dtype="<f2" if half else "<f4")
         b = a.tobytes()
-        header[key] = {"dtype": "F16" if half else "F32", "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
+        header[key] = {"dtype": "F16" if half else "F32", "shape": list(a.shape),
+                       "data_offsets": [offset, offset + len(b)]}
         offset += len(b)
         blobs.append(b)
     head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()

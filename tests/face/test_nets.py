@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from headsplat.face.nets import BlazeFace, FaceMeshNet, SelfieSegmenter, WeightsError
+from headsplat.face.nets.blazeface import FULL_RANGE, SHORT_RANGE, decode_detections, ssd_anchors, weighted_nms
 from headsplat.face.nets.graph import DATA
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,6 +137,28 @@ def test_wrong_input_shape_is_refused(nets):
         nets["face_detection_short_range"](torch.zeros(1, 3, 128, 128))
 
 
+def test_anchors_match_the_networks_outputs(nets):
+    short, full = ssd_anchors(SHORT_RANGE), ssd_anchors(FULL_RANGE)
+    assert short.shape == (896, 2) and full.shape == (2304, 2)
+    # Short range: 16x16 cells with 2 anchors each, then 8x8 cells with 6; centres at cell centres.
+    torch.testing.assert_close(short[:2], torch.tensor([[0.5 / 16, 0.5 / 16]] * 2))
+    torch.testing.assert_close(short[512:518], torch.tensor([[0.5 / 8, 0.5 / 8]] * 6))
+    torch.testing.assert_close(full[48], torch.tensor([0.5 / 48, 1.5 / 48]))
+
+
+def test_weighted_nms_merges_overlaps_by_score():
+    boxes = torch.tensor([[0.1, 0.1, 0.5, 0.5], [0.12, 0.1, 0.52, 0.5], [0.6, 0.6, 0.9, 0.9]])
+    kps = boxes[:, None, :2].repeat(1, 6, 1)
+    scores = torch.tensor([0.6, 0.9, 0.7])
+    out = weighted_nms(boxes, kps, scores, 0.3)
+    torch.testing.assert_close(out.scores, torch.tensor([0.9, 0.7]))
+    merged = (0.6 * boxes[0] + 0.9 * boxes[1]) / 1.5
+    torch.testing.assert_close(out.boxes, torch.stack([merged, boxes[2]]))
+    torch.testing.assert_close(out.keypoints[0, 3], merged[:2])
+    empty = weighted_nms(boxes[:0], kps[:0], scores[:0], 0.3)
+    assert empty.boxes.shape == (0, 4) and empty.keypoints.shape == (0, 6, 2)
+
+
 # -- with the references installed ------------------------------------------------------------------------------
 def _litert_outputs(path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
     interpreter = pytest.importorskip("ai_edge_litert.interpreter", reason="LiteRT (pip install ai-edge-litert) "
@@ -230,6 +253,52 @@ def test_face_mesh_equals_mediapipe(nets):
         assert err_xy < 192 * 1e-5 and err_z < 192 * 1e-5, report[-1]
         assert torch.sigmoid(out.face_logit) > 0.5
     print("\nface_landmark_with_attention vs MediaPipe FaceLandmarkCpu: " + "; ".join(report))
+
+
+def test_detections_equal_mediapipe_face_detection(nets):
+    """Network + anchors + decoding + weighted NMS against MediaPipe's FaceDetection solution, on square
+    images at the network's size (MediaPipe's letterboxing is then the identity)."""
+    if _mediapipe_modules() is None:
+        pytest.skip("mediapipe is not installed: its FaceDetection solution is the reference")
+    import cv2
+    from skimage import data
+
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from mediapipe.python.solutions import face_detection
+    images = {"astronaut": data.astronaut()}
+    group = ROOT / ".test-assets" / "insightface" / "t1.jpg"  # a group photo: several faces
+    if group.is_file():
+        images["t1"] = cv2.cvtColor(cv2.imread(str(group)), cv2.COLOR_BGR2RGB)
+    report = []
+    for name, config, selection in (("face_detection_short_range", SHORT_RANGE, 0),
+                                    ("face_detection_full_range", FULL_RANGE, 1)):
+        net = nets[name]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            detector = face_detection.FaceDetection(model_selection=selection)
+        for label, img in images.items():
+            small = cv2.resize(img, (config.input_size,) * 2, interpolation=cv2.INTER_AREA)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                found = detector.process(small).detections or []
+            ref = np.array([[d.location_data.relative_bounding_box.xmin, d.location_data.relative_bounding_box.ymin,
+                             d.location_data.relative_bounding_box.xmin + d.location_data.relative_bounding_box.width,
+                             d.location_data.relative_bounding_box.ymin + d.location_data.relative_bounding_box.height,
+                             d.score[0], *[c for p in d.location_data.relative_keypoints for c in (p.x, p.y)]]
+                            for d in found], np.float32).reshape(-1, 17)
+            with torch.no_grad():
+                faces = decode_detections(net(_to_input(small, net.input_range)), config)[0]
+            ours = torch.cat([faces.boxes, faces.scores[:, None], faces.keypoints.reshape(-1, 12)], 1).numpy()
+            assert len(ours) == len(ref) >= 1, f"{name} on {label}: {len(ours)} faces, MediaPipe {len(ref)}"
+            err = float(np.abs(ours - ref).max())
+            report.append(f"{name}/{label}: {len(ref)} faces, max abs error {err:.1e}")
+            assert err < 1e-5, report[-1]
+        detector.close()
+    print("\nvs MediaPipe FaceDetection: " + "; ".join(report))
 
 
 def test_converter_reproduces_the_shipped_files(tmp_path):
