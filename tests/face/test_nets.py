@@ -180,7 +180,10 @@ def test_equals_the_tflite_graph(nets, name):
     h, w = net.input_size
     lo, hi = net.input_range
     rng = np.random.default_rng(1)
-    inputs = {"astronaut": _to_input(_astronaut(h, w), net.input_range).numpy(),
+    photo = _astronaut(h, w)
+    noisy = np.clip(photo.astype(np.int16) + rng.integers(-40, 41, photo.shape), 0, 255).astype(np.uint8)
+    inputs = {"astronaut": _to_input(photo, net.input_range).numpy(),
+              "astronaut+noise": _to_input(noisy, net.input_range).numpy(),
               "random": (rng.random((1, h, w, 3), dtype=np.float32) * (hi - lo) + lo).astype(np.float32)}
     report = []
     for label, x in inputs.items():

@@ -152,9 +152,15 @@ class TfliteGraph(nn.Module):
             w = self._param(ins[1]["param"])
             b = self._param(ins[2]["param"]) if len(ins) > 2 and ins[2] is not None else None
             groups = x.shape[1] if kind == "DEPTHWISE_CONV_2D" else 1
+            padding = (0, 0)
             if op["padding"] == "same":
-                x = _pad_same(x, list(w.shape[2:]), op["stride"], op["dilation"])
-            y = F.conv2d(x, w, b, stride=op["stride"], dilation=op["dilation"], groups=groups)
+                top, bottom = _same_pads(x.shape[2], w.shape[2], op["stride"][0], op["dilation"][0])
+                left, right = _same_pads(x.shape[3], w.shape[3], op["stride"][1], op["dilation"][1])
+                if top == bottom and left == right:
+                    padding = (top, left)  # symmetric: the convolution pads without a padded copy
+                else:
+                    x = F.pad(x, (left, right, top, bottom))
+            y = F.conv2d(x, w, b, stride=op["stride"], padding=padding, dilation=op["dilation"], groups=groups)
             return [_activation(y, op["activation"])]
         if kind == "CUSTOM:Convolution2DTransposeBias":
             w = self._param(ins[1]["param"])
@@ -187,6 +193,8 @@ class TfliteGraph(nn.Module):
             return [x * torch.clamp(x + 3.0, 0.0, 6.0) / 6.0]
         if kind == "PRELU":
             alpha = self._operand(ins[1], env, like=x)
+            if x.ndim == 4 and alpha.numel() == x.shape[1]:
+                return [F.prelu(x, alpha.reshape(-1))]  # per-channel slopes: x if x >= 0 else slope * x
             return [torch.where(x >= 0, x, x * alpha)]
         if kind == "MAX_POOL_2D":
             if op["padding"] == "same":
