@@ -195,8 +195,9 @@ def test_equals_the_tflite_graph(nets, name):
             err = float(np.abs(r - y.numpy()).max())
             scale = float(np.abs(r).max())
             report.append(f"{label}/{spec['name']}: max abs error {err:.2e} (outputs up to {scale:.3g})")
-            # Logits and pixel offsets reach a few hundred: float32 summation order leaves ~1e-6 of that.
-            assert err <= 1e-4 * max(1.0, scale), report[-1]
+            # Logits and pixel offsets reach a few hundred, probabilities 1: float32 summation order (ours vs
+            # XNNPACK's) leaves up to ~1e-4 absolute (measured <= 1.3e-4 at 200, 7e-5 at 1).
+            assert err <= 2e-4 * max(1.0, scale), report[-1]
     print(f"\n{name}: " + "; ".join(report))
 
 

@@ -131,6 +131,7 @@ def decode_detections(out: BlazeFaceOutput, config: DetectorConfig,
     """
     if anchors is None:
         anchors = ssd_anchors(config)
+    anchors = anchors.to(out.regressors)
     if out.regressors.shape[-2] != anchors.shape[0]:
         raise ValueError(f"regressors: expected {anchors.shape[0]} anchors for this config, "
                          f"got {out.regressors.shape[-2]}")
@@ -170,7 +171,7 @@ def weighted_nms(boxes: torch.Tensor, keypoints: torch.Tensor, scores: torch.Ten
     """
     order = torch.argsort(scores, descending=True, stable=True)
     boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
-    remaining = torch.arange(len(scores))
+    remaining = torch.arange(len(scores), device=scores.device)
     out_boxes, out_keypoints, out_scores = [], [], []
     while len(remaining):
         top = remaining[0]

@@ -113,7 +113,8 @@ class TfliteGraph(nn.Module):
         if "param" in ref:
             c = self._param(ref["param"])
         else:
-            c = torch.tensor(ref["int"], dtype=torch.int64).reshape(ref["shape"])
+            c = torch.tensor(ref["int"], dtype=torch.int64, device=next(iter(env.values())).device)
+            c = c.reshape(ref["shape"])
         if like is not None and like.ndim == 4 and c.ndim >= 1:
             # A constant broadcast against an NHWC activation: give it NHWC rank, then the NCHW order.
             c = _nchw(c.reshape([1] * (4 - c.ndim) + list(c.shape)))
@@ -318,8 +319,8 @@ def transform_tensor_bilinear(features: torch.Tensor, matrix: torch.Tensor, out_
     m = matrix[:, :2, :].clone()
     # Pixel centres at +0.5 on both sides: T' = S(-0.5) T S(+0.5).
     m[:, :, 3] = m[:, :, 3] + 0.5 * m[:, :, 0] + 0.5 * m[:, :, 1] - 0.5
-    ys, xs = torch.meshgrid(torch.arange(out_h, dtype=features.dtype), torch.arange(out_w, dtype=features.dtype),
-                            indexing="ij")
+    grid = dict(dtype=features.dtype, device=features.device)
+    ys, xs = torch.meshgrid(torch.arange(out_h, **grid), torch.arange(out_w, **grid), indexing="ij")
     tx = m[:, 0, 0, None, None] * xs + m[:, 0, 1, None, None] * ys + m[:, 0, 3, None, None]
     ty = m[:, 1, 0, None, None] * xs + m[:, 1, 1, None, None] * ys + m[:, 1, 3, None, None]
     inside = (tx >= 0) & (tx <= w - 1) & (ty >= 0) & (ty <= h - 1)
