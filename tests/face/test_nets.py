@@ -130,6 +130,15 @@ def test_wrong_weights_are_refused_by_name(tmp_path):
     BlazeFace(data_dir=tmp_path, weights=False)  # the graph alone still builds
 
 
+def test_unknown_ops_are_refused_when_built():
+    from headsplat.face.nets.graph import TfliteGraph, load_spec
+
+    spec = load_spec("face_detection_short_range")
+    spec["ops"] = spec["ops"] + [{"op": "CUSTOM:MaxPoolingWithArgmax2D", "inputs": [], "outputs": []}]
+    with pytest.raises(NotImplementedError, match="face_detection_short_range: .*MaxPoolingWithArgmax2D"):
+        TfliteGraph(spec)
+
+
 def test_wrong_input_shape_is_refused(nets):
     from headsplat.core.errors import ShapeError
 

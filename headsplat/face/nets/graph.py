@@ -57,6 +57,15 @@ def _pad_same(x: torch.Tensor, kernel: list[int], stride: list[int], dilation: l
     return F.pad(x, (left, right, top, bottom), value=value)
 
 
+# The tflite ops the executor computes; a graph with any other op is refused when the module is built.
+SUPPORTED_OPS = frozenset({
+    "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEPTH_TO_SPACE", "HARD_SWISH",
+    "LOGISTIC", "MAX_POOL_2D", "MEAN", "MUL", "PAD", "PRELU", "RELU", "RELU6", "RESHAPE", "RESIZE_BILINEAR",
+    "STRIDED_SLICE", "SUB", "TANH", "CUSTOM:Convolution2DTransposeBias", "CUSTOM:Landmarks2TransformMatrix",
+    "CUSTOM:TransformLandmarks", "CUSTOM:TransformTensorBilinear",
+})
+
+
 def _nhwc(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1) if x.ndim == 4 else x
 
@@ -88,6 +97,10 @@ class TfliteGraph(nn.Module):
 
     def __init__(self, spec: dict):
         super().__init__()
+        unknown = sorted({op["op"] for op in spec["ops"]} - SUPPORTED_OPS)
+        if unknown:
+            raise NotImplementedError(f"{spec.get('model', 'graph')}: tflite ops without a PyTorch version: "
+                                      + ", ".join(unknown))
         self.spec = spec
         self.ops = spec["ops"]
         self.shapes = {int(k): v for k, v in spec["shapes"].items()}
