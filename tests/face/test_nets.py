@@ -1,7 +1,9 @@
 """headsplat.face.nets against the graphs they were converted from.
 
 Always run: the shipped weights load strictly and the networks run (shapes, determinism, batching); a
-weights file that does not match is refused by key name. With the references installed: every network
+weights file that does not match is refused by key name; every network reproduces the outputs its .tflite
+graph gave on fixed inputs (recorded in tests/face/data by tools/record_face_nets_reference.py), so the
+networks stay pinned once mediapipe is gone. With the references installed: every network
 equals its ``.tflite`` graph, run by LiteRT (``pip install ai-edge-litert``) or, for the face mesh whose
 custom ops LiteRT lacks, by MediaPipe's own FaceLandmarkCpu graph; and the converter reproduces the shipped
 files byte for byte from the installed mediapipe wheel.
@@ -31,11 +33,6 @@ MODELS = {  # headsplat name -> (constructor, mediapipe file)
                                   "face_detection/face_detection_full_range_sparse.tflite"),
     "face_landmark_with_attention": (lambda: FaceMeshNet(), "face_landmark/face_landmark_with_attention.tflite"),
 }
-# The astronaut's face lies in x 170..290, y 40..200 of the 512x512 photo: a square crop around it, as the
-# face mesh sees a face.
-FACE_CROP = (slice(15, 235), slice(120, 340))
-
-
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     # These small networks gain nothing from intra-op threads, and on a shared, busy machine the threads'
@@ -51,16 +48,6 @@ def nets(one_thread):
     return {name: make() for name, (make, _) in MODELS.items()}
 
 
-def _astronaut(height: int, width: int, crop=None) -> np.ndarray:
-    import cv2
-    from skimage import data
-
-    img = data.astronaut()
-    if crop is not None:
-        img = img[crop]
-    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
-
-
 def _to_input(rgb: np.ndarray, value_range: tuple[float, float]) -> torch.Tensor:
     lo, hi = value_range
     return torch.from_numpy(rgb.astype(np.float32) / 255.0 * (hi - lo) + lo)[None]
@@ -69,6 +56,14 @@ def _to_input(rgb: np.ndarray, value_range: tuple[float, float]) -> torch.Tensor
 def _mediapipe_modules() -> Path | None:
     spec = importlib.util.find_spec("mediapipe")
     return Path(list(spec.submodule_search_locations)[0]) / "modules" if spec else None
+
+
+def _reference_tool():
+    spec = importlib.util.spec_from_file_location("record_face_nets_reference",
+                                                  ROOT / "tools" / "record_face_nets_reference.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
 
 
 # -- always run: the shipped files ------------------------------------------------------------------------------
@@ -168,6 +163,32 @@ def test_weighted_nms_merges_overlaps_by_score():
     assert empty.boxes.shape == (0, 4) and empty.keypoints.shape == (0, 6, 2)
 
 
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_equals_the_recorded_tflite_outputs(nets, name):
+    """Without mediapipe or LiteRT: the outputs the .tflite graphs gave on fixed inputs, recorded by
+    tools/record_face_nets_reference.py (LiteRT; MediaPipe's own graph for the face mesh)."""
+    tool = _reference_tool()
+    ref = np.load(ROOT / "tests" / "face" / "data" / "nets_reference.npz")
+    rgb = tool.reference_input(name)
+    if tool.sha256(rgb) != str(ref[f"{name}/input_sha256"]):
+        pytest.skip("this OpenCV/scikit-image makes another input than the recorded one")
+    net = nets[name]
+    with torch.no_grad():
+        out = net(_to_input(rgb, net.input_range))
+    if name.startswith("selfie"):
+        err = float((out[0, ::4, ::4] - torch.from_numpy(ref[f"{name}/mask_every_4th"])).abs().max())
+        assert err < 2e-4, err
+    elif name.startswith("face_detection"):
+        logits = torch.from_numpy(ref[f"{name}/logits"])
+        top = torch.from_numpy(ref[f"{name}/top_anchors"])
+        assert float((out.logits[0] - logits).abs().max()) < 2e-4 * max(1.0, float(logits.abs().max()))
+        regressors = torch.from_numpy(ref[f"{name}/top_regressors"])
+        assert float((out.regressors[0, top] - regressors).abs().max()) < 2e-4 * float(regressors.abs().max())
+    else:
+        err = float((net.refine(out)[0] - torch.from_numpy(ref[f"{name}/landmarks"])).abs().max())
+        assert err < 192 * 1e-5, f"{err} px"
+
+
 # -- with the references installed ------------------------------------------------------------------------------
 def _litert_outputs(path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
     interpreter = pytest.importorskip("ai_edge_litert.interpreter", reason="LiteRT (pip install ai-edge-litert) "
@@ -189,7 +210,7 @@ def test_equals_the_tflite_graph(nets, name):
     h, w = net.input_size
     lo, hi = net.input_range
     rng = np.random.default_rng(1)
-    photo = _astronaut(h, w)
+    photo = _reference_tool().reference_input(name)
     noisy = np.clip(photo.astype(np.int16) + rng.integers(-40, 41, photo.shape), 0, 255).astype(np.uint8)
     inputs = {"astronaut": _to_input(photo, net.input_range).numpy(),
               "astronaut+noise": _to_input(noisy, net.input_range).numpy(),
@@ -210,51 +231,17 @@ def test_equals_the_tflite_graph(nets, name):
     print(f"\n{name}: " + "; ".join(report))
 
 
-def _mediapipe_face_landmarks(rgb: np.ndarray) -> np.ndarray | None:
-    """MediaPipe's FaceLandmarkCpu (the attention model and its refinement) on a whole 192x192 crop:
-    (478, 3) in crop pixels, or None when it finds no face."""
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import mediapipe as mp
-        from google.protobuf import text_format
-        from mediapipe.framework import calculator_pb2
-        from mediapipe.framework.formats import rect_pb2
-        from mediapipe.python._framework_bindings import resource_util
-
-    resource_util.set_resource_dir(str(Path(mp.__file__).resolve().parents[1]))
-    config = text_format.Parse(
-        'input_stream: "image" input_stream: "roi" output_stream: "landmarks" '
-        'node { calculator: "FaceLandmarkCpu" input_stream: "IMAGE:image" input_stream: "ROI:roi" '
-        'output_stream: "LANDMARKS:landmarks" input_side_packet: "WITH_ATTENTION:with_attention" }',
-        calculator_pb2.CalculatorGraphConfig())
-    found = []
-    graph = mp.CalculatorGraph(graph_config=config)
-    graph.observe_output_stream("landmarks", lambda _, p: found.append(mp.packet_getter.get_proto(p)))
-    graph.start_run(input_side_packets={"with_attention": mp.packet_creator.create_bool(True)})
-    graph.add_packet_to_input_stream("image", mp.packet_creator.create_image_frame(
-        image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)).at(0))
-    # The ROI is the whole crop: MediaPipe's crop-to-tensor is then the identity.
-    roi = rect_pb2.NormalizedRect(x_center=0.5, y_center=0.5, width=1.0, height=1.0, rotation=0.0)
-    graph.add_packet_to_input_stream("roi", mp.packet_creator.create_proto(roi).at(0))
-    graph.close()
-    if not found:
-        return None
-    return np.array([[p.x, p.y, p.z] for p in found[0].landmark], np.float32) * rgb.shape[1]
-
-
 def test_face_mesh_equals_mediapipe(nets):
     if _mediapipe_modules() is None:
         pytest.skip("mediapipe is not installed: its FaceLandmarkCpu graph is the reference")
     net = nets["face_landmark_with_attention"]
-    crop = _astronaut(192, 192, FACE_CROP)
+    tool = _reference_tool()
+    crop = tool.reference_input("face_landmark_with_attention")
     rng = np.random.default_rng(2)
     noisy = np.clip(crop.astype(np.int16) + rng.integers(-40, 41, crop.shape), 0, 255).astype(np.uint8)
     report = []
     for label, rgb in (("astronaut", crop), ("astronaut+noise", noisy)):
-        ref = _mediapipe_face_landmarks(rgb)
+        ref = tool.mediapipe_face_landmarks(rgb)
         assert ref is not None, f"MediaPipe found no face in the {label} crop"
         with torch.no_grad():
             out = net(_to_input(rgb, net.input_range))
