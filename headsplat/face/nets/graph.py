@@ -113,6 +113,16 @@ class TfliteGraph(nn.Module):
             self.add_module(module, _Weights(shapes))
         self.input_ids = [t["id"] for t in spec["inputs"]]
         self.output_ids = [t["id"] for t in spec["outputs"]]
+        # Activations are dropped after their last reader, so a large batch holds only the live ones.
+        last_read: dict[int, int] = {}
+        for k, op in enumerate(self.ops):
+            for ref in op["inputs"]:
+                if isinstance(ref, int):
+                    last_read[ref] = k
+        self._release: list[list[int]] = [[] for _ in self.ops]
+        for tid, k in last_read.items():
+            if tid not in self.output_ids:
+                self._release[k].append(tid)
 
     # -- helpers --------------------------------------------------------------------------------------------
     def _param(self, key: str) -> torch.Tensor:
@@ -152,8 +162,10 @@ class TfliteGraph(nn.Module):
             check_shape("input", x, ["B", *self.shapes[tid][1:]])
             env[tid] = _nchw(x)
         batch = inputs[0].shape[0]
-        for op in self.ops:
+        for op, release in zip(self.ops, self._release):
             outs = self._run(op, env, batch)
+            for tid in release:
+                del env[tid]
             for tid, y in zip(op["outputs"], outs):
                 env[tid] = y
         return tuple(_nhwc(env[t]) for t in self.output_ids)
