@@ -42,7 +42,7 @@ def main() -> None:
     from skimage import data
 
     from headsplat import api
-    from headsplat.api.common import load_checked
+    from headsplat.avatar.methods.fitted import load_fitted
     from headsplat.avatar.animate import offset_motion, render_avatar_frame, straight_rgb8
     from headsplat.core.rotation import euler_yxz_to_matrix
     from headsplat.media.image import write_png
@@ -51,7 +51,7 @@ def main() -> None:
         photo = Path(tmp) / "astronaut.png"
         Image.fromarray(data.astronaut()).save(photo)
         api.create(photo, Path(tmp) / "a.avatar", quiet=True)
-        av, rig = load_checked(Path(tmp) / "a.avatar", None)
+        av, rig = load_fitted(Path(tmp) / "a.avatar", None)
     names = list(rig.expression_names)
     tiles = []
     for label, controls, yaw in PANELS:

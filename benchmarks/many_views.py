@@ -86,7 +86,7 @@ def deformation(work: Path) -> dict:
     from headsplat.avatar.oracle import oracle_views, with_hidden_pattern, with_jaw_shading
     from headsplat.avatar.viewset import read_view_set, write_view_set
     from headsplat.avatar.create import create_avatar
-    from headsplat.api.common import track_array
+    from headsplat.track.arrays import track_images
     from headsplat.eval.novel_views import novel_view_psnr
     from headsplat.rig.open_rig import OpenRig
 
@@ -100,7 +100,7 @@ def deformation(work: Path) -> dict:
     write_view_set(work / "views_def", images, tracking, ["generated"] * len(images), {"name": "oracle"})
     views = read_view_set(work / "views_def")
     img = api.sample_portrait()
-    tr = track_array(img, rig, True)
+    tr = track_images([img], rig, True)
     out = {}
     avatars = {}
     for label, cfg in (("with field", PRESETS["fast"]), ("without field", replace(PRESETS["fast"], deformation_rank=0))):
@@ -133,7 +133,7 @@ def _field_cost(avatar, rig) -> dict:
 
 def train(work: Path) -> list[dict]:
     from headsplat import api
-    from headsplat.api.common import sample_portrait
+    from headsplat.avatar.posed_photo import sample_portrait
     from headsplat.media.image import read_image_uint8
     from headsplat.rig.controls import talking_performance
 

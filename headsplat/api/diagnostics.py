@@ -8,6 +8,13 @@ import platform
 
 import torch
 
+from headsplat.core.config import configured_path
+from headsplat.core.errors import InputError, MissingDependencyError
+from headsplat.face.assets import find_mediapipe_assets
+from headsplat.models.cap4d.assets import CONFIG_KEY, ENV, load_assets
+from headsplat.models.registry import LAYOUTS, identify
+from headsplat.rig.flame.loader import load_flame_file, resolve_flame_model
+
 
 def doctor(flame_model: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
            cap4d_assets: str | os.PathLike | None = None) -> list[tuple[str, str, bool]]:
@@ -15,9 +22,6 @@ def doctor(flame_model: str | os.PathLike | None = None, weights: str | os.PathL
     is loaded and described; without one FLAME is reported as not configured (it is optional). ``weights``:
     which released model the file is and whether its layout is complete (one row per problem).
     ``cap4d_assets`` (or the configured folder): CAP4D's assets, read and checked (optional)."""
-    from headsplat.core.errors import MissingDependencyError
-    from headsplat.face.assets import find_mediapipe_assets
-
     rows = [("headsplat", importlib.metadata.version("headsplat"), True),
             ("python", platform.python_version(), True),
             ("torch", f"{torch.__version__} (threads: {torch.get_num_threads()})", True),
@@ -46,8 +50,6 @@ def doctor(flame_model: str | os.PathLike | None = None, weights: str | os.PathL
 
 
 def _weights_rows(path) -> list[tuple[str, str, bool]]:
-    from headsplat.core.errors import InputError
-    from headsplat.models.registry import LAYOUTS, identify
 
     try:
         name, problems, n = identify(path)
@@ -62,8 +64,6 @@ def _weights_rows(path) -> list[tuple[str, str, bool]]:
 
 
 def _flame_row(flame_model) -> tuple[str, str, bool]:
-    from headsplat.core.errors import InputError
-    from headsplat.rig.flame.loader import load_flame_file, resolve_flame_model
 
     try:
         path = resolve_flame_model(flame_model)
@@ -78,9 +78,6 @@ def _flame_row(flame_model) -> tuple[str, str, bool]:
 
 
 def _cap4d_assets_row(folder) -> tuple[str, str, bool]:
-    from headsplat.core.config import configured_path
-    from headsplat.core.errors import InputError
-    from headsplat.models.cap4d.assets import CONFIG_KEY, ENV, load_assets
 
     if configured_path(folder, ENV, CONFIG_KEY) is None:
         return ("CAP4D assets", "not configured (optional; see README: learned models)", True)

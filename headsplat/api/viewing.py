@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import time
+import webbrowser
+from pathlib import Path
 
-from headsplat.api.common import load_checked
-from headsplat.api.playback import driver_tracking
+from headsplat.avatar.animate import driver_motion
+from headsplat.avatar.methods import load_avatar
+from headsplat.viewer.server import AvatarViewer, check_port_free
 
 
 def view(avatar: str | os.PathLike, driver: str | os.PathLike | None = None, port: int = 8080,
          host: str = "127.0.0.1", open_browser: bool = True, face: int = 0, quiet: bool = False,
-         flame_model: str | os.PathLike | None = None, screenshot_dir: str | os.PathLike = ".", block: bool = True):
+         flame_model: str | os.PathLike | None = None, screenshot_dir: str | os.PathLike = ".", block: bool = True,
+         **options):
     """Serve the browser viewer of an avatar (``headsplat view``): orbit camera, the rig's controls, playback
     of a driver, screenshots. Everything is checked before the server starts (avatar, driver, port).
 
@@ -25,20 +29,16 @@ def view(avatar: str | os.PathLike, driver: str | os.PathLike | None = None, por
     Returns:
         the :class:`~headsplat.viewer.server.AvatarViewer` (after it stopped, when ``block``).
     """
-    from headsplat.avatar.animate import driver_motion
-    from headsplat.viewer.server import AvatarViewer, check_port_free
-
-    av, rig = load_checked(avatar, flame_model)
+    loaded, opts = load_avatar(avatar, "view", dict(flame_model=flame_model, **options))
+    av, rig = loaded.posable()
     check_port_free(host, port)
     motion, fps = None, 25.0
     if driver is not None:
-        tracking, _ = driver_tracking(driver, face, quiet, rig)
+        tracking, _ = loaded.track_driver(Path(driver), face, quiet, opts)
         motion = driver_motion(av, tracking)
         fps = tracking.fps
     viewer = AvatarViewer(av, rig, motion, fps=fps, host=host, port=port, screenshot_dir=screenshot_dir)
     if open_browser:
-        import webbrowser
-
         webbrowser.open(viewer.url)
     if not block:
         return viewer

@@ -36,7 +36,7 @@ from headsplat.models.gagavatar.inputs import (
     smooth_boxes,
     square_crop,
 )
-from headsplat.models.gagavatar.model import GAGAvatar, GagaConfig, SourceGaussians
+from headsplat.models.gagavatar.model import GagaConfig, GAGAvatar, SourceGaussians
 from headsplat.track.tracking import Tracking
 
 METHOD = "gagavatar"
@@ -79,17 +79,6 @@ class GagaAvatar:
     def camera(self) -> Camera:
         """The source view as a headsplat camera (the framing of every output)."""
         return render_camera(self.transform, self.config.render_size, self.config.focal)
-
-
-def avatar_method(path: str | os.PathLike) -> str:
-    """The method an ``.avatar`` folder was made with ("headsplat" unless avatar.json says otherwise)."""
-    meta_path = Path(path) / "avatar.json"
-    if not meta_path.is_file():
-        return "headsplat"  # load_avatar gives the precise error
-    try:
-        return str(json.loads(meta_path.read_text()).get("method", "headsplat"))
-    except (json.JSONDecodeError, AttributeError, OSError):
-        return "headsplat"
 
 
 # -- inputs from tracking -------------------------------------------------------------------------------------------

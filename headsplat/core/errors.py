@@ -6,21 +6,22 @@ class HeadsplatError(Exception):
 
 
 class ArgumentError(HeadsplatError, ValueError):
-    """A function argument (a CLI option) has a value it does not accept (also a ValueError, which the
-    checks it replaced raised).
+    """A function argument has a value the function does not take (an unknown choice, an option of another
+    method); also a ValueError, which the checks it replaced raised.
 
     Attributes:
-        param: the Python parameter's name (``max_frames``), which the CLI maps to its flag (``--max-frames``).
-        reason: what is wrong with the value; ``str()`` is ``"param: reason"``, one line.
+        param: the Python parameter's name (``max_frames``), so the command line can name its flag instead
+            (``--max-frames``).
+        message: what is wrong with the value; ``str()`` is ``"param: message"``, one line.
     """
 
-    def __init__(self, param: str, reason: str) -> None:
-        super().__init__(f"{param}: {reason}")
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
         self.param = param
-        self.reason = reason
+        self.message = message
 
     def __reduce__(self):  # pickled (batch workers) from both fields, not from the one formatted message
-        return type(self), (self.param, self.reason)
+        return type(self), (self.param, self.message)
 
 
 class InputError(HeadsplatError):
@@ -41,3 +42,4 @@ class OutputError(HeadsplatError):
 
 class ShapeError(ValueError):
     """A tensor argument has the wrong shape or dtype (a programming error, not a user one)."""
+

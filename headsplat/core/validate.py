@@ -127,3 +127,15 @@ def read_safetensors(path: str | os.PathLike, device: str | torch.device = "cpu"
         InputError: ``"FILE: not a readable safetensors file (reason)"``: missing, truncated or not safetensors.
     """
     return read_safetensors_with_metadata(path, device)[0]
+
+
+def check_device(device: str) -> torch.device:
+    """The ``torch.device`` of ``device`` ("cpu" or "cuda"), refusing CUDA when PyTorch sees no GPU.
+
+    Raises:
+        ArgumentError: another device (named ``device``), or CUDA without a visible GPU.
+    """
+    check_choice("device", device, ("cpu", "cuda"))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ArgumentError("device", "cuda: no CUDA GPU is visible to PyTorch; use --device cpu")
+    return torch.device(device)

@@ -15,8 +15,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from headsplat.avatar.animate import retarget
-from headsplat.avatar.composite import PasteBack
 from headsplat.core.camera import project_points
 from headsplat.eval import metrics as M
 from headsplat.eval.baselines import warp_face
@@ -178,15 +176,14 @@ def _image_row(stream: Stream, img: np.ndarray, gt: np.ndarray, region: np.ndarr
     stream.add_image_metric("ssim_face", M.masked_mean(s, region))
 
 
-def self_reenactment(avatar, rig: HeadRig, tracking: Tracking, source: FrameSource, reference: int,
-                     source_image: np.ndarray, source_landmarks: np.ndarray, exclude: set,
-                     encoder: IdentityEncoder, max_frames: int | None = None, on_frame=None,
-                     quiet: bool = False, other_avatars: dict | None = None,
-                     renderers: dict | None = None) -> ReenactResult:
-    """Drive ``avatar`` with the video it should reproduce and measure every evaluated frame.
+def self_reenactment(rig: HeadRig, tracking: Tracking, source: FrameSource, reference: int, source_image: np.ndarray,
+                     source_landmarks: np.ndarray, exclude: set, encoder: IdentityEncoder,
+                     renderers: dict, max_frames: int | None = None, on_frame=None,
+                     quiet: bool = False) -> ReenactResult:
+    """Re-render every evaluated frame of the video an avatar should reproduce and measure it.
 
     Args:
-        avatar, rig: the avatar and its rig (the one ``tracking`` was made with).
+        rig: the rig ``tracking`` was made with.
         tracking: the video's tracking (the ground truth's parameters and landmarks).
         source: the video's frames.
         reference: the frame whose expression the avatar's reference expression stands for.
@@ -194,47 +191,33 @@ def self_reenactment(avatar, rig: HeadRig, tracking: Tracking, source: FrameSour
             (478, 2+) its landmarks.
         exclude: frames not evaluated (those the avatar was made from).
         encoder: the identity model.
+        renderers: row name -> ``render(t, ground_truth) -> output`` (H, W, 3) uint8, frame ``t`` re-rendered
+            into the real frame (the first is the main row, e.g. a one-shot avatar's may follow).
         max_frames: evaluate at most this many frames (the first ones after ``exclude``).
         on_frame: called as ``on_frame(t, ground_truth, output)`` with uint8 frames (the side-by-side video).
-        other_avatars: name -> avatar of the same rig (made with the same reference frame), measured as extra
-            rows the same way (e.g. the one-shot avatar beside one built from many frames).
-        renderers: name -> ``render(t, ground_truth) -> output`` (H, W, 3) uint8, instead of pasting ``avatar``
-            (and ``other_avatars``) back: methods that are not headsplat avatars (the first is the main row).
     """
-    from contextlib import ExitStack
-
-    p = tracking.params(with_offsets=True)
-    others = dict(other_avatars or {}) if renderers is None else {}
-    avatars = {"headsplat": avatar, **others} if renderers is None else {}
-    motions = {name: retarget(av, p["expression"], p["rotation"], p["translation"], pose="absolute",
-                              reference=reference, offsets=p.get("offsets"), driver_identity=p["identity"])
-               for name, av in avatars.items()}
-    rows = list(renderers) if renderers is not None else [SELF_METHODS[0], *others]
+    rows = list(renderers)
     measurers = {name: StreamMeasurer(name, encoder) for name in (*rows, *SELF_METHODS[1:])}
     gt_desc, frames = [], []
     total = min(len(tracking), max_frames or len(tracking))
-    with ExitStack() as stack:
-        pastes = {name: stack.enter_context(PasteBack(av, rig, tracking)) for name, av in avatars.items()}
-        draw = renderers or {name: (lambda t, gt, paste=paste, name=name: paste(motions[name], t, gt))
-                             for name, paste in pastes.items()}
-        for frame in progress(source, total, "evaluating", quiet):
-            t = frame.index
-            if t >= len(tracking) or (max_frames and len(frames) >= max_frames):
-                break
-            if t in exclude or not tracking.found[t]:
-                continue
-            frames.append(t)
-            gt = frame.rgb
-            region = face_region(rig, tracking, t)
-            outs = {name: render(t, gt) for name, render in draw.items()}
-            outs.update({"source frame": source_image,
-                         "2D warp": warp_face(source_image, source_landmarks, tracking.landmarks[t])})
-            for name, img in outs.items():
-                measurers[name].add(img)
-                _image_row(measurers[name].stream, img, gt, region)
-            gt_desc.append(encoder(gt, tracking.landmarks[t]))
-            if on_frame is not None:
-                on_frame(t, gt, outs[rows[0]])
+    for frame in progress(source, total, "evaluating", quiet):
+        t = frame.index
+        if t >= len(tracking) or (max_frames and len(frames) >= max_frames):
+            break
+        if t in exclude or not tracking.found[t]:
+            continue
+        frames.append(t)
+        gt = frame.rgb
+        region = face_region(rig, tracking, t)
+        outs = {name: render(t, gt) for name, render in renderers.items()}
+        outs.update({"source frame": source_image,
+                     "2D warp": warp_face(source_image, source_landmarks, tracking.landmarks[t])})
+        for name, img in outs.items():
+            measurers[name].add(img)
+            _image_row(measurers[name].stream, img, gt, region)
+        gt_desc.append(encoder(gt, tracking.landmarks[t]))
+        if on_frame is not None:
+            on_frame(t, gt, outs[rows[0]])
     if not frames:
         raise ValueError("no frame left to evaluate: every frame was excluded or had no face")
     streams = {name: m.close() for name, m in measurers.items()}

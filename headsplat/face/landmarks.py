@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from headsplat.core.errors import NoFaceError
 from headsplat.core.validate import check_choice
 from headsplat.face.assets import import_solutions
 
@@ -290,3 +291,16 @@ def appearance(rgb: np.ndarray, lm: FaceLandmarks) -> np.ndarray | None:
     hist = cv2.calcHist([hsv], [0, 1], mask, [16, 8], [0, 256, 0, 256])
     total = hist.sum()
     return (hist / total).astype(np.float32) if total > 0 else None
+
+
+def face_points(img: np.ndarray, what: str) -> np.ndarray:
+    """(478, 3) landmarks of the (largest) face in one (H, W, 3) uint8 image.
+
+    Raises:
+        NoFaceError: no face in it; the message names ``what``.
+    """
+    with LandmarkDetector(mode="image") as det:
+        lm = det(img)
+    if lm is None:
+        raise NoFaceError(f"no face found in {what}")
+    return lm.points

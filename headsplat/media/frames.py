@@ -139,3 +139,21 @@ def open_frames(path: str | os.PathLike | list, fps: float | None = None) -> Fra
     """Open an image, a folder of images, a video, or a list of same-size image files as a
     :class:`FrameSource`."""
     return FrameSource(path, fps)
+
+
+def stream_frames(source: FrameSource, indices: list[int]):
+    """The (H, W, 3) uint8 frames ``indices`` (increasing) of ``source``, decoded one at a time.
+
+    Raises:
+        InputError: a frame could not be decoded.
+    """
+    if list(indices) != sorted(indices):
+        raise ValueError("stream_frames: indices must increase")
+    wanted, got = set(indices), set()
+    for f in source:
+        if f.index in wanted:
+            got.add(f.index)
+            yield f.rgb
+            if len(got) == len(wanted):
+                return
+    raise InputError(f"{source.path}: could not decode frame(s) {sorted(wanted - got)}")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from headsplat import api
-from headsplat.api.common import track_array
+from headsplat.track.arrays import track_images
 from headsplat.avatar.avatar import avatar_triangles, load_avatar, save_avatar
 from headsplat.avatar.create import CreateConfig, create_avatar
 from headsplat.core.errors import InputError
@@ -58,7 +58,7 @@ def test_same_seed_same_avatar_and_save_load_round_trip(tmp_path):
 
     img = data.astronaut()
     rig = OpenRig()
-    tr = track_array(img, rig, True)
+    tr = track_images([img], rig, True)
     a = create_avatar([img], [0], tr, rig, TINY, seed=3, quiet=True)
     b = create_avatar([img], [0], tr, rig, TINY, seed=3, quiet=True)
     c = create_avatar([img], [0], tr, rig, TINY, seed=4, quiet=True)

@@ -186,7 +186,7 @@ def oracle_setup(astro_avatar, tmp_path_factory):
     at four head yaws, and the astronaut photo tracked."""
     from skimage import data
 
-    from headsplat.api.common import track_array
+    from headsplat.track.arrays import track_images
     from headsplat.rig.open_rig import OpenRig
 
     rig = OpenRig()
@@ -196,7 +196,7 @@ def oracle_setup(astro_avatar, tmp_path_factory):
     folder = write_view_set(tmp_path_factory.mktemp("views") / "views", images, tracking,
                             ["generated"] * len(images), {"name": "oracle"})
     img = data.astronaut()
-    return rig, oracle, read_view_set(folder), img, track_array(img, rig, True)
+    return rig, oracle, read_view_set(folder), img, track_images([img], rig, True)
 
 
 def test_oracle_views_raise_novel_view_accuracy(oracle_setup, tmp_path):

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from headsplat.api.common import load_checked
+from headsplat.avatar.methods.fitted import load_fitted
 from headsplat.avatar.animate import offset_motion, render_avatar_frame, straight_rgb8
 from headsplat.avatar.avatar import posed_vertices
 from headsplat.core.rotation import euler_yxz_to_matrix
@@ -26,7 +26,7 @@ def _frame(av, rig, controls: dict, yaw_deg: float = 0.0):
 
 
 def test_open_mouth_has_no_hole_no_leak_and_continuous_teeth_from_minus_45_to_45_degrees(astro_avatar):
-    av, rig = load_checked(astro_avatar, None)
+    av, rig = load_fitted(astro_avatar, None)
     for yaw in (-45.0, -20.0, 0.0, 20.0, 45.0):
         views = open_mouth_views(av, rig, yaw)
         inside = views["opening"]
@@ -53,7 +53,7 @@ def test_open_mouth_has_no_hole_no_leak_and_continuous_teeth_from_minus_45_to_45
 def test_a_blink_closes_the_avatars_eyes_in_the_rendered_image(astro_avatar):
     from headsplat.face.landmarks import LandmarkDetector
 
-    av, rig = load_checked(astro_avatar, None)
+    av, rig = load_fitted(astro_avatar, None)
     with LandmarkDetector() as det:
         opening = []
         for blink in (0.0, 1.0):

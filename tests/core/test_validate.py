@@ -33,7 +33,7 @@ def test_check_choice_returns_the_value_or_names_the_parameter_and_the_choices()
     with pytest.raises(ArgumentError) as info:
         check_choice("preset", "x", ("fast", "quality"))
     assert str(info.value) == "preset: unknown value 'x'; choose fast or quality"
-    assert info.value.param == "preset" and info.value.reason == "unknown value 'x'; choose fast or quality"
+    assert info.value.param == "preset" and info.value.message == "unknown value 'x'; choose fast or quality"
     with pytest.raises(ArgumentError, match="^rig: unknown value 'z'; choose open$"):
         check_choice("rig", "z", ("open",))
     with pytest.raises(ArgumentError, match="^n: unknown value 4; choose 1, 2 or 3$"):

@@ -137,7 +137,7 @@ def test_obj_polygons_are_fanned_into_triangles(tmp_path):
 
 
 def test_weights_are_found_in_cap4ds_folder_layout(tmp_path, monkeypatch):
-    from headsplat.api.cap4d import resolve_cap4d_weights
+    from headsplat.avatar.generators.cap4d import resolve_cap4d_weights
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     monkeypatch.delenv("HEADSPLAT_CAP4D_WEIGHTS", raising=False)
@@ -173,7 +173,7 @@ def test_checkpoint_converted_once_to_safetensors_in_the_cache(tmp_path, monkeyp
 
 
 def test_generate_refuses_bad_settings_before_any_work(tmp_path):
-    from headsplat.api.cap4d import generate_cap4d
+    from headsplat.avatar.generators.cap4d import generate_cap4d
 
     with pytest.raises(HeadsplatError, match="unknown preset 'huge'"):
         generate_cap4d([tmp_path / "x.png"], tmp_path / "v", preset="huge")

@@ -2,7 +2,7 @@
 strictly from the authors' ``cap4d_mmdm_100k.ckpt``, and the ε function the stochastic I/O sampler calls.
 
 The conditioning maps are built by :mod:`.conditioning` from a mesh posed by :mod:`.flame`, for the frames of
-:mod:`.views`; ``headsplat generate --model cap4d`` (:mod:`headsplat.api.cap4d`) runs it all.
+:mod:`.views`; ``headsplat generate --model cap4d`` (:mod:`headsplat.avatar.generators.cap4d`) runs it all.
 
 A ``.ckpt`` is converted once into a safetensors file of the network's tensors in the user's cache
 (``$HEADSPLAT_CACHE_DIR``, else ``$XDG_CACHE_HOME/headsplat``, else ``~/.cache/headsplat``), read from then on

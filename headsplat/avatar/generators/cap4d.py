@@ -1,6 +1,6 @@
-"""``headsplat generate REF... --model cap4d``: CAP4D's morphable multi-view diffusion model (released weights, run by
-headsplat's own code) generates views of the person in the reference photos under new head poses and
-expressions, written as a view set for ``create REF... --views VIEWS --rig flame``.
+"""The ``cap4d`` generator (``headsplat generate REF... --model cap4d``): CAP4D's morphable multi-view diffusion
+model (released weights, run by headsplat's own code) generates views of the person in the reference photos under
+new head poses and expressions, written as a view set for ``create REF... --views VIEWS --rig flame``.
 
 The pipeline, as CAP4D's inference: the references are tracked (headsplat's FLAME tracker) and converted to
 CAP4D's FLAME parameters; each frame gets its conditioning maps; references are matted onto white, cropped around
@@ -11,8 +11,10 @@ converted back to headsplat's for the view set.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -20,8 +22,35 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from headsplat.api.common import check_device
+from headsplat.avatar.generators import Generator, register_generator
+from headsplat.avatar.methods.gagavatar import WEIGHTS
+from headsplat.avatar.options import DEVICE, FLAME_MODEL, Option
+from headsplat.avatar.viewset import generated_tracking, write_view_set
+from headsplat.core.config import configured_path
 from headsplat.core.errors import HeadsplatError, InputError
+from headsplat.core.validate import check_device
+from headsplat.face.segment import Matter
+from headsplat.media.frames import open_frames
+from headsplat.models.cap4d.assets import load_assets
+from headsplat.models.cap4d.flame import LIP_VERTEX, CAP4DFlame
+from headsplat.models.cap4d.model import MMDM, guided_eps
+from headsplat.models.cap4d.vae import SCALE_FACTOR
+from headsplat.models.cap4d.views import (
+    N_EXPR,
+    N_SHAPE,
+    Cap4dFrames,
+    camera_as_head_motion,
+    fit_cap4d_parameters,
+    fit_headsplat_expressions,
+    frame_conditioning,
+    generation_cameras,
+    pose_frames,
+    reference_crop,
+)
+from headsplat.models.sampling import cap4d_schedule, stochastic_io_sample
+from headsplat.rig.factory import make_rig
+from headsplat.rig.flame.loader import load_flame_file
+from headsplat.track.tracker import track_source
 
 WEIGHTS_ENV = "HEADSPLAT_CAP4D_WEIGHTS"
 CONFIG_KEY = "cap4d_weights"
@@ -36,8 +65,6 @@ SEED = 124  # CAP4D's generation seed
 def resolve_cap4d_weights(weights=None) -> Path:
     """The MMDM checkpoint: a file, or a folder holding one (CAP4D's ``data/weights/mmdm`` with
     ``checkpoints/*.ckpt``), from ``--weights``, ``$HEADSPLAT_CAP4D_WEIGHTS`` or ``"cap4d_weights"``."""
-    from headsplat.core.config import configured_path
-
     chosen = configured_path(weights, WEIGHTS_ENV, CONFIG_KEY)
     if chosen is None:
         raise InputError(f"no CAP4D weights given: pass --weights cap4d_mmdm_100k.ckpt, set {WEIGHTS_ENV}, or put "
@@ -56,9 +83,6 @@ def resolve_cap4d_weights(weights=None) -> Path:
 
 def _references(paths, head, face, quiet):
     """(tracking, frames (N, H, W, 3) uint8) of the reference photos (several: one size, one camera)."""
-    from headsplat.media.frames import open_frames
-    from headsplat.track.tracker import track_source
-
     source = open_frames(paths if len(paths) > 1 else paths[0])
     if source.kind == "video":
         raise InputError(f"{paths[0]}: CAP4D's references are photos (extract the frames you want from the video)")
@@ -80,10 +104,6 @@ def _eye_rotation(tracking) -> torch.Tensor:
 
 def _flames(head, assets):
     """CAP4D's FLAME on the user's file (150 shape, 65 expression coefficients, the blink in the last slot)."""
-    from headsplat.models.cap4d.flame import LIP_VERTEX, CAP4DFlame
-    from headsplat.models.cap4d.views import N_EXPR, N_SHAPE
-    from headsplat.rig.flame.loader import load_flame_file
-
     data = load_flame_file(head.path, n_shape=N_SHAPE, n_expr=N_EXPR)
     if data.shapedirs.shape[-1] < N_SHAPE or data.exprdirs.shape[-1] < N_EXPR:
         raise InputError(f"{head.path}: {data.shapedirs.shape[-1]} shape and {data.exprdirs.shape[-1]} expression "
@@ -98,7 +118,6 @@ def generate_cap4d(references, output, weights=None, flame_model=None, assets=No
                    device: str = "cpu", dtype: str = "fp32", seed: int = SEED, face: int = 0, quiet: bool = False,
                    n_views: int | None = None, steps: int | None = None, cfg_scale: float = CFG_SCALE) -> Path:
     """Generate a view set of the person in ``references`` with CAP4D's MMDM.
-
     Args:
         references: one or more photos of one person (several: the same size).
         output: the view set folder (written atomically: an interrupted run leaves nothing).
@@ -114,10 +133,6 @@ def generate_cap4d(references, output, weights=None, flame_model=None, assets=No
     Returns:
         the folder.
     """
-    from headsplat.models.cap4d.assets import load_assets
-    from headsplat.models.cap4d.model import MMDM
-    from headsplat.rig.factory import make_rig
-
     paths = [references] if isinstance(references, (str, os.PathLike)) else list(references)
     if preset not in PRESETS:
         raise HeadsplatError(f"unknown preset {preset!r}; choose {', '.join(PRESETS)}")
@@ -156,7 +171,6 @@ def generate_cap4d(references, output, weights=None, flame_model=None, assets=No
     latents = _sample(model, cond, z_ref, n_gen, n_steps, cfg_scale, seed, quiet, unets)
     views = _decode(model, latents, quiet)
 
-    from headsplat.avatar.viewset import write_view_set
 
     generator = {"name": "cap4d", "weights": w.name, "weights_bytes": w.stat().st_size, "preset": preset,
                  "views": n_gen, "steps": n_steps, "cfg_scale": cfg_scale, "seed": seed, "dtype": dtype,
@@ -171,8 +185,6 @@ def generate_cap4d(references, output, weights=None, flame_model=None, assets=No
 def _reference_frames(flame, head, tracking):
     """The references in CAP4D's parameters (one least-squares fit to headsplat's tracked FLAME vertices) and
     the fit's RMS vertex error per reference (metres)."""
-    from headsplat.models.cap4d.views import Cap4dFrames, fit_cap4d_parameters
-
     p = tracking.params()
     with torch.no_grad():
         targets = head.flame_vertices(p["identity"].expand(len(tracking), -1), p["expression"])
@@ -188,8 +200,6 @@ def _reference_frames(flame, head, tracking):
 def _generated_frames(refs, assets, n: int, seed: int):
     """CAP4D's generated frames: its generation expressions and eye rotations in order, the first reference's
     shape and head pose, cameras pivoted about the head."""
-    from headsplat.models.cap4d.views import Cap4dFrames, generation_cameras
-
     extr, _ = generation_cameras(refs.extr[0], refs.rotation[0].double().numpy(),
                                  refs.translation[0].double().numpy(), n, seed=seed)
     return Cap4dFrames(shape=refs.shape, expression=torch.from_numpy(assets.expressions[:n]),
@@ -200,8 +210,6 @@ def _generated_frames(refs, assets, n: int, seed: int):
 
 def _conditioning(flame, assets, refs, gen, size: int, dev):
     """(N_ref + N_gen, size, size, 50) maps, references first, and each frame's crop box."""
-    from headsplat.models.cap4d.views import frame_conditioning, pose_frames
-
     maps, boxes = [], []
     mask = assets.face_mask().to(dev)
     with torch.no_grad():
@@ -218,10 +226,6 @@ def _conditioning(flame, assets, refs, gen, size: int, dev):
 def _encode_references(model, images, boxes, res: int, seed: int, dev):
     """(N_ref, 4, h, w) scaled latents of the references on white: a sample of the encoder's posterior (as
     latent diffusion's ``get_first_stage_encoding``), seeded."""
-    from headsplat.face.segment import Matter
-    from headsplat.models.cap4d.vae import SCALE_FACTOR
-    from headsplat.models.cap4d.views import reference_crop
-
     gen = torch.Generator().manual_seed(seed + 1)
     dt = next(model.parameters()).dtype
     out = []
@@ -237,8 +241,6 @@ def _encode_references(model, images, boxes, res: int, seed: int, dev):
 def _unets(model, dev) -> list:
     """The denoiser on every visible GPU when running on CUDA (the sampler deals the groups round-robin to
     them), else the model's own."""
-    import copy
-
     if dev.type != "cuda" or torch.cuda.device_count() < 2:
         return [model.unet]
     return [model.unet] + [copy.deepcopy(model.unet).to(f"cuda:{i}") for i in range(1, torch.cuda.device_count())]
@@ -246,10 +248,6 @@ def _unets(model, dev) -> list:
 
 def _sample(model, cond, z_ref, n_gen: int, steps: int, cfg_scale: float, seed: int, quiet: bool, unets=None):
     """(N_gen, 4, h, w) latents by stochastic I/O sampling, with a progress bar (and ETA) over model calls."""
-    import threading
-
-    from headsplat.models.cap4d.model import guided_eps
-    from headsplat.models.sampling import cap4d_schedule, stochastic_io_sample
 
     R = min(len(z_ref), MAX_REFERENCES)
     frames = model.cfg.unet.frames
@@ -275,8 +273,6 @@ def _sample(model, cond, z_ref, n_gen: int, steps: int, cfg_scale: float, seed: 
 
 def _decode(model, latents, quiet: bool, batch: int = 4) -> list[np.ndarray]:
     """(res, res, 3) uint8 images of the latents (CAP4D's conversion: (x + 1) / 2 clipped, × 255 truncated)."""
-    from headsplat.models.cap4d.vae import SCALE_FACTOR
-
     p = next(model.parameters())
     out = []
     with torch.no_grad():
@@ -291,9 +287,6 @@ def _view_tracking(head, tracking, flame, gen, boxes, res: int):
     """The generated views as a cropped view set's track: headsplat's FLAME expressions fitted to CAP4D's
     posed heads, head poses that look through the fixed camera as CAP4D's pivoted cameras do, and each view's
     crop of the reference's frame. Also the fit's RMS vertex error per view (metres)."""
-    from headsplat.models.cap4d.views import camera_as_head_motion, fit_headsplat_expressions
-    from headsplat.avatar.viewset import generated_tracking
-
     n = len(gen)
     z = torch.zeros(n, 3)
     nv = int(head.flame.v_template.shape[0])
@@ -313,3 +306,30 @@ def _view_tracking(head, tracking, flame, gen, boxes, res: int):
                             tracking.expression_names, np.stack(rot), np.stack(tra), expr.numpy(), "cap4d",
                             tracking.extra, crops=crops, crop_size=res)
     return vt, err
+
+
+ASSETS = Option("assets", "cap4d: the CAP4D repository's data/assets folder (default: $HEADSPLAT_CAP4D_ASSETS or the "
+                "config's cap4d_assets)", flag="--cap4d-assets", metavar="DIR")
+PRESET = Option("preset", "cap4d: views and DDIM steps: debug 28/10 (default), low 210/50, medium 420/50, high 840/100",
+                choices=tuple(PRESETS))
+DTYPE = Option("dtype", "cap4d: the networks' precision (default fp32; bf16 on a GPU)", choices=tuple(DTYPES))
+N_VIEWS = Option("n_views", "cap4d: generate this many views instead of the preset's", type=int, flag="--views",
+                 metavar="N")
+STEPS = Option("steps", "cap4d: DDIM steps instead of the preset's (must divide 1000)", type=int, metavar="S")
+GENERATE_SEED = Option("seed", "cap4d: seed of the cameras, noise and groups (default 124, CAP4D's)", type=int)
+
+
+@register_generator
+class Cap4dGenerator(Generator):
+    name = "cap4d"
+    summary = "CAP4D's morphable multi-view diffusion model from one or more photos (--weights, FLAME 2023)"
+    source_help = "cap4d: one or more photos of one person (several: the same size)"
+    max_sources = None
+    options = {"generate": (WEIGHTS, DEVICE, FLAME_MODEL, ASSETS, PRESET, DTYPE, N_VIEWS, STEPS, GENERATE_SEED)}
+
+    @classmethod
+    def generate(cls, sources, output, face, quiet, opts):
+        return generate_cap4d(sources, output, opts["weights"], opts["flame_model"], opts["assets"],
+                              opts["preset"] or "debug", opts["device"], opts["dtype"] or "fp32",
+                              SEED if opts["seed"] is None else opts["seed"], face, quiet, opts["n_views"],
+                              opts["steps"])
