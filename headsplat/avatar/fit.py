@@ -13,6 +13,10 @@ the fit also, as GaussianAvatars and CAP4D do:
   tracking errors do not blur the appearance (penalised towards zero; generated views keep the parameters
   they were generated with), once the appearance has settled (``refine_start``): started with the fit, they
   absorb its early errors (60 frames: 20.4 dB on the frames against 25.6 without corrections).
+
+:func:`fit_schedule` decides once which of these run; :class:`FitState` holds every per-Gaussian tensor and
+changes the set only through :meth:`FitState.apply`; :func:`fit_loss` is one step's loss, its weights
+:class:`~headsplat.avatar.config.CreateConfig`'s; :func:`fit_gaussians` is the loop.
 """
 
 from __future__ import annotations
