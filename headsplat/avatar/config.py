@@ -24,7 +24,16 @@ class CreateConfig:
     ssim_weight: float = 0.2  # share of D-SSIM in the photometric loss (3DGS uses 0.2)
     alpha_weight: float = 0.5  # weight of |alpha - matte| inside the head region
     position_weight: float = 1.0  # keeps Gaussians within about one triangle of their parent
+    max_local_distance: float = 1.0  # local distance (triangle units) beyond which position_weight applies
+    surface_weight: float = 100.0  # times position_weight: Gaussians on eyeballs, teeth, eye and mouth rims...
+    surface_depth: float = 0.05  # ... stay within this of their triangle's plane (triangle units) ...
+    surface_radius: float = 0.6  # ... and of its origin in the plane ...
+    surface_max_scale: float = 0.35  # ... and below this size (triangle units)
+    eye_rim_weight: float = 100.0  # times position_weight: Gaussians on the lids next to the eye opening...
+    eye_rim_radius: float = 0.35  # ... stay within this of their triangle's origin in its plane (not over the iris)
+    eye_rim_max_scale: float = 0.15  # ... and below this size (triangle units)
     scale_weight: float = 1.0  # keeps Gaussians below about one triangle in size
+    max_local_scale: float = 1.0  # local scale (triangle units) beyond which scale_weight applies
     max_anisotropy: float = 4.0  # largest axis of a Gaussian at most this many times its middle one
     lr_position: float = 0.05  # learning rates; positions and scales are in units of the parent triangle
     lr_scale: float = 0.02
@@ -49,6 +58,7 @@ class CreateConfig:
     lr_refine: float = 0.003
     refine_start: float = 0.3  # share of the steps before corrections start (the appearance must settle first)
     refine_weight: float = 1.0  # penalty on the corrections (radians, metres x 10, coefficients; squared)
+    refine_translation_factor: float = 10.0  # translation corrections are penalised in metres times this
 
 
 PRESETS = {

@@ -345,12 +345,8 @@ def _create(frames, reference, tracking, rig: HeadRig, cfg, seed, quiet, provena
     device = torch.device(device)
     if device.type != "cpu":
         res = fit_gaussians(seeded.to(device), [f.to(device) for f in frames], rig.to(device), cfg, generator,
-                            quiet=quiet, interior=mouth)
+                            quiet=quiet, interior=mouth).to("cpu")
         rig = rig.to("cpu")
-        res.gaussians = res.gaussians.to("cpu")
-        res.origin = res.origin.cpu()
-        if res.deformation is not None:
-            res.deformation = res.deformation.to("cpu")
     else:
         res = fit_gaussians(seeded, frames, rig, cfg, generator, quiet=quiet, interior=mouth)
     gs, field, origin = res.gaussians, res.deformation, res.origin

@@ -13,12 +13,16 @@ the fit also, as GaussianAvatars and CAP4D do:
   tracking errors do not blur the appearance (penalised towards zero; generated views keep the parameters
   they were generated with), once the appearance has settled (``refine_start``): started with the fit, they
   absorb its early errors (60 frames: 20.4 dB on the frames against 25.6 without corrections).
+
+:func:`fit_schedule` decides once which of these run; :class:`FitState` holds every per-Gaussian tensor and
+changes the set only through :meth:`FitState.apply`; :func:`fit_loss` is one step's loss, its weights
+:class:`~headsplat.avatar.config.CreateConfig`'s; :func:`fit_gaussians` is the loop.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -29,20 +33,20 @@ from tqdm import tqdm
 from headsplat.avatar.avatar import avatar_triangles
 from headsplat.avatar.config import CreateConfig
 from headsplat.avatar.frames import FitFrame
-from headsplat.avatar.losses import masked_l1, ssim_map
+from headsplat.avatar.losses import alpha_loss, photometric_loss
 from headsplat.core.rotation import axis_angle_to_matrix
-from headsplat.render.rasterize import render
-from headsplat.splat.binding import bound_to_world, triangle_frames
+from headsplat.render.rasterize import RenderOutput, render
+from headsplat.splat.binding import TriangleFrames, bound_to_world, triangle_frames
 from headsplat.splat.deformation import (ExpressionDeformation, deformation_offsets, expression_code,
                                          new_deformation)
-from headsplat.splat.density import GradientStats, plan_density, reindex_adam
+from headsplat.splat.density import DensityConfig, DensityPlan, GradientStats, plan_density, reindex_adam
 from headsplat.splat.gaussians import SH_C0, GaussianSet
 
 SMOOTH_NEIGHBOURS = 6  # neighbours per Gaussian in the deformation field's smoothness term
 SMOOTH_SAMPLE = 4096  # Gaussians whose neighbourhoods are compared per step
 
 
-@dataclass
+@dataclass(frozen=True)
 class FitResult:
     """What :func:`fit_gaussians` returns.
 
@@ -60,8 +64,13 @@ class FitResult:
     deformation: ExpressionDeformation | None
     origin: torch.Tensor
     corrections: dict
-    losses: list
+    losses: tuple[float, ...]
     stats: dict = field(default_factory=dict)
+
+    def to(self, device) -> FitResult:
+        """The result with its Gaussians, field and origins on ``device`` (the corrections are on the CPU)."""
+        return replace(self, gaussians=self.gaussians.to(device), origin=self.origin.to(device),
+                       deformation=None if self.deformation is None else self.deformation.to(device))
 
 
 def yaw_span(frames: list[FitFrame]) -> float:
@@ -132,6 +141,281 @@ def limit_anisotropy(log_scales: torch.Tensor, max_ratio: float) -> torch.Tensor
     return log_scales.scatter(-1, order[:, :1], top[:, None])
 
 
+@dataclass(frozen=True)
+class FitSchedule:
+    """Which parts of the fit run, decided once from the frames.
+
+    Attributes:
+        iterations: optimiser steps.
+        dynamic: many frames (``cfg.min_frames_dynamic``): the position learning rate decays.
+        sh_degree: the SH degree the fit needs (1 when the frames span enough head yaw, else 0).
+        deformation: whether an expression-dependent deformation field is learned.
+        refine: whether the real frames' per-frame corrections are learned.
+        density: when Gaussians are grown and pruned, or None.
+    """
+
+    iterations: int
+    dynamic: bool
+    sh_degree: int
+    deformation: bool
+    refine: bool
+    density: DensityConfig | None
+
+
+def fit_schedule(frames: list[FitFrame], cfg: CreateConfig) -> FitSchedule:
+    """What the fit of ``frames`` runs: one frame a plain fit, ``cfg.min_frames_dynamic`` or more the extensions
+    their frames allow (enough yaw for SH, enough expression spread for the field, enough real frames to refine)."""
+    n_frames = len(frames)
+    dynamic = n_frames >= cfg.min_frames_dynamic
+    n_iter = cfg.iterations if not dynamic else \
+        int(min(max(cfg.iterations_per_frame * n_frames, cfg.iterations), cfg.max_iterations))
+    degree = 1 if dynamic and yaw_span(frames) >= cfg.sh_degree_span else 0
+    exps = torch.stack([f.expression for f in frames])
+    use_field = dynamic and cfg.deformation_rank > 0 and n_frames > 1 and \
+        float(exps.std(0).max()) >= cfg.deformation_min_spread
+    n_real = sum(f.kind == "real" for f in frames)
+    return FitSchedule(n_iter, dynamic, degree, use_field, dynamic and n_real >= cfg.refine_min_frames,
+                       cfg.density if dynamic else None)
+
+
+PER_GAUSSIAN_PARAMS = ("local_means", "local_quats", "local_log_scales", "opacity_logits", "sh_dc", "sh_rest",
+                       "basis")
+"""The optimised tensors with a row per Gaussian (the field's network weights are shared)."""
+_ROWS = {"rows": True}  # marks a FitState field with a row per Gaussian (taken by a density plan)
+
+
+@dataclass
+class FitState:
+    """Every per-Gaussian tensor of a fit, kept in step: density control changes the set only through
+    :meth:`apply`, which takes every parameter, Adam moment and field marked as per-Gaussian row by row.
+
+    Attributes:
+        params: the optimised leaves: (N, 3) local_means, (N, 4) local_quats, (N, 3) local_log_scales,
+            (N,) opacity_logits, (N, 1, 3) sh_dc, (N, K - 1, 3) sh_rest; with a deformation field also (N, R, 6)
+            basis and its network's w1, b1, w2, b2.
+        optimizer: Adam over ``params``, one group per name.
+        parent: (N,) parent triangle.
+        origin: (N,) index of the input Gaussian each descends from.
+        interior: (N,) bool, the mouth interior: colours kept, never larger or fainter than seeded.
+        max_log_scales: (N, 3) bound on local log-scales (the seeded ones inside the interior, +inf elsewhere).
+        min_opacity_logits: (N,) bound on opacity logits (the seeded ones inside the interior, -inf elsewhere).
+        surface: (N,) bool, bound to their triangle's surface (eyeballs, teeth, the rims of eyes and mouth).
+        eye_rim: (N,) bool, on the lids next to the eye opening.
+        rest_frames: the reference frame's triangle frames (where the field's neighbourhoods are measured).
+        grad_stats: view-space gradient statistics for density control, or None.
+        neighbours: (N, k) each Gaussian's nearest others, for the field's smoothness, or None.
+        added, pruned: Gaussians added and removed so far.
+    """
+
+    params: dict[str, torch.Tensor]
+    optimizer: torch.optim.Adam
+    parent: torch.Tensor = field(metadata=_ROWS)
+    origin: torch.Tensor = field(metadata=_ROWS)
+    interior: torch.Tensor = field(metadata=_ROWS)
+    max_log_scales: torch.Tensor = field(metadata=_ROWS)
+    min_opacity_logits: torch.Tensor = field(metadata=_ROWS)
+    surface: torch.Tensor = field(metadata=_ROWS)
+    eye_rim: torch.Tensor = field(metadata=_ROWS)
+    rest_frames: TriangleFrames
+    grad_stats: GradientStats | None = None
+    neighbours: torch.Tensor | None = None
+    added: int = 0
+    pruned: int = 0
+
+    @classmethod
+    def start(cls, gs: GaussianSet, cfg: CreateConfig, rest_frames: TriangleFrames,
+              deformation: ExpressionDeformation | None = None, interior: torch.Tensor | None = None,
+              surface: torch.Tensor | None = None, eye_rim: torch.Tensor | None = None,
+              gradient_stats: bool = False) -> FitState:
+        """The state of a fit starting from the N bound Gaussians ``gs`` (and an untrained field for them).
+
+        Args:
+            interior, surface, eye_rim: (N,) bool masks (default none).
+            gradient_stats: whether to gather gradient statistics for density control.
+        """
+        device = gs.device
+        leaves = {"local_means": gs.local_means, "local_quats": gs.local_quats,
+                  "local_log_scales": gs.local_log_scales, "opacity_logits": gs.opacity_logits,
+                  "sh_dc": gs.sh[:, :1], "sh_rest": gs.sh[:, 1:]}
+        lrs = {"local_means": cfg.lr_position, "local_quats": cfg.lr_rotation, "local_log_scales": cfg.lr_scale,
+               "opacity_logits": cfg.lr_opacity, "sh_dc": cfg.lr_color / SH_C0,
+               "sh_rest": cfg.lr_color / SH_C0 / 20}  # higher-order SH learn slower (as in 3DGS)
+        if deformation is not None:
+            d = deformation
+            leaves.update(basis=d.basis, w1=d.w1, b1=d.b1, w2=d.w2, b2=d.b2)
+            lrs.update({k: cfg.lr_deformation for k in ("basis", "w1", "b1", "w2", "b2")})
+        params = {k: v.detach().clone().contiguous().requires_grad_(True) for k, v in leaves.items()}
+        optimizer = torch.optim.Adam([{"params": [params[k]], "lr": lrs[k], "name": k} for k in params], eps=1e-15)
+        n = len(gs)
+        none = torch.zeros(n, dtype=torch.bool, device=device)
+        fixed = none if interior is None else interior.to(device)
+        ls, op = params["local_log_scales"].detach(), params["opacity_logits"].detach()
+        state = cls(params, optimizer, parent=gs.parent.clone(), origin=torch.arange(n, device=device),
+                    interior=fixed, max_log_scales=torch.where(fixed[:, None], ls, torch.full_like(ls, math.inf)),
+                    min_opacity_logits=torch.where(fixed, op, torch.full_like(op, -math.inf)),
+                    surface=none if surface is None else surface.to(device),
+                    eye_rim=none if eye_rim is None else eye_rim.to(device), rest_frames=rest_frames,
+                    grad_stats=GradientStats(n, device) if gradient_stats else None)
+        if deformation is not None:
+            state.neighbours = state._neighbourhoods()
+        return state
+
+    def __len__(self) -> int:
+        return len(self.parent)
+
+    @property
+    def has_field(self) -> bool:
+        return "basis" in self.params
+
+    def _neighbourhoods(self) -> torch.Tensor:
+        p = self.params
+        with torch.no_grad():
+            rest = bound_to_world(self.parent, p["local_means"], p["local_quats"], p["local_log_scales"],
+                                  self.rest_frames)[0]
+        return _neighbours(rest)
+
+    def apply(self, plan: DensityPlan) -> None:
+        """Replace the set by the one ``plan`` describes: every per-Gaussian parameter (split children moved and
+        shrunk as the plan says) with its Adam moments (zero for new rows), every per-Gaussian field, fresh
+        gradient statistics and neighbourhoods."""
+        before = len(self)
+        for name in PER_GAUSSIAN_PARAMS:
+            if name not in self.params:
+                continue
+            old = self.params[name]
+            t = plan.take(old.detach())
+            if name == "local_means":
+                t = t + plan.local_offset
+            elif name == "local_log_scales":
+                t = t + plan.log_scale_delta[:, None]
+            self.params[name] = t.contiguous().requires_grad_(True)
+            reindex_adam(self.optimizer, old, self.params[name], plan)
+        for f in fields(self):
+            if f.metadata.get("rows"):
+                setattr(self, f.name, plan.take(getattr(self, f.name)))
+        kept = int((~plan.fresh).sum())
+        self.pruned += before - kept
+        self.added += len(plan) - kept
+        if self.grad_stats is not None:
+            self.grad_stats = GradientStats(len(self), self.parent.device)
+        if self.neighbours is not None:
+            self.neighbours = self._neighbourhoods()
+
+    def set_lr(self, name: str, lr: float) -> None:
+        """Set the learning rate of parameter ``name``."""
+        for group in self.optimizer.param_groups:
+            if group["name"] == name:
+                group["lr"] = lr
+
+    def posed(self, frames: TriangleFrames, expression: torch.Tensor
+              ) -> tuple[GaussianSet, torch.Tensor | None]:
+        """The Gaussians to render on triangles ``frames`` at ``expression`` (E,), with the field's offsets
+        (none to the interior's colours), and the (N, 3) local position offsets (None without a field)."""
+        p = self.params
+        lm, dc, d_pos = p["local_means"], p["sh_dc"], None
+        if self.has_field:
+            code = expression_code(p["w1"], p["b1"], p["w2"], p["b2"], expression)
+            d_pos, d_col = deformation_offsets(p["basis"], code)
+            d_col = d_col * (~self.interior)[:, None]
+            lm, dc = lm + d_pos, dc + d_col[:, None]
+        means, quats, log_scales = bound_to_world(self.parent, lm, p["local_quats"], p["local_log_scales"], frames)
+        return GaussianSet(means, quats, log_scales, p["opacity_logits"], torch.cat([dc, p["sh_rest"]], 1)), d_pos
+
+    def smoothness_sample(self, generator: torch.Generator) -> torch.Tensor:
+        """Indices of the Gaussians whose neighbourhoods the field's smoothness compares this step."""
+        n = len(self)
+        return torch.randint(0, n, (min(SMOOTH_SAMPLE, n),), generator=generator).to(self.parent.device)
+
+    def step(self, loss: torch.Tensor, max_anisotropy: float) -> None:
+        """One Adam step on ``loss`` (the interior's colours held), then the bounds: anisotropy, and the
+        interior's size and opacity (``max_log_scales``, ``min_opacity_logits``: +-inf outside it)."""
+        p = self.params
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.interior.any():
+            p["sh_dc"].grad[self.interior] = 0
+            p["sh_rest"].grad[self.interior] = 0
+        self.optimizer.step()
+        with torch.no_grad():
+            ls = p["local_log_scales"]
+            ls.copy_(torch.minimum(limit_anisotropy(ls, max_anisotropy), self.max_log_scales))
+            p["opacity_logits"].copy_(torch.maximum(p["opacity_logits"], self.min_opacity_logits))
+
+    def reset_opacity(self, opacity: float) -> None:
+        """Lower every opacity to at most ``opacity`` and clear the opacities' Adam moments (3DGS's reset)."""
+        op = self.params["opacity_logits"]
+        with torch.no_grad():
+            op.clamp_(max=math.log(opacity / (1 - opacity)))
+        state = self.optimizer.state.get(op, {})
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in state:
+                state[key].zero_()
+
+    def result(self) -> tuple[GaussianSet, ExpressionDeformation | None]:
+        """The fitted bound Gaussians (world fields zero: pose them) and field (no colour offsets inside the
+        interior)."""
+        p = {k: v.detach() for k, v in self.params.items()}
+        n, device = len(self), self.parent.device
+        fitted = GaussianSet(means=torch.zeros(n, 3, device=device), quats=p["local_quats"].clone(),
+                             log_scales=torch.zeros(n, 3, device=device), opacity_logits=p["opacity_logits"],
+                             sh=torch.cat([p["sh_dc"], p["sh_rest"]], 1), parent=self.parent,
+                             local_means=p["local_means"], local_quats=p["local_quats"],
+                             local_log_scales=p["local_log_scales"])
+        if not self.has_field:
+            return fitted, None
+        basis = p["basis"].clone()
+        basis[self.interior, :, 3:] = 0
+        return fitted, ExpressionDeformation(p["w1"], p["b1"], p["w2"], p["b2"], basis)
+
+
+def fit_loss(out: RenderOutput, frame: FitFrame, background: torch.Tensor, state: FitState, cfg: CreateConfig,
+             offsets: torch.Tensor | None = None, sample: torch.Tensor | None = None,
+             corrections: dict[str, torch.Tensor] | None = None, row: int = 0) -> torch.Tensor:
+    """The loss of one step: L1 + D-SSIM on the matted foreground over ``background`` (3,), |alpha - matte| in
+    the head region, and the regularisers, each weighted by its ``cfg`` field:
+
+    - ``position_weight``: local positions beyond ``max_local_distance``; for surface Gaussians (times
+      ``surface_weight``) off their triangle's plane, outside ``surface_radius`` or larger than
+      ``surface_max_scale``; for the eye rims (times ``eye_rim_weight``) outside ``eye_rim_radius`` or larger
+      than ``eye_rim_max_scale``;
+    - ``scale_weight``: local scales beyond ``max_local_scale``;
+    - with a field, ``deformation_weight``: its position ``offsets`` (N, 3); ``deformation_smooth_weight``: the
+      differences between the bases of the Gaussians in ``sample`` and their neighbours';
+    - with ``corrections`` (the per-frame "d_rot", "d_trans", "d_exp"), ``refine_weight``: row ``row``'s.
+
+    Args:
+        out: the rendered frame. frame: what it is compared with. state: the fit (its parameters and masks).
+    """
+    target = frame.image * frame.matte[..., None] + background * (1 - frame.matte[..., None])
+    w = frame.mask
+    photo = photometric_loss(out.rgb, target, w, cfg.ssim_weight)
+    alpha = alpha_loss(out.alpha[..., 0], frame.matte, w)
+    ls, lm = state.params["local_log_scales"], state.params["local_means"]
+    reg_pos = F.relu(lm.norm(dim=-1) - cfg.max_local_distance).pow(2).mean()
+    pin = state.surface
+    if pin.any():  # eyeballs, teeth, the rims of eyes and mouth: on their surface, within their triangle
+        reg_pos = reg_pos + cfg.surface_weight * (
+            F.relu(lm[pin, 2].abs() - cfg.surface_depth).pow(2).mean()
+            + F.relu(lm[pin, :2].norm(dim=-1) - cfg.surface_radius).pow(2).mean()
+            + F.relu(ls[pin] - math.log(cfg.surface_max_scale)).pow(2).mean())
+    rim = state.eye_rim
+    if rim.any():  # the lids next to the eye opening: small, well inside their triangles (not over the iris)
+        reg_pos = reg_pos + cfg.eye_rim_weight * (F.relu(lm[rim, :2].norm(dim=-1) - cfg.eye_rim_radius).pow(2).mean()
+                                                  + F.relu(ls[rim] - math.log(cfg.eye_rim_max_scale)).pow(2).mean())
+    reg_scale = F.relu(ls - math.log(cfg.max_local_scale)).pow(2).mean()
+    loss = photo + cfg.alpha_weight * alpha + cfg.position_weight * reg_pos + cfg.scale_weight * reg_scale
+    if offsets is not None:
+        b = state.params["basis"]
+        smooth = (b[sample, None] - b[state.neighbours[sample]]).pow(2).mean()
+        loss = loss + cfg.deformation_weight * offsets.pow(2).mean() + cfg.deformation_smooth_weight * smooth
+    if corrections is not None:
+        c = corrections
+        loss = loss + cfg.refine_weight * (c["d_rot"][row].pow(2).sum()
+                                           + (cfg.refine_translation_factor * c["d_trans"][row]).pow(2).sum()
+                                           + c["d_exp"][row].pow(2).mean())
+    return loss
+
+
 def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfig, generator: torch.Generator,
                   quiet: bool = False, interior: torch.Tensor | None = None) -> FitResult:
     """Optimise the Gaussians (and, with many frames, their density, a deformation field and per-frame
@@ -145,175 +429,77 @@ def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfi
         frames: the reference frames; ``frames[0]`` is the avatar's reference.
         rig: the rig the Gaussians are bound to (for the per-frame corrections).
         cfg: fitting settings.
-        generator: seeds the backgrounds, the frame draws and the split children.
+        generator: seeds the field's network, the frame draws, the backgrounds, the smoothness samples and the
+            split children.
     """
     device = gs.device
     tris = avatar_triangles(rig).to(device)
-    n_frames = len(frames)
-    dynamic = n_frames >= cfg.min_frames_dynamic
-    n_iter = cfg.iterations if not dynamic else \
-        int(min(max(cfg.iterations_per_frame * n_frames, cfg.iterations), cfg.max_iterations))
-    degree = 1 if dynamic and yaw_span(frames) >= cfg.sh_degree_span else 0
-    if degree > gs.sh_degree:
-        gs = gs.with_sh_degree(degree)
-    exps = torch.stack([f.expression for f in frames])
-    use_field = dynamic and cfg.deformation_rank > 0 and n_frames > 1 and \
-        float(exps.std(0).max()) >= cfg.deformation_min_spread
-    real = [i for i, f in enumerate(frames) if f.kind == "real"]
-    refine = dynamic and len(real) >= cfg.refine_min_frames
-    density = cfg.density if dynamic else None
-
-    n = len(gs)
-    leaves = {"lm": gs.local_means, "lq": gs.local_quats, "ls": gs.local_log_scales, "op": gs.opacity_logits,
-              "dc": gs.sh[:, :1], "rest": gs.sh[:, 1:]}
-    lrs = {"lm": cfg.lr_position, "lq": cfg.lr_rotation, "ls": cfg.lr_scale, "op": cfg.lr_opacity,
-           "dc": cfg.lr_color / SH_C0, "rest": cfg.lr_color / SH_C0 / 20}
-    if use_field:
-        fld = new_deformation(n, exps.shape[1], cfg.deformation_rank, cfg.deformation_hidden, generator).to(device)
-        leaves.update(basis=fld.basis, w1=fld.w1, b1=fld.b1, w2=fld.w2, b2=fld.b2)
-        lrs.update(basis=cfg.lr_deformation, w1=cfg.lr_deformation, b1=cfg.lr_deformation,
-                   w2=cfg.lr_deformation, b2=cfg.lr_deformation)
-    P = {k: v.detach().clone().contiguous().requires_grad_(True) for k, v in leaves.items()}
-    opt = torch.optim.Adam([{"params": [P[k]], "lr": lrs[k], "name": k} for k in P], eps=1e-15)
+    sched = fit_schedule(frames, cfg)
+    n_iter, density = sched.iterations, sched.density
+    if sched.sh_degree > gs.sh_degree:
+        gs = gs.with_sh_degree(sched.sh_degree)
+    n_frames, n_exp = len(frames), len(frames[0].expression)
+    fld = new_deformation(len(gs), n_exp, cfg.deformation_rank, cfg.deformation_hidden, generator).to(device) \
+        if sched.deformation else None
+    static_tri = [triangle_frames(f.vertices, tris) for f in frames]
+    st = FitState.start(gs, cfg, static_tri[0], fld, interior, surface=rig.surface_bound.to(device)[gs.parent],
+                        eye_rim=rig.eye_rims.to(device)[gs.parent], gradient_stats=density is not None)
     corr = RowAdam({"d_rot": (torch.zeros(n_frames, 3, device=device), cfg.lr_refine),
                     "d_trans": (torch.zeros(n_frames, 3, device=device), cfg.lr_refine / 10),
-                    "d_exp": (torch.zeros(n_frames, exps.shape[1], device=device), cfg.lr_refine)})
+                    "d_exp": (torch.zeros(n_frames, n_exp, device=device), cfg.lr_refine)})
     C = corr.params
-    per_gaussian = ("lm", "lq", "ls", "op", "dc", "rest", "basis")
-
-    parent = gs.parent.clone()
-    origin = torch.arange(n, device=device)
-    fixed = torch.zeros(n, dtype=torch.bool, device=device) if interior is None else interior.to(device)
-    max_ls = torch.where(fixed[:, None], P["ls"].detach(), torch.full_like(P["ls"].detach(), math.inf))
-    min_op = torch.where(fixed, P["op"].detach(), torch.full_like(P["op"].detach(), -math.inf))
-    pinned = rig.surface_bound.to(device)
-    eye_rim = rig.eye_rims.to(device)
-    static_tri = [triangle_frames(f.vertices, tris) for f in frames]
-    neighbours = _neighbours(bound_to_world(parent, P["lm"], P["lq"], P["ls"], static_tri[0])[0]) \
-        if use_field else None
-    stats_grad = GradientStats(n, device) if density else None
     order = frame_schedule(frames, n_iter, generator)
-    max_log_scale = math.log(1.0)
-    added = pruned = 0
     losses = []
     bar = tqdm(range(n_iter), desc="fitting", unit="step", disable=quiet, leave=False)
     for it in bar:
-        if dynamic:  # positions settle as 3DGS's do: the learning rate decays exponentially
-            for group in opt.param_groups:
-                if group["name"] == "lm":
-                    group["lr"] = cfg.lr_position * cfg.lr_position_decay ** (it / max(n_iter - 1, 1))
+        # 1. the frame, and the position learning rate (many frames: it decays exponentially, as 3DGS's)
+        if sched.dynamic:
+            st.set_lr("local_means", cfg.lr_position * cfg.lr_position_decay ** (it / max(n_iter - 1, 1)))
         k = order[it]
         f = frames[k]
+        # 2. its triangles: the tracked ones, or with the frame's corrections once those have started
         e = f.expression
-        refine_now = refine and f.kind == "real" and it >= cfg.refine_start * n_iter
+        refine_now = sched.refine and f.kind == "real" and it >= cfg.refine_start * n_iter
         if refine_now:
             e = e + C["d_exp"][k]
             verts = rig(f.identity, f.scale, e, f.rotation + C["d_rot"][k], f.translation + C["d_trans"][k]).vertices
             fr = triangle_frames(verts, tris)
         else:
             fr = static_tri[k]
-        lm, dc = P["lm"], P["dc"]
-        if use_field:
-            d_pos, d_col = deformation_offsets(P["basis"], expression_code(P["w1"], P["b1"], P["w2"], P["b2"], e))
-            d_col = d_col * (~fixed)[:, None]
-            lm, dc = lm + d_pos, dc + d_col[:, None]
-        means, quats, log_scales = bound_to_world(parent, lm, P["lq"], P["ls"], fr)
+        # 3. render over a random background
+        posed, d_pos = st.posed(fr, e)
         bg = torch.rand(3, generator=generator).to(device)
-        out = render(GaussianSet(means, quats, log_scales, P["op"], torch.cat([dc, P["rest"]], 1)), f.camera,
-                     background=bg)
+        out = render(posed, f.camera, background=bg)
         grow_now = density is not None and density.start * n_iter <= it < density.stop * n_iter
         if grow_now:
             out.means2d.retain_grad()
-        target = f.image * f.matte[..., None] + bg * (1 - f.matte[..., None])
-        w = f.mask
-        photo = (1 - cfg.ssim_weight) * masked_l1(out.rgb, target, w) + \
-            cfg.ssim_weight * ((1 - ssim_map(out.rgb, target)) * w).sum() / w.sum().clamp_min(1.0)
-        alpha = ((out.alpha[..., 0] - f.matte).abs() * w).sum() / w.sum().clamp_min(1.0)
-        ls_, lm0 = P["ls"], P["lm"]
-        reg_pos = F.relu(lm0.norm(dim=-1) - 1.0).pow(2).mean()
-        pin = pinned[parent]
-        if pin.any():  # eyeballs, teeth, the rims of eyes and mouth: on their surface, within their triangle
-            reg_pos = reg_pos + 100 * (F.relu(lm0[pin, 2].abs() - 0.05).pow(2).mean()
-                                       + F.relu(lm0[pin, :2].norm(dim=-1) - 0.6).pow(2).mean()
-                                       + F.relu(ls_[pin] - math.log(0.35)).pow(2).mean())
-        rim = eye_rim[parent]
-        if rim.any():  # the lids next to the eye opening: small, well inside their triangles (not over the iris)
-            reg_pos = reg_pos + 100 * (F.relu(lm0[rim, :2].norm(dim=-1) - 0.35).pow(2).mean()
-                                       + F.relu(ls_[rim] - math.log(0.15)).pow(2).mean())
-        reg_scale = F.relu(ls_ - max_log_scale).pow(2).mean()
-        loss = photo + cfg.alpha_weight * alpha + cfg.position_weight * reg_pos + cfg.scale_weight * reg_scale
-        if use_field:
-            sample = torch.randint(0, len(parent), (min(SMOOTH_SAMPLE, len(parent)),), generator=generator).to(device)
-            b = P["basis"]
-            smooth = (b[sample, None] - b[neighbours[sample]]).pow(2).mean()
-            loss = loss + cfg.deformation_weight * d_pos.pow(2).mean() + cfg.deformation_smooth_weight * smooth
-        if refine_now:
-            loss = loss + cfg.refine_weight * (C["d_rot"][k].pow(2).sum() + (10 * C["d_trans"][k]).pow(2).sum()
-                                               + C["d_exp"][k].pow(2).mean())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if fixed.any():
-            P["dc"].grad[fixed] = 0
-            P["rest"].grad[fixed] = 0
-        opt.step()
-        with torch.no_grad():  # the bounds (max_ls, min_op: +-inf outside the interior)
-            P["ls"].copy_(torch.minimum(limit_anisotropy(P["ls"], cfg.max_anisotropy), max_ls))
-            P["op"].copy_(torch.maximum(P["op"], min_op))
+        # 4. loss and step (with the bounds)
+        loss = fit_loss(out, f, bg, st, cfg, offsets=d_pos,
+                        sample=st.smoothness_sample(generator) if st.has_field else None,
+                        corrections=C if refine_now else None, row=k)
+        st.step(loss, cfg.max_anisotropy)
         if refine_now:
             corr.step(k)
         losses.append(float(loss.detach()))
+        # 5. density control at its schedule
         if grow_now and out.means2d.grad is not None:
-            stats_grad.add(out.means2d.grad, out.visible, f.camera.width, f.camera.height)
+            st.grad_stats.add(out.means2d.grad, out.visible, f.camera.width, f.camera.height)
             if (it + 1) % density.every == 0:
-                plan = plan_density(P["lq"], P["ls"], P["op"], stats_grad.mean(), density,
-                                    can_grow=~fixed, generator=generator)
-                before = len(parent)
-                for name in per_gaussian:
-                    if name not in P:
-                        continue
-                    old = P[name]
-                    t = plan.take(old.detach())
-                    if name == "lm":
-                        t = t + plan.local_offset
-                    elif name == "ls":
-                        t = t + plan.log_scale_delta[:, None]
-                    P[name] = t.contiguous().requires_grad_(True)
-                    reindex_adam(opt, old, P[name], plan)
-                parent, origin, fixed = plan.take(parent), plan.take(origin), plan.take(fixed)
-                max_ls, min_op = plan.take(max_ls), plan.take(min_op)
-                kept = int((~plan.fresh).sum())
-                pruned += before - kept
-                added += len(plan) - kept
-                stats_grad = GradientStats(len(parent), device)
-                if use_field:
-                    neighbours = _neighbours(bound_to_world(parent, P["lm"], P["lq"], P["ls"], static_tri[0])[0])
+                st.apply(plan_density(st.params["local_quats"], st.params["local_log_scales"],
+                                      st.params["opacity_logits"], st.grad_stats.mean(), density,
+                                      can_grow=~st.interior, generator=generator))
         reset = density.opacity_reset_every if density else 0
         if reset and it > 0 and it % reset == 0 and it < density.stop * n_iter:
-            with torch.no_grad():
-                cap = math.log(density.reset_opacity / (1 - density.reset_opacity))
-                P["op"].clamp_(max=cap)
-            state = opt.state.get(P["op"], {})
-            for key in ("exp_avg", "exp_avg_sq"):
-                if key in state:
-                    state[key].zero_()
+            st.reset_opacity(density.reset_opacity)
         if it % 10 == 0:
-            bar.set_postfix(loss=f"{losses[-1]:.4f}", n=len(parent))
-    sh = torch.cat([P["dc"], P["rest"]], 1).detach()
-    fitted = GaussianSet(means=torch.zeros(len(parent), 3, device=device), quats=P["lq"].detach().clone(),
-                         log_scales=torch.zeros(len(parent), 3, device=device), opacity_logits=P["op"].detach(),
-                         sh=sh, parent=parent, local_means=P["lm"].detach(), local_quats=P["lq"].detach(),
-                         local_log_scales=P["ls"].detach())
-    deformation = None
-    if use_field:
-        basis = P["basis"].detach().clone()
-        basis[fixed, :, 3:] = 0
-        deformation = ExpressionDeformation(P["w1"].detach(), P["b1"].detach(), P["w2"].detach(), P["b2"].detach(),
-                                            basis)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", n=len(st))
+    fitted, deformation = st.result()
     zeros = {"rotation": torch.zeros(n_frames, 3), "translation": torch.zeros(n_frames, 3),
-             "expression": torch.zeros(n_frames, exps.shape[1])}
+             "expression": torch.zeros(n_frames, n_exp)}
     corrections = {"rotation": C["d_rot"].detach().cpu(), "translation": C["d_trans"].detach().cpu(),
-                   "expression": C["d_exp"].detach().cpu()} if refine else zeros
-    stats = {"iterations": n_iter, "sh_degree": max(degree, gs.sh_degree), "added": added, "pruned": pruned,
-             "deformation": use_field, "refined_frames": len(real) if refine else 0,
+                   "expression": C["d_exp"].detach().cpu()} if sched.refine else zeros
+    n_real = sum(f.kind == "real" for f in frames)
+    stats = {"iterations": n_iter, "sh_degree": gs.sh_degree, "added": st.added, "pruned": st.pruned,
+             "deformation": sched.deformation, "refined_frames": n_real if sched.refine else 0,
              "density_control": density is not None}
-    return FitResult(fitted, deformation, origin, corrections, losses, stats)
+    return FitResult(fitted, deformation, st.origin, corrections, tuple(losses), stats)

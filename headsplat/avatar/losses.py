@@ -1,4 +1,5 @@
-"""Photometric losses for fitting: masked L1 and SSIM (Gaussian window, as in 3DGS)."""
+"""Image losses for fitting: masked L1, SSIM (Gaussian window, as in 3DGS), their photometric mix, the
+alpha loss, and PSNR."""
 
 from __future__ import annotations
 
@@ -37,6 +38,19 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 
 def masked_l1(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean absolute error over the pixels of ``mask`` (H, W) (weights in [0, 1])."""
     return ((a - b).abs().mean(-1) * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def photometric_loss(rgb: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, ssim_weight: float
+                     ) -> torch.Tensor:
+    """3DGS's photometric loss over ``mask`` (H, W): ``(1 - ssim_weight)`` L1 + ``ssim_weight`` D-SSIM of the
+    images (H, W, 3)."""
+    return (1 - ssim_weight) * masked_l1(rgb, target, mask) + \
+        ssim_weight * ((1 - ssim_map(rgb, target)) * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def alpha_loss(alpha: torch.Tensor, matte: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean |alpha - matte| of (H, W) maps over the pixels of ``mask`` (H, W)."""
+    return ((alpha - matte).abs() * mask).sum() / mask.sum().clamp_min(1.0)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> float:

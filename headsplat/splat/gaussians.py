@@ -7,14 +7,12 @@ what the last :func:`~headsplat.splat.binding.pose_gaussians` produced.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields, replace
 from typing import Iterator
 
 import torch
 
 from headsplat.core.errors import ShapeError
-from headsplat.core.rotation import quat_to_matrix
 from headsplat.core.validate import check_shape
 
 SH_C0 = 0.28209479177387814
@@ -178,46 +176,3 @@ def concatenate(sets: list[GaussianSet]) -> GaussianSet:
             raise ShapeError(f"concatenate: SH degrees differ: {sets[0].sh_degree} vs {s.sh_degree}")
     return replace(sets[0], **{n: torch.cat([getattr(s, n) for s in sets], 0) for n in names})
 
-
-def densify_clone(gs: GaussianSet, mask: torch.Tensor) -> GaussianSet:
-    """Append a copy of each Gaussian where ``mask`` (N,) is true (3DGS clone: small, under-reconstructed)."""
-    check_shape("mask", mask, (len(gs),))
-    return concatenate([gs, select(gs, mask)])
-
-
-def densify_split(gs: GaussianSet, mask: torch.Tensor, n: int = 2, shrink: float = 1.6,
-                  generator: torch.Generator | None = None) -> GaussianSet:
-    """Replace each Gaussian where ``mask`` is true by ``n`` smaller ones sampled from it (3DGS split).
-
-    New centres are drawn from the Gaussian itself and scales divided by ``shrink``. For bound Gaussians the
-    same draw is applied in the parent frame, so world and local fields stay consistent.
-
-    Args:
-        gs: N Gaussians.
-        mask: (N,) which to split.
-        n: children per split Gaussian.
-        shrink: scale divisor for the children.
-        generator: for reproducible draws.
-
-    Returns:
-        The unsplit Gaussians followed by the ``n * mask.sum()`` children.
-    """
-    check_shape("mask", mask, (len(gs),))
-    parents = select(gs, mask)
-    m = len(parents)
-    z = torch.randn(n, m, 3, generator=generator, dtype=gs.dtype, device="cpu").to(gs.device)
-
-    def offsets(quats, log_scales):
-        rot = quat_to_matrix(quats)  # (M, 3, 3)
-        return torch.einsum("mij,nmj->nmi", rot, z * log_scales.exp()).reshape(n * m, 3)
-
-    children = parents.map(lambda name, t: t.repeat(n, *([1] * (t.dim() - 1))))
-    log_shrink = math.log(shrink)
-    updates = {
-        "means": children.means + offsets(parents.quats, parents.log_scales),
-        "log_scales": children.log_scales - log_shrink,
-    }
-    if gs.is_bound:
-        updates["local_means"] = children.local_means + offsets(parents.local_quats, parents.local_log_scales)
-        updates["local_log_scales"] = children.local_log_scales - log_shrink
-    return concatenate([select(gs, ~mask), replace(children, **updates)])

@@ -1,12 +1,9 @@
-import math
-
 import pytest
 import torch
 
 from headsplat.core.errors import ShapeError
-from headsplat.splat.binding import init_per_triangle, pose_gaussians
-from headsplat.splat.gaussians import (GaussianSet, concatenate, densify_clone, densify_split, prune, rgb_to_sh_dc,
-                                       select, sh_degree_of)
+from headsplat.splat.binding import init_per_triangle
+from headsplat.splat.gaussians import GaussianSet, concatenate, prune, rgb_to_sh_dc, select, sh_degree_of
 
 
 def _free(n=6, k=4, seed=0):
@@ -65,24 +62,3 @@ def test_rgb_to_sh_dc_renders_back_the_colour():
     rgb = torch.tensor([0.1, 0.5, 0.9])
     assert torch.allclose(0.28209479177387814 * rgb_to_sh_dc(rgb) + 0.5, rgb)
 
-
-def test_densify_clone_and_split_counts_and_scales():
-    gs = _free()
-    mask = torch.tensor([True, False, False, True, False, False])
-    assert len(densify_clone(gs, mask)) == 8
-    split = densify_split(gs, mask, n=3, generator=torch.Generator().manual_seed(0))
-    assert len(split) == 4 + 6
-    assert torch.allclose(split.log_scales[4:], gs.log_scales[[0, 3]].repeat(3, 1) - math.log(1.6))
-    # children are spread around their parent, not copies of it
-    assert not torch.allclose(split.means[4:], gs.means[[0, 3]].repeat(3, 1))
-
-
-def test_split_of_bound_gaussians_keeps_world_and_local_consistent():
-    v, f = _tetra()
-    gs = init_per_triangle(v, f, k=3)
-    mask = torch.zeros(len(gs), dtype=torch.bool)
-    mask[[0, 4, 7]] = True
-    split = densify_split(gs, mask, generator=torch.Generator().manual_seed(1))
-    reposed = pose_gaussians(split, v, f)
-    assert torch.allclose(reposed.means, split.means, atol=1e-6)
-    assert torch.allclose(reposed.log_scales, split.log_scales, atol=1e-6)
