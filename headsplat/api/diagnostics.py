@@ -68,7 +68,7 @@ def _flame_row(flame_model) -> tuple[str, str, bool]:
     try:
         path = resolve_flame_model(flame_model)
     except InputError:
-        return ("FLAME model", "not configured (optional; see README: FLAME)", True)
+        return ("FLAME model", "not configured (optional; see docs/flame.md)", True)
     try:
         d = load_flame_file(path)
     except InputError as e:
@@ -80,7 +80,7 @@ def _flame_row(flame_model) -> tuple[str, str, bool]:
 def _cap4d_assets_row(folder) -> tuple[str, str, bool]:
 
     if configured_path(folder, ENV, CONFIG_KEY) is None:
-        return ("CAP4D assets", "not configured (optional; see README: learned models)", True)
+        return ("CAP4D assets", "not configured (optional; see docs/learned-models.md)", True)
     try:
         a = load_assets(folder)
     except InputError as e:

@@ -20,12 +20,12 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from headsplat.core.camera import Camera, project_points
 from headsplat.core.errors import InputError
 from headsplat.core.fileio import atomic_dir, read_format_json
+from headsplat.core.validate import read_safetensors
 from headsplat.media.image import read_image_uint8, write_png
 from headsplat.models.gagavatar.conventions import FLAME_SCALE, render_camera
 from headsplat.models.gagavatar.inputs import (
@@ -266,10 +266,7 @@ def load_gagavatar(path: str | os.PathLike) -> GagaAvatar:
     for name in ("source.safetensors", "source.png"):
         if not (p / name).is_file():
             raise InputError(f"{p}: incomplete avatar: {name} is missing")
-    try:
-        t = load_file(str(p / "source.safetensors"))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise InputError(f"{p / 'source.safetensors'}: not a readable safetensors file ({e})") from None
+    t = read_safetensors(p / "source.safetensors")
     try:
         cfg = GagaConfig.from_dict(meta["config"])
         n = int(meta["n_gaussians"])

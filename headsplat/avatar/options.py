@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from headsplat.core.errors import ArgumentError
+from headsplat.core.validate import check_choice
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,7 @@ class Option:
 
     def check(self, value):
         """``value`` when it is one of the choices (or there are none), else :class:`ArgumentError`."""
-        if self.choices is not None and value not in self.choices:
-            raise ArgumentError(self.name, f"unknown value {value!r}; choose {', '.join(map(str, self.choices))}")
-        return value
+        return value if self.choices is None else check_choice(self.name, value, self.choices)
 
 
 def accepted(owner: str, declared: tuple[Option, ...], given: Mapping[str, Any], known: Mapping[str, Option]

@@ -72,7 +72,7 @@ def check_choice(name: str, value: T, choices: Sequence[T]) -> T:
 
 def resolve_user_file(path: str | os.PathLike | None, env_var: str, config_key: str, what: str, flag: str,
                       kind: UserPathKind | None = "file", example: str | None = None,
-                      see: str = "README") -> Path:
+                      see: str = "docs/index.md") -> Path:
     """A file (or folder) the user brings (a FLAME model, released weights, a model's assets), found from
     ``path`` if given, else ``$env_var``, else ``config_key`` of the settings file
     (:func:`~headsplat.core.config.config_file`). Never a path relative to the working directory by default.
@@ -86,7 +86,7 @@ def resolve_user_file(path: str | os.PathLike | None, env_var: str, config_key: 
         kind: what must be at the chosen path: a file, a folder, either; None: not checked here (the caller's
             reader reports a missing file itself).
         example: the settings file value shown in the message (default ``/path/to/file`` or ``/path/to/folder``).
-        see: where the documentation says more (``"README: FLAME"``).
+        see: where the documentation says more (``"docs/flame.md"``).
 
     Raises:
         InputError: none of the three is set (the message says how to set each), the settings file is not valid

@@ -30,7 +30,7 @@ def resolve_weights(path: str | os.PathLike | None, env_var: str, config_key: st
         InputError: none is set, or the file does not exist (the message says how to set one).
     """
     return resolve_user_file(path, env_var, config_key, f"{what} weights", f"{flag} FILE", kind="file",
-                             see="README: learned models")
+                             see="docs/learned-models.md")
 
 
 def read_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict:

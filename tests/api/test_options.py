@@ -24,7 +24,7 @@ def test_accepted_fills_defaults_and_refuses_what_the_owner_does_not_take():
     with pytest.raises(ArgumentError, match="^mode: not an option of the x method$") as e:
         accepted("the x method", (GAIN,), {"mode": "b"}, known)
     assert e.value.param == "mode" and e.value.message == "not an option of the x method"
-    with pytest.raises(ArgumentError, match="^mode: unknown value 'c'; choose a, b$"):
+    with pytest.raises(ArgumentError, match="^mode: unknown value 'c'; choose a or b$"):
         accepted("the x method", (MODE,), {"mode": "c"}, known)
     with pytest.raises(ArgumentError, match="^colour: unknown option for the x method$"):
         accepted("the x method", (GAIN,), {"colour": 1}, known)

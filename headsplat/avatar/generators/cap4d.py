@@ -26,9 +26,8 @@ from headsplat.avatar.generators import Generator, register_generator
 from headsplat.avatar.methods.gagavatar import WEIGHTS
 from headsplat.avatar.options import DEVICE, FLAME_MODEL, Option
 from headsplat.avatar.viewset import generated_tracking, write_view_set
-from headsplat.core.config import configured_path
 from headsplat.core.errors import HeadsplatError, InputError
-from headsplat.core.validate import check_device
+from headsplat.core.validate import check_device, resolve_user_file
 from headsplat.face.segment import Matter
 from headsplat.media.frames import open_frames
 from headsplat.models.cap4d.assets import load_assets
@@ -65,10 +64,8 @@ SEED = 124  # CAP4D's generation seed
 def resolve_cap4d_weights(weights=None) -> Path:
     """The MMDM checkpoint: a file, or a folder holding one (CAP4D's ``data/weights/mmdm`` with
     ``checkpoints/*.ckpt``), from ``--weights``, ``$HEADSPLAT_CAP4D_WEIGHTS`` or ``"cap4d_weights"``."""
-    chosen = configured_path(weights, WEIGHTS_ENV, CONFIG_KEY)
-    if chosen is None:
-        raise InputError(f"no CAP4D weights given: pass --weights cap4d_mmdm_100k.ckpt, set {WEIGHTS_ENV}, or put "
-                         f'{{"{CONFIG_KEY}": "/path/to/file"}} in the headsplat config (see README: learned models)')
+    chosen = resolve_user_file(weights, WEIGHTS_ENV, CONFIG_KEY, "CAP4D weights", "--weights cap4d_mmdm_100k.ckpt",
+                               kind=None, see="docs/learned-models.md")
     if chosen.is_dir():
         found = sorted(list(chosen.glob("*.ckpt")) + list(chosen.glob("checkpoints/*.ckpt")) +
                        list(chosen.glob("*.safetensors")))

@@ -106,7 +106,7 @@ def load_assets(folder: str | os.PathLike | None = None, n_flame_vertices: int |
     """
     chosen = resolve_user_file(folder, ENV, CONFIG_KEY, "CAP4D assets",
                                "--cap4d-assets DIR (the CAP4D repository's data/assets)", kind="folder",
-                               see="README: learned models")
+                               see="docs/learned-models.md")
     base = _locate(chosen)
     paths = {k: _file(base, k) for k in FILES}
     try:

@@ -272,4 +272,4 @@ def resolve_flame_model(path: str | os.PathLike | None = None) -> Path:
         InputError: none of them is set (the message says how to set one).
     """
     return resolve_user_file(path, ENV_VAR, CONFIG_KEY, "FLAME model file", "--flame-model PATH", kind=None,
-                             example="/path/to/flame2023_Open.pkl", see="README: FLAME")
+                             example="/path/to/flame2023_Open.pkl", see="docs/flame.md")
