@@ -79,8 +79,9 @@ def test_docs_build_strictly(tmp_path):
     pytest.importorskip("mkdocstrings", reason="mkdocstrings is not installed (pip install -e '.[docs]')")
     mkdocs = shutil.which("mkdocs", path=str(Path(sys.executable).parent)) or shutil.which("mkdocs")
     cmd = [mkdocs] if mkdocs else [sys.executable, "-m", "mkdocs"]
-    run = subprocess.run(cmd + ["build", "--strict", "-q", "-f", str(ROOT / "mkdocs.yml"), "-d", str(tmp_path / "site")],
+    site = tmp_path / "site"
+    run = subprocess.run(cmd + ["build", "--strict", "-q", "-f", str(ROOT / "mkdocs.yml"), "-d", str(site)],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, f"mkdocs build --strict failed:\n{run.stdout[-2000:]}\n{run.stderr[-4000:]}"
-    assert (tmp_path / "site" / "index.html").is_file()
-    assert (tmp_path / "site" / "api" / "api" / "index.html").is_file()
+    assert (site / "index.html").is_file()
+    assert (site / "api" / "api" / "index.html").is_file()
