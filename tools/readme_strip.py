@@ -18,7 +18,8 @@ from PIL import Image, ImageDraw, ImageFont
 from headsplat import api
 
 # The driver: a 1.2 s clip of the portrait re-posed through its own rig. Its first frame is neutral (motion is
-# applied relative to it); the frames shown are a turn with the jaw open, a smile with raised brows, a wink.
+# applied relative to it); the frames shown are a turn with the jaw open, a smile with raised brows, and a head
+# tilt with a wink, which the clip's tracking reads back only as a narrowed eye.
 FPS = 25.0
 N_DRIVER = 30
 SHOWN = (10, 19, 27)
