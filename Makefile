@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.headsplat-installed
 ASSETS := .test-assets/insightface/Tom_Hanks_54745.png
 
-.PHONY: demo test test-all bench install clean browser
+.PHONY: demo test test-all bench install clean browser docs
 
 install: $(STAMP)
 
@@ -51,6 +51,10 @@ bench: $(STAMP) $(ASSETS)
 	$(PY) benchmarks/avatar.py
 	$(PY) benchmarks/wild.py
 	$(PY) benchmarks/gagavatar.py
+
+# The documentation site (MkDocs, API pages from the docstrings) into site/; any warning fails the build.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict -d site
 
 clean:
 	rm -rf $(VENV) .test-assets out
