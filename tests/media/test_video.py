@@ -49,13 +49,13 @@ def test_bad_videos(tmp_path):
     (tmp_path / "c.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 20)
     with pytest.raises(InputError, match="c.mp4: not a readable video"):
         probe_video(tmp_path / "c.mp4")
+    (tmp_path / "x.xyz").write_bytes(b"abc")
     with pytest.raises(InputError, match="x.xyz: unsupported file type"):
-        (tmp_path / "x.xyz").write_bytes(b"abc")
         open_frames(tmp_path / "x.xyz")
     with pytest.raises(OutputError, match="must end in .mp4"):
         VideoWriter(tmp_path / "o.avi", fps=25)
+    (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="folder has no images"):
-        (tmp_path / "empty").mkdir()
         open_frames(tmp_path / "empty")
 
 
