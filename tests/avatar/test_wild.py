@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from headsplat import api
-from headsplat.media.image import read_image_uint8
-
 from headsplat.media.compose import inset, place
+from headsplat.media.image import read_image_uint8
 from headsplat.rig.controls import talking_performance
 from wild_media import posed_frames, write_video
 
@@ -145,8 +144,8 @@ def test_two_faces_the_followed_person_never_switches(insightface_dir):
 
 def test_source_background_has_no_ghost_head(astro_avatar, tmp_path):
     """Turned by 40 degrees either way over the source background, one face is seen, not two."""
-    from headsplat.avatar.composite import background_plate
     from headsplat.avatar.avatar import load_avatar
+    from headsplat.avatar.composite import background_plate
     from headsplat.face.landmarks import LandmarkDetector
     from headsplat.rig.open_rig import OpenRig
 

@@ -71,11 +71,10 @@ def test_folder_of_images_in_natural_order(tmp_path):
 
 def test_phone_rotation_is_applied_to_size_and_pixels(tmp_path):
     """A portrait phone clip: stored landscape with a 90-degree display matrix, read upright."""
-    from wild_media import write_video
-
     from headsplat.media.compose import set_display_rotation
     from headsplat.media.frames import open_frames
     from headsplat.media.video import probe_video
+    from wild_media import write_video
 
     f = np.zeros((64, 128, 3), np.uint8)
     f[:16, :16] = 255  # a white square in the stored frame's top-left corner

@@ -5,8 +5,16 @@ import torch
 
 from headsplat.core.errors import ShapeError
 from headsplat.splat.binding import init_per_triangle, pose_gaussians
-from headsplat.splat.gaussians import (GaussianSet, concatenate, densify_clone, densify_split, prune, rgb_to_sh_dc,
-                                       select, sh_degree_of)
+from headsplat.splat.gaussians import (
+    GaussianSet,
+    concatenate,
+    densify_clone,
+    densify_split,
+    prune,
+    rgb_to_sh_dc,
+    select,
+    sh_degree_of,
+)
 
 
 def _free(n=6, k=4, seed=0):
@@ -49,7 +57,8 @@ def test_shape_errors_name_the_field():
     with pytest.raises(ShapeError, match="1, 4, 9 or 16"):
         GaussianSet(gs.means, gs.quats, gs.log_scales, gs.opacity_logits, torch.zeros(6, 5, 3))
     with pytest.raises(ShapeError, match="missing"):
-        GaussianSet(gs.means, gs.quats, gs.log_scales, gs.opacity_logits, gs.sh, parent=torch.zeros(6, dtype=torch.long))
+        GaussianSet(gs.means, gs.quats, gs.log_scales, gs.opacity_logits, gs.sh,
+                    parent=torch.zeros(6, dtype=torch.long))
 
 
 def test_to_dtype_keeps_parent_integer_and_activations():
