@@ -97,6 +97,7 @@ def test_cross_reenactment_keeps_the_avatar_framed_across_cuts_and_zoom(astro_av
     res = api.animate(astro_avatar, video, out, background="transparent", quiet=True)
     assert res["shots"] == 3
     frames = _frames(out)
+    assert len(frames) == 3 * SHOT  # the checks below run per written frame
     starts = [0, *cuts]
     for t, f in enumerate(frames):
         a = f[..., 3].astype(np.float64) / 255
@@ -171,7 +172,9 @@ def test_paste_back_of_a_small_head_in_an_hd_frame(astro_avatar, tmp_path):
     video = write_video(hd, tmp_path / "small.mp4")
     out = tmp_path / "out"
     api.animate(astro_avatar, video, out, paste_back=True, quiet=True)
-    for drv, o in zip(_frames_of(video), _frames(out)):
+    drivers, outs = _frames_of(video), _frames(out)
+    assert len(outs) == len(drivers) == 6  # the checks below run per frame
+    for drv, o in zip(drivers, outs):
         diff = np.abs(o.astype(np.int16) - drv.astype(np.int16)).max(-1) > 8
         ys, xs = np.nonzero(diff)
         assert len(xs) > 500  # the head was replaced
