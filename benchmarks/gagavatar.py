@@ -25,10 +25,10 @@ import torch
 
 
 def _random_released_checkpoint(path: Path) -> None:
-    from headsplat.models.registry import LAYOUTS
-
     import json as _json
     from importlib import resources
+
+    from headsplat.models.registry import LAYOUTS
 
     package, name = LAYOUTS["GAGAvatar"]
     layout = _json.loads(resources.files(package).joinpath(name).read_text())["tensors"]

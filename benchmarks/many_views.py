@@ -9,9 +9,9 @@ views (yaw -60..60 by 15, pitch -20/0/20, five expressions) are fitted with the 
 yaw +-45/+-60) are compared with the oracle's. ``deformation``: the oracle also darkens the lower face in
 proportion to jaw opening (a known expression-dependent appearance); fitted with and without the field,
 scored on held-out jaw openings in the mouth region. ``train``: 10 s 512² talking-head videos with known
-parameters (the astronaut and Tom Hanks photos re-posed through the rig: talking, turning, blinking, smiling), avatar from frames 0..149, scored
-on frames 150..209 beside the one-shot avatar from frame 0 (``HEADSPLAT_BENCH_ONLY=astronaut`` runs one clip). Figures (the PNG strips) go to
-benchmarks/figures/.
+parameters (the astronaut and Tom Hanks photos re-posed through the rig: talking, turning, blinking, smiling),
+avatar from frames 0..149, scored on frames 150..209 beside the one-shot avatar from frame 0
+(``HEADSPLAT_BENCH_ONLY=astronaut`` runs one clip). Figures (the PNG strips) go to benchmarks/figures/.
 """
 
 from __future__ import annotations
@@ -83,9 +83,9 @@ def deformation(work: Path) -> dict:
     from headsplat import api
     from headsplat.avatar.avatar import save_avatar
     from headsplat.avatar.config import PRESETS
+    from headsplat.avatar.create import create_avatar
     from headsplat.avatar.oracle import oracle_views, with_hidden_pattern, with_jaw_shading
     from headsplat.avatar.viewset import read_view_set, write_view_set
-    from headsplat.avatar.create import create_avatar
     from headsplat.track.arrays import track_images
     from headsplat.eval.novel_views import novel_view_psnr
     from headsplat.rig.open_rig import OpenRig
@@ -103,7 +103,8 @@ def deformation(work: Path) -> dict:
     tr = track_images([img], rig, True)
     out = {}
     avatars = {}
-    for label, cfg in (("with field", PRESETS["fast"]), ("without field", replace(PRESETS["fast"], deformation_rank=0))):
+    configs = (("with field", PRESETS["fast"]), ("without field", replace(PRESETS["fast"], deformation_rank=0)))
+    for label, cfg in configs:
         t0 = time.perf_counter()
         avatars[label] = create_avatar([img], [0], tr, rig, cfg, quiet=True, views=views, views_share=0.5)
         out[f"create_s {label}"] = round(time.perf_counter() - t0, 1)
@@ -116,8 +117,9 @@ def deformation(work: Path) -> dict:
 
 
 def _field_cost(avatar, rig) -> dict:
-    from headsplat.avatar.avatar import pose_avatar
     from dataclasses import replace
+
+    from headsplat.avatar.avatar import pose_avatar
 
     e = avatar.expression.clone()
     plain = replace(avatar, deformation=None)

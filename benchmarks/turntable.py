@@ -97,8 +97,9 @@ def measure(avatar_path: Path, size: int, strip: Path) -> dict:
     top2 = gs.log_scales.exp().sort(-1, descending=True).values[:, :2]
     needles = (top2[:, 0] > 0.005) & (top2[:, 0] > 5 * top2[:, 1])
     write_png(strip, np.concatenate(imgs, 1))
-    return {"yaws": list(YAWS), "speckles_pct": spk, "roughness": rough, "large_translucent": int(big.sum()), "needles": int(needles.sum()), "mouth_leak_pct": leak,
-            "n_gaussians": len(gs), "psnr_foreground": av.info.get("psnr_foreground"), "strip": str(strip)}
+    return {"yaws": list(YAWS), "speckles_pct": spk, "roughness": rough, "large_translucent": int(big.sum()),
+            "needles": int(needles.sum()), "mouth_leak_pct": leak, "n_gaussians": len(gs),
+            "psnr_foreground": av.info.get("psnr_foreground"), "strip": str(strip)}
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ import torch
 from headsplat import api
 from headsplat.avatar.animate import retarget
 from headsplat.avatar.avatar import load_avatar
-from headsplat.avatar.losses import psnr
 from headsplat.avatar.create import head_region
+from headsplat.avatar.losses import psnr
 from headsplat.cli.main import main
 from headsplat.core.errors import ArgumentError
 from headsplat.core.rotation import axis_angle_to_matrix
@@ -104,7 +104,8 @@ def test_animation_follows_the_driver(astro_avatar, posed_video, tmp_path):
     yaw = matrix_to_euler_yxz(axis_angle_to_matrix(torch.from_numpy(tracked.rotation)))[:, 0].numpy()
     yaw_corr = _corr(yaw, controls["head_yaw"])
     blink_corr = _corr(_eye_opening(tracked.landmarks), controls["blink_left"])
-    print(f"correlation with the known driver: jaw {jaw:.3f}, yaw {yaw_corr:.3f}, eye opening vs blink {blink_corr:.3f}")
+    print(f"correlation with the known driver: jaw {jaw:.3f}, yaw {yaw_corr:.3f}, "
+          f"eye opening vs blink {blink_corr:.3f}")
     assert jaw > 0.8 and yaw_corr > 0.9 and blink_corr < -0.5
     assert isinstance(Tracking.load(tmp_path / "driven.track"), Tracking)
 

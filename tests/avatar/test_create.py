@@ -11,9 +11,8 @@ import torch
 from headsplat import api
 from headsplat.track.arrays import track_images
 from headsplat.avatar.avatar import avatar_triangles, load_avatar, save_avatar
-from headsplat.avatar.create import CreateConfig, create_avatar
+from headsplat.avatar.create import EYE_PER_TRIANGLE, TEETH_PER_TRIANGLE, CreateConfig, create_avatar
 from headsplat.core.errors import InputError
-from headsplat.avatar.create import EYE_PER_TRIANGLE, TEETH_PER_TRIANGLE
 from headsplat.rig.open_rig import TEETH, OpenRig
 
 TINY = CreateConfig(size=64, n_gaussians=1500, iterations=25)
@@ -149,8 +148,8 @@ def test_unseen_colours_are_a_smooth_blend_not_a_copy_of_one_neighbour():
     from dataclasses import replace
 
     from headsplat.avatar.create import fill_unseen
-    from headsplat.splat.gaussians import SH_C0
     from headsplat.splat.binding import init_by_area
+    from headsplat.splat.gaussians import SH_C0
 
     gen = torch.Generator().manual_seed(0)
     rng = np.random.default_rng(0)

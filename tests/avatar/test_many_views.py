@@ -15,7 +15,7 @@ from headsplat.avatar.oracle import oracle_views, with_hidden_pattern
 from headsplat.avatar.viewset import read_view_set, write_view_set
 from headsplat.core.errors import InputError
 from headsplat.eval.novel_views import novel_view_psnr
-from headsplat.splat.deformation import (deform, load_deformation, new_deformation, save_deformation)
+from headsplat.splat.deformation import deform, load_deformation, new_deformation, save_deformation
 from headsplat.splat.density import DensityConfig, GradientStats, plan_density, reindex_adam
 from headsplat.track.tracking import Tracking
 

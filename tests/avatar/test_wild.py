@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from headsplat import api
-from headsplat.media.image import read_image_uint8
-
 from headsplat.media.compose import inset, place
+from headsplat.media.image import read_image_uint8
 from headsplat.rig.controls import talking_performance
 from wild_media import posed_frames, write_video
 
@@ -98,6 +97,7 @@ def test_cross_reenactment_keeps_the_avatar_framed_across_cuts_and_zoom(astro_av
     res = api.animate(astro_avatar, video, out, background="transparent", quiet=True)
     assert res["shots"] == 3
     frames = _frames(out)
+    assert len(frames) == 3 * SHOT  # the checks below run per written frame
     starts = [0, *cuts]
     for t, f in enumerate(frames):
         a = f[..., 3].astype(np.float64) / 255
@@ -145,8 +145,8 @@ def test_two_faces_the_followed_person_never_switches(insightface_dir):
 
 def test_source_background_has_no_ghost_head(astro_avatar, tmp_path):
     """Turned by 40 degrees either way over the source background, one face is seen, not two."""
-    from headsplat.avatar.composite import background_plate
     from headsplat.avatar.avatar import load_avatar
+    from headsplat.avatar.composite import background_plate
     from headsplat.face.landmarks import LandmarkDetector
     from headsplat.rig.open_rig import OpenRig
 
@@ -172,7 +172,9 @@ def test_paste_back_of_a_small_head_in_an_hd_frame(astro_avatar, tmp_path):
     video = write_video(hd, tmp_path / "small.mp4")
     out = tmp_path / "out"
     api.animate(astro_avatar, video, out, paste_back=True, quiet=True)
-    for drv, o in zip(_frames_of(video), _frames(out)):
+    drivers, outs = _frames_of(video), _frames(out)
+    assert len(outs) == len(drivers) == 6  # the checks below run per frame
+    for drv, o in zip(drivers, outs):
         diff = np.abs(o.astype(np.int16) - drv.astype(np.int16)).max(-1) > 8
         ys, xs = np.nonzero(diff)
         assert len(xs) > 500  # the head was replaced

@@ -49,13 +49,13 @@ def test_bad_videos(tmp_path):
     (tmp_path / "c.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 20)
     with pytest.raises(InputError, match="c.mp4: not a readable video"):
         probe_video(tmp_path / "c.mp4")
+    (tmp_path / "x.xyz").write_bytes(b"abc")
     with pytest.raises(InputError, match="x.xyz: unsupported file type"):
-        (tmp_path / "x.xyz").write_bytes(b"abc")
         open_frames(tmp_path / "x.xyz")
     with pytest.raises(OutputError, match="must end in .mp4"):
         VideoWriter(tmp_path / "o.avi", fps=25)
+    (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="folder has no images"):
-        (tmp_path / "empty").mkdir()
         open_frames(tmp_path / "empty")
 
 
@@ -71,11 +71,10 @@ def test_folder_of_images_in_natural_order(tmp_path):
 
 def test_phone_rotation_is_applied_to_size_and_pixels(tmp_path):
     """A portrait phone clip: stored landscape with a 90-degree display matrix, read upright."""
-    from wild_media import write_video
-
     from headsplat.media.compose import set_display_rotation
     from headsplat.media.frames import open_frames
     from headsplat.media.video import probe_video
+    from wild_media import write_video
 
     f = np.zeros((64, 128, 3), np.uint8)
     f[:16, :16] = 255  # a white square in the stored frame's top-left corner

@@ -135,9 +135,7 @@ def test_stochastic_io_sampling_with_a_tiny_mmdm_runs_and_is_reproducible():
 
 
 def test_doctor_recognises_an_mmdm_checkpoint(tmp_path):
-    from headsplat.models.registry import identify
-
-    from headsplat.models.registry import released_layout
+    from headsplat.models.registry import identify, released_layout
 
     layout, _ = released_layout("CAP4D MMDM")
     keys = sorted(layout)[:700]  # most of its names, with stand-in tensors: identified by name, faults listed

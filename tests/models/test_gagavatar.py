@@ -22,7 +22,7 @@ from headsplat.models.gagavatar.conventions import (
 )
 from headsplat.models.gagavatar.generators import harmonic_embedding
 from headsplat.models.gagavatar.inputs import fit_view, posed_to_opencv, view_to_tracking
-from headsplat.models.gagavatar.model import GAGAvatar, GagaConfig, render_features
+from headsplat.models.gagavatar.model import GagaConfig, GAGAvatar, render_features
 from headsplat.models.registry import identify, released_layout
 
 TINY_VERTICES = 40

@@ -4,6 +4,7 @@ quaternions as the 3DGS CUDA rasterizer builds them (GAGAvatar's weights rely on
 import pytest
 import torch
 
+from headsplat.core.errors import ShapeError
 from headsplat.render.projection import covariances_3d, view_colors
 from headsplat.render.rasterize import rasterize, render
 
@@ -66,6 +67,6 @@ def test_unnormalised_covariance_is_the_3dgs_formula():
 
 def test_feature_background_must_match_the_channels():
     gs = random_scene(10, 0)
-    with pytest.raises(Exception, match="background"):
+    with pytest.raises(ShapeError, match=r"background: expected shape \(5\), got \(3,\)"):
         rasterize(gs.means, gs.quats, gs.scales, gs.opacities, torch.rand(10, 5, dtype=torch.float64),
                   front_camera(8, 8), background=torch.zeros(3, dtype=torch.float64))

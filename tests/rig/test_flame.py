@@ -204,8 +204,7 @@ def _mediapipe_head_as_flame(tmp_path, synthetic_flame, scale=1.08, angle_deg=6.
 
 def test_embedding_finds_the_landmarks_on_a_registered_surface(tmp_path, synthetic_flame):
     from headsplat.face.indices import NOSE_TIP
-    from headsplat.rig.flame.embedding import LandmarkEmbedding, compute_embedding, flame_embedding, \
-        load_embedding_npz
+    from headsplat.rig.flame.embedding import LandmarkEmbedding, compute_embedding, flame_embedding, load_embedding_npz
     from headsplat.rig.open_rig import load_face_template
 
     path, moved, faces = _mediapipe_head_as_flame(tmp_path, synthetic_flame)

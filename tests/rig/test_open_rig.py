@@ -1,13 +1,12 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from headsplat.face import indices as ix
 from headsplat.rig.controls import CONTROL_NAMES, controls_to_params, demo_performance
 from headsplat.rig.mesh_ops import boundary_loops
-
-import pytest
 
 
 def _pose(rig, expression=None, rotation=None, translation=None, offsets=None, scale=1.0):
@@ -151,7 +150,8 @@ def test_named_controls(rig):
     perf = demo_performance(50, 25.0)
     assert set(perf) == set(CONTROL_NAMES)
     exp, rot = controls_to_params({"smile": 1.0, "head_yaw": 30.0}, rig.expression_names, 1)
-    assert exp[0, rig.expression_names.index("smile_left")] == 1 and exp[0, rig.expression_names.index("smile_right")] == 1
+    names = rig.expression_names
+    assert exp[0, names.index("smile_left")] == 1 and exp[0, names.index("smile_right")] == 1
     assert rot[0, 1].item() == pytest.approx(math.radians(30), abs=1e-6)
     with pytest.raises(KeyError, match="unknown control 'grin'"):
         controls_to_params({"grin": 1.0}, rig.expression_names, 1)

@@ -3,8 +3,15 @@ import math
 import torch
 
 from headsplat.core.rotation import axis_angle_to_matrix, quat_to_matrix
-from headsplat.splat.binding import (bound_to_world, init_by_area, init_per_triangle, per_triangle_barycentrics,
-                                     pose_gaussians, triangle_areas, triangle_frames)
+from headsplat.splat.binding import (
+    bound_to_world,
+    init_by_area,
+    init_per_triangle,
+    per_triangle_barycentrics,
+    pose_gaussians,
+    triangle_areas,
+    triangle_frames,
+)
 
 
 def _mesh(rig):

@@ -31,7 +31,8 @@ def test_round_trip_recovers_pose_expression_jaw_and_eyes(head):
     T, E, size, fov = 12, head.n_expressions, 512, 30.0
     ident = torch.from_numpy(rng.normal(scale=0.8, size=head.n_shape)).float()
     expr = torch.zeros(T, E)
-    expr[:, 1:7] = torch.from_numpy(rng.uniform(-2, 2, size=(T, 6))).float()  # unit-variance coefficients (0 would duplicate the jaw)
+    # unit-variance coefficients (0 would duplicate the jaw)
+    expr[:, 1:7] = torch.from_numpy(rng.uniform(-2, 2, size=(T, 6))).float()
     expr[:, head.n_expr] = torch.from_numpy(rng.uniform(0.0, 0.25, size=T)).float()  # jaw opening
     gaze = torch.from_numpy(rng.uniform(-0.25, 0.25, size=(T, 2))).float()  # eyes: pitch, yaw (both eyes)
     expr[:, head.n_expr + 3: head.n_expr + 5] = gaze
@@ -80,6 +81,6 @@ def test_iris_centres_map_to_the_eye_on_their_side(head):
     from headsplat.face.indices import LEFT_IRIS, RIGHT_IRIS, eye_centres
 
     lm = head.neutral_landmarks().numpy()
-    r, l = eye_centres(lm)  # from the eyelids (mesh landmarks)
-    assert np.linalg.norm(lm[RIGHT_IRIS[0], :2] - r[:2]) < 0.004
-    assert np.linalg.norm(lm[LEFT_IRIS[0], :2] - l[:2]) < 0.004
+    right, left = eye_centres(lm)  # from the eyelids (mesh landmarks)
+    assert np.linalg.norm(lm[RIGHT_IRIS[0], :2] - right[:2]) < 0.004
+    assert np.linalg.norm(lm[LEFT_IRIS[0], :2] - left[:2]) < 0.004

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from headsplat.core.camera import project_points, world_to_opencv
+from headsplat.core.errors import ShapeError
 from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.rig.controls import beyond_shapes_deformation
 from headsplat.track.offsets import OffsetConfig, fit_offsets, smooth_in_time
@@ -36,7 +37,7 @@ def test_rig_adds_offsets_to_the_face_scaled_after_the_shapes_and_spreads_them_t
     assert torch.allclose(moved[:478] - base[:478], scale * offsets @ R.T, atol=1e-6)
     # the outline's share reaches the shell; the eyeballs and teeth do not follow the face
     assert torch.allclose(moved - base, (scale * rig.expression_spread @ offsets) @ R.T, atol=1e-6)
-    with pytest.raises(ValueError, match="offsets"):
+    with pytest.raises(ShapeError, match=r"offsets: expected shape \(\.\.\., 478, 3\), got \(468, 3\)"):
         rig(ident, scale, exp, rot, trans, offsets=torch.zeros(468, 3))
 
 

@@ -38,7 +38,8 @@ def test_tracking_a_rendered_video_recovers_pose_and_expression(posed_video, rig
     # one-sided lid and brow shapes are read within their bound: never below neutral
     bounded = np.isfinite(rig.expression_lower_bounds().numpy())
     assert bounded.sum() == 12 and (tr.expression[:, bounded] >= 0).all()
-    iod = np.linalg.norm(tr.landmarks[:, [33, 133]].mean(1)[:, :2] - tr.landmarks[:, [263, 362]].mean(1)[:, :2], axis=-1)
+    eyes = tr.landmarks[:, :, :2]
+    iod = np.linalg.norm(eyes[:, [33, 133]].mean(1) - eyes[:, [263, 362]].mean(1), axis=-1)
     nme = float(np.mean(tr.fit_error / iod))
     print(f"reprojection error {np.nanmean(tr.fit_error):.2f} px = {nme:.4f} of the inter-ocular distance")
     assert nme < 0.05

@@ -27,8 +27,9 @@ def _screenshot(url: str, path) -> np.ndarray:
     """The page as headless Chromium draws it (WebGL through SwiftShader), 800x600."""
     from PIL import Image
 
-    subprocess.run([CHROMIUM, "--headless=new", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-                    "--window-size=800,600", "--virtual-time-budget=15000", f"--screenshot={path}", url],
+    subprocess.run([CHROMIUM, "--headless=new", "--no-sandbox", "--use-angle=swiftshader",
+                    "--enable-unsafe-swiftshader", "--window-size=800,600", "--virtual-time-budget=15000",
+                    f"--screenshot={path}", url],
                    check=True, capture_output=True, timeout=180)
     return np.asarray(Image.open(path).convert("RGB")).astype(np.float32)
 
