@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.headsplat-installed
 ASSETS := .test-assets/insightface/Tom_Hanks_54745.png
 
-.PHONY: demo test test-all bench install clean browser docs
+.PHONY: demo test test-all bench install clean browser lint docs
 
 install: $(STAMP)
 
@@ -39,7 +39,10 @@ browser:
 demo: $(STAMP)
 	$(VENV)/bin/headsplat demo -o out/demo
 
-test: $(STAMP) $(ASSETS) browser
+lint: $(STAMP)
+	$(VENV)/bin/ruff check headsplat tests benchmarks tools
+
+test: $(STAMP) $(ASSETS) browser lint
 	$(PY) -m pytest -q
 
 test-all: $(STAMP) $(ASSETS) browser

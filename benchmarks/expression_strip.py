@@ -42,8 +42,8 @@ def main() -> None:
     from skimage import data
 
     from headsplat import api
-    from headsplat.avatar.methods.fitted import load_fitted
     from headsplat.avatar.animate import offset_motion, render_avatar_frame, straight_rgb8
+    from headsplat.avatar.methods.fitted import load_fitted
     from headsplat.core.rotation import euler_yxz_to_matrix
     from headsplat.media.image import write_png
 

@@ -86,9 +86,9 @@ def deformation(work: Path) -> dict:
     from headsplat.avatar.create import create_avatar
     from headsplat.avatar.oracle import oracle_views, with_hidden_pattern, with_jaw_shading
     from headsplat.avatar.viewset import read_view_set, write_view_set
-    from headsplat.track.arrays import track_images
     from headsplat.eval.novel_views import novel_view_psnr
     from headsplat.rig.open_rig import OpenRig
+    from headsplat.track.arrays import track_images
 
     rig = OpenRig()
     photo, one = _astronaut_avatar(work)

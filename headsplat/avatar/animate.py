@@ -13,13 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.ndimage import gaussian_filter1d
 
 from headsplat.avatar.avatar import Avatar, pose_avatar
 from headsplat.core.camera import Camera
-from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
+from headsplat.core.rotation import axis_angle_to_matrix, euler_yxz_to_matrix, matrix_to_axis_angle
 from headsplat.core.validate import check_choice
 from headsplat.render.rasterize import RenderOutput, render
 from headsplat.rig.base import HeadRig
+from headsplat.rig.transfer import transfer_offsets
 
 POSE_MODES = ("relative", "absolute", "none")
 
@@ -28,7 +30,6 @@ POSE_MODES = ("relative", "absolute", "none")
 class Motion:
     """Per-frame rig parameters for the avatar: expression (T, E), rotation (T, 3), translation (T, 3), and
     for open-rig avatars driven by a tracked video the free face offsets (T, 478, 3) (None: none)."""
-
     expression: torch.Tensor
     rotation: torch.Tensor
     translation: torch.Tensor
@@ -46,7 +47,6 @@ class Motion:
 @dataclass(frozen=True)
 class FramingConfig:
     """How a driver's head position moves the avatar in its own framing (``pose="relative"``)."""
-
     max_offset: float = 0.04  # metres: the soft bound of the avatar's sideways/vertical offset (tanh)
     smooth_s: float = 0.08  # seconds: centred Gaussian smoothing of that offset within each shot (no lag)
 
@@ -66,7 +66,6 @@ def _smooth_within(x: np.ndarray, shots: np.ndarray, sigma: float) -> np.ndarray
     """(T, D) series smoothed by a centred Gaussian of ``sigma`` frames, never across a change of shot."""
     if sigma <= 0:
         return x
-    from scipy.ndimage import gaussian_filter1d
 
     out = x.copy()
     for s in np.unique(shots):
@@ -78,7 +77,6 @@ def _smooth_within(x: np.ndarray, shots: np.ndarray, sigma: float) -> np.ndarray
 def framed_offset(translation: torch.Tensor, anchors: np.ndarray, shots: np.ndarray, fps: float,
                   cfg: FramingConfig = FramingConfig()) -> torch.Tensor:
     """(T, 3) the avatar's offset from its reference position for a driver's (T, 3) head positions.
-
     The rule: the driver's head moves across the picture by ``(p_t - p_a) * d_t`` metres, where ``p`` is its
     position divided by its distance (the direction it is seen in), ``a`` the shot's anchor frame and ``d_t``
     its current distance; a zoom or dolly changes the distance, never the avatar's. That sideways/vertical
@@ -100,7 +98,6 @@ def retarget(avatar: Avatar, expression: torch.Tensor, rotation: torch.Tensor, t
              shots: np.ndarray | None = None, fps: float = 25.0, framing: FramingConfig = FramingConfig(),
              offsets: torch.Tensor | None = None, driver_identity: torch.Tensor | None = None) -> Motion:
     """Map a driver's parameters onto the avatar.
-
     Expression and head rotation are taken relative to each shot's first frame (re-anchored at every cut);
     in ``relative`` mode the head position follows :func:`framed_offset` (bounded, smoothed, no zoom). The
     open rig's free face offsets are taken relative to the same anchors and carried from the driver's neutral
@@ -142,7 +139,6 @@ def retarget(avatar: Avatar, expression: torch.Tensor, rotation: torch.Tensor, t
         trans = avatar.translation + framed_offset(translation, anchors, shots, fps, framing).to(avatar.translation)
     face = None
     if offsets is not None and avatar.rig == "open":
-        from headsplat.rig.transfer import transfer_offsets
 
         rel = expression_scale * (offsets - offsets[a])
         source = avatar.identity if driver_identity is None else driver_identity
@@ -161,7 +157,6 @@ def render_avatar_frame(avatar: Avatar, rig: HeadRig, motion: Motion, t: int, ca
 
 def orbit_motion(avatar: Avatar, n_frames: int, yaw_range: float = 360.0, pitch: float = 0.0) -> Motion:
     """A turntable: the avatar's reference frame with the head turned about its own vertical axis.
-
     Yaw runs over ``yaw_range`` degrees (360: a full turn; smaller: a swing back and forth)."""
     if yaw_range >= 360:
         yaw = torch.linspace(0, 2 * np.pi, n_frames + 1)[:-1]
@@ -180,8 +175,6 @@ def offset_motion(avatar: Avatar, expression: torch.Tensor, turn: torch.Tensor) 
 
 def turned_motion(avatar: Avatar, yaw: torch.Tensor, pitch: torch.Tensor) -> Motion:
     """The reference frame with extra head yaw/pitch (radians, (T,)) applied in the head's own frame."""
-    from headsplat.core.rotation import euler_yxz_to_matrix
-
     turn = euler_yxz_to_matrix(yaw, pitch, torch.zeros_like(yaw))
     return offset_motion(avatar, torch.zeros(yaw.shape[0], avatar.expression.shape[0]), turn)
 

@@ -30,6 +30,7 @@ from headsplat.core.fileio import atomic_dir, read_format_json
 from headsplat.core.validate import read_safetensors
 from headsplat.media.image import read_image_uint8, write_png
 from headsplat.rig.base import HeadRig
+from headsplat.rig.open_rig import VERSION as OPEN_RIG_VERSION
 from headsplat.splat.binding import pose_gaussians
 from headsplat.splat.deformation import ExpressionDeformation, deform, load_deformation, save_deformation
 from headsplat.splat.gaussians import GaussianSet
@@ -48,7 +49,6 @@ _RIG_TENSORS = {"identity": None, "expression": (None,), "rotation": (3,), "tran
 @dataclass
 class Avatar:
     """An animatable head.
-
     Attributes:
         rig: rig kind (``"open"`` or ``"flame"``).
         gaussians: Gaussians bound to ``avatar_triangles(rig)``.
@@ -62,7 +62,6 @@ class Avatar:
         source: (H, W, 3) uint8 reference crop.
         info: provenance and fit figures (JSON-serialisable).
     """
-
     rig: str
     gaussians: GaussianSet
     identity: torch.Tensor
@@ -136,7 +135,6 @@ def save_avatar(avatar: Avatar, path: str | os.PathLike, preview: np.ndarray | N
 
 def load_avatar(path: str | os.PathLike) -> Avatar:
     """Read a ``.avatar`` folder.
-
     Raises:
         InputError: missing, incomplete, truncated, not an avatar, or from a newer format version.
     """
@@ -208,12 +206,11 @@ def check_rig_compatible(avatar: Avatar, rig: HeadRig, path: str | os.PathLike =
     if rig.kind == "flame":
         check_flame_record(avatar.rig_record, rig, path)
     if rig.kind == "open":
-        from headsplat.rig.open_rig import VERSION
 
         made = int(avatar.rig_record.get("open", {}).get("version", 1))
-        if made != VERSION:
+        if made != OPEN_RIG_VERSION:
             raise InputError(f"{path}: made with version {made} of the open rig, this headsplat has version "
-                             f"{VERSION} (eyeballs, teeth, 27 expressions); re-create the avatar")
+                             f"{OPEN_RIG_VERSION} (eyeballs, teeth, 27 expressions); re-create the avatar")
     n_tris = len(avatar_triangles(rig))
     if int(avatar.gaussians.parent.max()) >= n_tris:
         raise InputError(f"{path}: Gaussians reference triangle {int(avatar.gaussians.parent.max())} but this "

@@ -19,6 +19,7 @@ from headsplat.avatar.animate import Motion, straight_rgb8
 from headsplat.avatar.avatar import Avatar, avatar_triangles, expressed_gaussians, posed_vertices
 from headsplat.core.camera import Camera, project_points
 from headsplat.face.indices import CHIN, FACE_OVAL
+from headsplat.face.segment import Matter
 from headsplat.render.rasterize import render
 from headsplat.rig.base import HeadRig
 from headsplat.splat.binding import pose_gaussians
@@ -27,7 +28,6 @@ from headsplat.splat.binding import pose_gaussians
 @dataclass(frozen=True)
 class PasteConfig:
     """Paste-back settings."""
-
     margin: float = 0.03  # the render box grows by this fraction of the projected Gaussians' extent on each side
     max_render_side: int = 1024  # larger boxes are rendered at this side and upsampled (soft anyway)
     edge_blur: float = 0.004  # blur of the avatar's alpha, as a fraction of the head's size
@@ -39,13 +39,11 @@ class PasteConfig:
 @dataclass(frozen=True)
 class RenderBox:
     """A pixel box of a frame and the camera that renders it.
-
     Attributes:
         x0, y0, x1, y1: the box in frame pixels (x1, y1 exclusive), inside the frame.
         camera: renders the box at ``camera.width`` x ``camera.height`` (the box's size times ``scale``).
         scale: render pixels per frame pixel (below 1 for boxes larger than the render limit).
     """
-
     x0: int
     y0: int
     x1: int
@@ -100,7 +98,6 @@ def head_box(gaussians, camera: Camera, margin: float, max_side: int) -> RenderB
 
 def neck_fade(shape: tuple[int, int], chin: np.ndarray, neck: np.ndarray, span: tuple[float, float]) -> np.ndarray:
     """(H, W) float32 weight: 1 above the chin, falling smoothly to 0 towards the neck's base.
-
     Args:
         shape: (H, W) of the image.
         chin, neck: (2,) the chin and the neck base's centre in that image's pixels.
@@ -160,7 +157,6 @@ def composite_head(frame_box: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, fa
                    driver_matte: np.ndarray | None, head_px: float, cfg: PasteConfig,
                    driver_head: np.ndarray | None = None) -> np.ndarray:
     """Composite the avatar over one box of the driver frame.
-
     Args:
         frame_box: (H, W, 3) uint8 the driver frame inside the box.
         rgb: (H, W, 3) float32 the avatar's straight (un-premultiplied) colour in [0, 1].
@@ -252,8 +248,6 @@ def chin_and_neck(vertices: torch.Tensor, keypoints: tuple[torch.Tensor, int], c
 def background_plate(avatar: Avatar, rig: HeadRig, span: tuple[float, float] = PasteConfig().neck_fade) -> np.ndarray:
     """The avatar's source image with its person's head, hair and neck inpainted away (the ``source``
     background of ``animate``): (H, W, 3) uint8 at the avatar's framing."""
-    from headsplat.face.segment import Matter
-
     cam = avatar.camera
     img = cv2.resize(avatar.source, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
     with torch.no_grad():
@@ -276,9 +270,7 @@ class PasteBack:
         tracking: the driver's tracking (its camera is the frames' camera).
         cfg: paste-back settings.
     """
-
     def __init__(self, avatar: Avatar, rig: HeadRig, tracking, cfg: PasteConfig = PasteConfig()):
-        from headsplat.face.segment import Matter
 
         self.avatar, self.rig, self.cfg = avatar, rig, cfg
         self.camera = tracking.camera()

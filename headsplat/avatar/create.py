@@ -29,12 +29,20 @@ from headsplat.avatar.frames import FitFrame, head_region, prepare_frame
 from headsplat.avatar.losses import psnr
 from headsplat.core.camera import project_points
 from headsplat.core.errors import InputError
+from headsplat.face.indices import eye_centres
+from headsplat.face.segment import Matter
 from headsplat.render.projection import camera_centre
 from headsplat.render.rasterize import render
 from headsplat.rig.base import HeadRig
 from headsplat.rig.open_rig import CAVITY, GUMS, TEETH, TONGUE
-from headsplat.splat.binding import (bind_points, init_by_area, per_triangle_barycentrics, pose_gaussians,
-                                     triangle_frames)
+from headsplat.splat.binding import (
+    bind_points,
+    init_by_area,
+    per_triangle_barycentrics,
+    pose_gaussians,
+    triangle_frames,
+)
+from headsplat.splat.deformation import deform
 from headsplat.splat.gaussians import SH_C0, GaussianSet, concatenate
 from headsplat.track.tracker import rig_record
 from headsplat.track.tracking import Tracking
@@ -127,10 +135,9 @@ def fill_unseen(gs: GaussianSet, seen: torch.Tensor, canonical: torch.Tensor, pa
 def hair_line(rig: HeadRig) -> float:
     """Head-space height of the scalp's lower edge: 2 cm below the eyes of the neutral template (hair
 usually covers the sides of the head down to the ears)."""
-    from headsplat.face.indices import eye_centres
 
-    r, l = eye_centres(rig.neutral_landmarks().numpy())
-    return float(r[1] + l[1]) / 2 - 0.02
+    right, left = eye_centres(rig.neutral_landmarks().numpy())
+    return float(right[1] + left[1]) / 2 - 0.02
 
 
 def silhouette_gap(matte: np.ndarray, hull: np.ndarray, centre: np.ndarray, n_angles: int = 120,
@@ -246,8 +253,8 @@ def seed_gaussians(frames: list[FitFrame], rig: HeadRig, cfg: CreateConfig, gene
         rgb[hidden_mouth & (material == kind)] = torch.tensor(colour)
     gs = replace(gs, sh=((rgb - 0.5) / SH_C0)[:, None, :].contiguous())
     with torch.no_grad():
-        neutral = rig(torch.zeros(rig.identity_shape), torch.tensor(1.0), torch.zeros(rig.n_expressions), torch.zeros(3),
-                      torch.zeros(3)).vertices
+        neutral = rig(torch.zeros(rig.identity_shape), torch.tensor(1.0), torch.zeros(rig.n_expressions),
+                      torch.zeros(3), torch.zeros(3)).vertices
         canonical = pose_gaussians(gs, neutral, tris).means
     return fill_unseen(gs, seen, canonical, part, hair_line(rig)), seen, canonical, part
 
@@ -256,7 +263,6 @@ def create_avatar(images, indices: list[int], tracking: Tracking, rig: HeadRig, 
                   seed: int = 0, quiet: bool = False, matter=None, provenance: dict | None = None,
                   device: torch.device | str = "cpu", views=None, views_share: float = 0.5) -> Avatar:
     """Fit an avatar to reference frames (and to a generator's views).
-
     Args:
         images: (H, W, 3) uint8 frames, a list or any iterable yielding them in the order of ``indices`` (each
             is cropped as it comes: only the first is kept whole); ``indices`` their frame indices in
@@ -282,7 +288,6 @@ def create_avatar(images, indices: list[int], tracking: Tracking, rig: HeadRig, 
     generator = torch.Generator().manual_seed(seed)
     own_matter = matter is None
     if own_matter:
-        from headsplat.face.segment import Matter
         matter = Matter()
     try:
         frames, reference = [], None
@@ -330,8 +335,6 @@ def check_views(views, rig: HeadRig) -> None:
 
 def _posed(gs: GaussianSet, field, f: FitFrame, tris: torch.Tensor) -> GaussianSet:
     """Gaussians posed in frame ``f`` (with the deformation field's offsets for its expression)."""
-    from headsplat.splat.deformation import deform
-
     return pose_gaussians(gs if field is None else deform(gs, field, f.expression), f.vertices, tris)
 
 
@@ -397,7 +400,8 @@ def _create(frames, reference, tracking, rig: HeadRig, cfg, seed, quiet, provena
                 seconds=round(time.perf_counter() - t0, 1))
     if views is not None:
         info["views"] = {"folder": str(views.folder), "generator": views.generator.get("name"),
-                         "generated": sum(k == "generated" for k in views.kinds), "real": sum(k == "real" for k in views.kinds), "share": views_share,
+                         "generated": sum(k == "generated" for k in views.kinds),
+                         "real": sum(k == "real" for k in views.kinds), "share": views_share,
                          "fit_psnr_foreground_mean": round(float(np.mean(scores[n_source:])), 2)}
     return Avatar(rig=rig.kind, gaussians=gs, identity=torch.from_numpy(tracking.identity).float(),
                   identity_scale=float(tracking.identity_scale), expression_names=tuple(rig.expression_names),

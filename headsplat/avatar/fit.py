@@ -37,8 +37,7 @@ from headsplat.avatar.losses import alpha_loss, photometric_loss
 from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.render.rasterize import RenderOutput, render
 from headsplat.splat.binding import TriangleFrames, bound_to_world, triangle_frames
-from headsplat.splat.deformation import (ExpressionDeformation, deformation_offsets, expression_code,
-                                         new_deformation)
+from headsplat.splat.deformation import ExpressionDeformation, deformation_offsets, expression_code, new_deformation
 from headsplat.splat.density import DensityConfig, DensityPlan, GradientStats, plan_density, reindex_adam
 from headsplat.splat.gaussians import SH_C0, GaussianSet
 

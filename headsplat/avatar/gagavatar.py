@@ -26,9 +26,11 @@ from headsplat.core.camera import Camera, project_points
 from headsplat.core.errors import InputError
 from headsplat.core.fileio import atomic_dir, read_format_json
 from headsplat.core.validate import read_safetensors
+from headsplat.face.segment import Matter
 from headsplat.media.image import read_image_uint8, write_png
-from headsplat.models.gagavatar.conventions import FLAME_SCALE, render_camera
+from headsplat.models.gagavatar.conventions import FLAME_SCALE, FOCAL, render_camera
 from headsplat.models.gagavatar.inputs import (
+    CROP_SCALE,
     cut_crop,
     fit_view,
     head_box,
@@ -36,7 +38,9 @@ from headsplat.models.gagavatar.inputs import (
     smooth_boxes,
     square_crop,
 )
-from headsplat.models.gagavatar.model import GagaConfig, GAGAvatar, SourceGaussians
+from headsplat.models.gagavatar.model import GagaConfig, GAGAvatar, SourceGaussians, render_features
+from headsplat.models.weights import sha256_file
+from headsplat.track.tracker import track_source
 from headsplat.track.tracking import Tracking
 
 METHOD = "gagavatar"
@@ -50,7 +54,6 @@ _SOURCE_TENSORS = ("colors", "opacities", "scales", "rotations", "xyz")
 @dataclass
 class GagaAvatar:
     """A GAGAvatar avatar.
-
     Attributes:
         config: the network's sizes (the released model's, or a test's tiny one).
         weights_sha256: SHA-256 of the weights file it was made with (driving checks it).
@@ -62,7 +65,6 @@ class GagaAvatar:
         gaussians: the source Gaussians, batch 1.
         info: provenance and figures.
     """
-
     config: GagaConfig
     weights_sha256: str
     rig_record: dict
@@ -94,7 +96,6 @@ def face_box(head, tracking: Tracking, t: int) -> np.ndarray:
 
 def frame_view(head, tracking: Tracking, t: int, size: int, focal: float, box: np.ndarray | None = None):
     """The crop of frame ``t`` and the reference camera of its view.
-
     Args:
         box: the head box (4,) in frame px (default: :func:`head_box` of this frame's tracked face).
 
@@ -120,9 +121,6 @@ def video_boxes(head, tracking: Tracking, frames: list[int]) -> np.ndarray:
 def matched_fov(head, tracking: Tracking) -> float:
     """The horizontal field of view (degrees) at which the frames' head crops have the reference's focal
     length (12 half-crops): from the median crop side over the frames with a face."""
-    from headsplat.models.gagavatar.conventions import FOCAL
-    from headsplat.models.gagavatar.inputs import CROP_SCALE
-
     frames = np.flatnonzero(tracking.found) if tracking.found.any() else np.arange(len(tracking))
     boxes = np.stack([head_box(face_box(head, tracking, int(t))) for t in frames])
     side = CROP_SCALE * float(np.median(np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))))
@@ -134,8 +132,6 @@ def track_for_model(source, head, face: int = 0, quiet: bool = False) -> Trackin
     (a first pass finds the crops, a second tracks at that field of view): the reference's camera then
     reproduces headsplat's to a fraction of a pixel, where a free field of view can leave several pixels at
     512 (a 112 px face crop: 9.4 px, tracked again 0.04 px)."""
-    from headsplat.track.tracker import track_source
-
     tracking = track_source(source, face=face, rig=head, quiet=quiet)
     fov = matched_fov(head, tracking)
     if abs(fov - tracking.camera().fov_x_deg) < 0.5:
@@ -150,7 +146,6 @@ def driven_vertices(head, identity: torch.Tensor, expression: torch.Tensor) -> t
 
 def prepare_source(img: np.ndarray, head, tracking: Tracking, t: int, cfg: GagaConfig, matte: np.ndarray | None = None):
     """The network's source input from frame ``t`` of ``tracking``.
-
     Args:
         img: (H, W, 3) uint8 the frame.
         matte: (H, W) float32 foreground matte of the frame (default: MediaPipe's selfie segmentation of the
@@ -159,8 +154,6 @@ def prepare_source(img: np.ndarray, head, tracking: Tracking, t: int, cfg: GagaC
     Returns:
         (source crop (R, R, 3) uint8 matted onto black, transform (3, 4), camera-fit error px)
     """
-    from headsplat.face.segment import Matter
-
     crop, transform, err = frame_view(head, tracking, t, cfg.render_size, cfg.focal)
     rgb = cut_crop(img, crop)
     if matte is None:
@@ -206,8 +199,6 @@ def render_views(avatar: GagaAvatar, head, expressions: torch.Tensor, transforms
     Yields:
         per frame: RGB (R, R, 3) uint8, and the splatting's coverage (R, R) float32 (where the head is).
     """
-    from headsplat.models.gagavatar.model import render_features
-
     gs = avatar.gaussians.to(device)
     cfg = avatar.config
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -223,8 +214,6 @@ def render_views(avatar: GagaAvatar, head, expressions: torch.Tensor, transforms
 
 def load_model(weights: str | os.PathLike, avatar: GagaAvatar | None, device: torch.device) -> tuple[GAGAvatar, str]:
     """The network from ``weights`` (checked against the avatar's recorded SHA-256) and the file's SHA-256."""
-    from headsplat.models.weights import sha256_file
-
     sha = sha256_file(weights)
     if avatar is not None and avatar.weights_sha256 and sha != avatar.weights_sha256:
         raise InputError(f"{weights}: not the weights this avatar was made with (SHA-256 {sha[:12]}…, the avatar "
@@ -255,7 +244,6 @@ def save_gagavatar(avatar: GagaAvatar, path: str | os.PathLike, preview: np.ndar
 
 def load_gagavatar(path: str | os.PathLike) -> GagaAvatar:
     """Read a GAGAvatar avatar folder.
-
     Raises:
         InputError: missing or incomplete files, wrong shapes, another method, or a newer format.
     """

@@ -7,18 +7,23 @@ exact renders, so an avatar fitted to them can be scored against the oracle's ow
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from headsplat.avatar.animate import straight_rgb8
-from headsplat.avatar.avatar import Avatar, pose_avatar
+from headsplat.avatar.avatar import Avatar, avatar_triangles, pose_avatar, posed_vertices
+from headsplat.avatar.viewset import generated_tracking
 from headsplat.core.camera import Camera, intrinsics_from_focal, world_to_opencv
 from headsplat.core.rotation import euler_yxz_to_matrix, matrix_to_axis_angle
+from headsplat.render.projection import camera_centre
 from headsplat.render.rasterize import render
 from headsplat.rig.base import HeadRig
 from headsplat.rig.controls import controls_to_params
-from headsplat.avatar.viewset import generated_tracking
+from headsplat.splat.binding import pose_gaussians, triangle_frames
+from headsplat.splat.deformation import ExpressionDeformation
+from headsplat.splat.gaussians import SH_C0
 from headsplat.track.tracking import Tracking
 
 # Expressions the oracle shows by default (named controls; each relative to the avatar's own expression).
@@ -54,7 +59,6 @@ def oracle_params(avatar: Avatar, rig: HeadRig, yaws: tuple, pitches: tuple, exp
 def oracle_views(avatar: Avatar, rig: HeadRig, yaws=(-60, -45, -30, -15, 0, 15, 30, 45, 60), pitches=(-20, 0, 20),
                  expressions=ORACLE_EXPRESSIONS, size: int | None = None) -> tuple[list[np.ndarray], Tracking]:
     """Render the avatar at every combination of head yaw, pitch (degrees) and expression (named controls).
-
     Returns:
         RGBA uint8 views (alpha: the render's coverage) and their :class:`Tracking` (the avatar's identity,
         each view's parameters, the whole image as the crop).
@@ -80,19 +84,14 @@ def with_hidden_pattern(avatar: Avatar, rig: HeadRig, period: float = 0.02, ampl
     ± ``amplitude`` in colour) painted on every Gaussian whose triangle does not face its reference camera
     (normal · direction to the camera below ``facing``: the sides, back and under the chin). A one-photo avatar
     cannot guess them; views of the oracle show them."""
-    from dataclasses import replace as _replace
-
-    from headsplat.avatar.avatar import avatar_triangles, posed_vertices
-    from headsplat.render.projection import camera_centre
-    from headsplat.splat.binding import triangle_frames
-    from headsplat.splat.gaussians import SH_C0
 
     gs = avatar.gaussians
     with torch.no_grad():
         verts = posed_vertices(avatar, rig, avatar.expression, avatar.rotation, avatar.translation)
         fr = triangle_frames(verts, avatar_triangles(rig))
         normal = fr.rotation[gs.parent, :, 2]
-        means = fr.origin[gs.parent] + fr.scale[gs.parent, None] * (fr.rotation[gs.parent] @ gs.local_means[..., None])[..., 0]
+        local = (fr.rotation[gs.parent] @ gs.local_means[..., None])[..., 0]
+        means = fr.origin[gs.parent] + fr.scale[gs.parent, None] * local
         to_cam = camera_centre(avatar.camera.viewmat) - means
         cos = (normal * to_cam).sum(-1) / to_cam.norm(dim=-1)
         hidden = cos < facing
@@ -100,18 +99,13 @@ def with_hidden_pattern(avatar: Avatar, rig: HeadRig, period: float = 0.02, ampl
         sh = gs.sh.clone()
         rgb = (sh[:, 0] * SH_C0 + 0.5 + amplitude * stripe[:, None]).clamp(0, 1)
         sh[hidden, 0] = (rgb[hidden] - 0.5) / SH_C0
-    return _replace(avatar, gaussians=_replace(gs, sh=sh))
+    return replace(avatar, gaussians=replace(gs, sh=sh))
 
 
 def with_jaw_shading(avatar: Avatar, rig: HeadRig, colour=(-0.5, -0.7, -0.7), share: float = 0.35) -> Avatar:
     """An oracle with a known expression-dependent appearance: the lower ``share`` of the face (by height in the
     neutral head) darkens with jaw opening (a deformation field whose code is ``silu(4 * jaw_open)``, adding
     ``colour`` in degree-0 SH units, about -0.15..-0.2 in RGB at full opening). Needs a rig with ``jaw_open``."""
-    from dataclasses import replace as _replace
-
-    from headsplat.avatar.avatar import avatar_triangles, posed_vertices
-    from headsplat.splat.binding import pose_gaussians
-    from headsplat.splat.deformation import ExpressionDeformation
 
     names = list(rig.expression_names)
     if "jaw_open" not in names:
@@ -127,5 +121,5 @@ def with_jaw_shading(avatar: Avatar, rig: HeadRig, colour=(-0.5, -0.7, -0.7), sh
     lower = face & (canon[:, 1] < canon[face, 1].quantile(share))
     basis = torch.zeros(len(gs), 1, 6)
     basis[lower, 0, 3:] = torch.tensor(colour)
-    return _replace(avatar, deformation=ExpressionDeformation(w1, torch.zeros(1), torch.ones(1, 1), torch.zeros(1),
+    return replace(avatar, deformation=ExpressionDeformation(w1, torch.zeros(1), torch.ones(1, 1), torch.zeros(1),
                                                               basis))

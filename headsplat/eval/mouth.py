@@ -16,6 +16,7 @@ from headsplat.core.camera import Camera, project_points
 from headsplat.core.rotation import euler_yxz_to_matrix
 from headsplat.face import indices as ix
 from headsplat.rig.base import HeadRig
+from headsplat.rig.open_rig import TEETH
 from headsplat.splat.gaussians import select
 
 
@@ -51,8 +52,6 @@ def row_gaps(rgb: np.ndarray, points: np.ndarray, dark: float = 0.3) -> float:
 def teeth_row_line(rig: HeadRig, vertices: torch.Tensor, camera: Camera, upper: bool = True) -> np.ndarray:
     """(K, 2) pixel points along the middle of a row of teeth of the open rig (upper or lower row), in order
     from one end to the other, for :func:`row_gaps`."""
-    from headsplat.rig.open_rig import TEETH
-
     rows = (rig.mouth_material == TEETH) & (rig.mouth_upper == upper)
     tris = rig.mouth_triangles[rows]
     ids = tris.unique()

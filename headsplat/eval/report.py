@@ -132,7 +132,8 @@ def _shot_table(report: dict) -> list[str]:
     for s in shots:
         for m, f in s["figures"].items():
             cells = ["n/a" if f.get(k) is None else fmt.format(f[k]) for k, _, fmt in keys]
-            lines.append(f"| {s['shot']} | {s['first']}-{s['last']} ({s['frames']}) | {m} | " + " | ".join(cells) + " |")
+            lines.append(f"| {s['shot']} | {s['first']}-{s['last']} ({s['frames']}) | {m} | "
+                         + " | ".join(cells) + " |")
     return lines
 
 

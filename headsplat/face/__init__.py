@@ -1,10 +1,10 @@
 """Perception: face detection, the 478 MediaPipe face-mesh landmarks, a foreground matte and square crops
 (and pasting a crop back into its frame)."""
 
+from headsplat.face.align import CropTransform, crop_from_landmarks, paste_back, warp_to_crop
 from headsplat.face.assets import MediaPipeAssets, find_mediapipe_assets
 from headsplat.face.landmarks import FaceLandmarks, LandmarkDetector
 from headsplat.face.segment import Matter
-from headsplat.face.align import CropTransform, crop_from_landmarks, warp_to_crop, paste_back
 
 __all__ = ["MediaPipeAssets", "find_mediapipe_assets", "FaceLandmarks", "LandmarkDetector", "Matter",
            "CropTransform", "crop_from_landmarks", "warp_to_crop", "paste_back"]

@@ -41,13 +41,13 @@ def crop_from_landmarks(points: np.ndarray, size: int = 512, scale: float = 2.6,
         rotate: also rotate so the eyes are level (default keeps the frame upright).
     """
     p = points[:, :2].astype(np.float64)
-    r, l = eye_centres(p)
-    eyes = (r + l) / 2
+    right, left = eye_centres(p)
+    eyes = (right + left) / 2
     chin = p[CHIN]
     centre = eyes + (chin - eyes) * 0.25
     side = scale * float(np.linalg.norm(chin - eyes))
     s = size / max(side, 1e-6)
-    angle = np.arctan2(l[1] - r[1], l[0] - r[0]) if rotate else 0.0
+    angle = np.arctan2(left[1] - right[1], left[0] - right[0]) if rotate else 0.0
     c, sn = np.cos(-angle) * s, np.sin(-angle) * s
     rot = np.array([[c, -sn], [sn, c]])
     t = np.array([size / 2, size / 2]) - rot @ centre

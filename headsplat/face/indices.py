@@ -35,8 +35,8 @@ def eye_centres(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def interocular(points: np.ndarray) -> np.ndarray:
     """Distance between the eye centres (outer+inner corner means): (..., N, D) -> (...)."""
-    r, l = eye_centres(points)
-    return np.linalg.norm(r - l, axis=-1)
+    right, left = eye_centres(points)
+    return np.linalg.norm(right - left, axis=-1)
 
 
 #: Each eye's (upper lid, lower lid, corners), by the person's side.

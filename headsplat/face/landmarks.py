@@ -17,6 +17,7 @@ import numpy as np
 from headsplat.core.errors import NoFaceError
 from headsplat.core.validate import check_choice
 from headsplat.face.assets import import_solutions
+from headsplat.face.indices import FACE_OVAL
 
 N_LANDMARKS = 478
 
@@ -24,13 +25,11 @@ N_LANDMARKS = 478
 @dataclass(frozen=True)
 class FaceLandmarks:
     """One face's landmarks in one image.
-
     Attributes:
         points: (478, 3) float32: x, y in pixels (pixel centres at i + 0.5), z in pixels, relative depth
             (MediaPipe's sign: smaller is nearer the camera).
         box: (4,) float32 x0, y0, x1, y1 of the landmarks in pixels.
     """
-
     points: np.ndarray
     box: np.ndarray
 
@@ -72,7 +71,6 @@ def _warp(rgb: np.ndarray, m: np.ndarray, out: int) -> np.ndarray:
 
 class LandmarkDetector:
     """Find faces and their 478 landmarks.
-
     Args:
         mode: ``"image"`` (every call independent) or ``"video"`` (calls are consecutive frames).
         face: which face to follow when several are present: 0 is the largest, 1 the next, ...
@@ -85,7 +83,6 @@ class LandmarkDetector:
 
     Use as a context manager, or call :meth:`close`.
     """
-
     def __init__(self, mode: str = "image", face: int = 0, min_confidence: float = 0.5, crop_size: int = 320,
                  max_lost: int = 75, min_similarity: float = 0.5):
         check_choice("mode", mode, ("image", "video"))
@@ -102,7 +99,8 @@ class LandmarkDetector:
         self._mesh_crop_video = face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=True,
                                                    min_detection_confidence=min_confidence,
                                                    min_tracking_confidence=0.5) if mode == "video" else None
-        self._detectors = [face_detection.FaceDetection(model_selection=k, min_detection_confidence=min_confidence * 0.8)
+        self._detectors = [face_detection.FaceDetection(model_selection=k,
+                                                        min_detection_confidence=min_confidence * 0.8)
                            for k in (0, 1)]
         self._previous: FaceLandmarks | None = None
         # Video mode follows one person: their appearance, and how many frames they have been out of sight.
@@ -157,7 +155,6 @@ class LandmarkDetector:
 
     def detect_all(self, rgb: np.ndarray) -> list[FaceLandmarks]:
         """Every face found in one image, largest first.
-
         Args:
             rgb: (H, W, 3) uint8.
         """
@@ -177,7 +174,6 @@ class LandmarkDetector:
     # -- the public call --------------------------------------------------------------------------------------
     def __call__(self, rgb: np.ndarray) -> FaceLandmarks | None:
         """The chosen face's landmarks in this image (or video frame), or None when there is none.
-
         In video mode one person is followed: their face is tracked inside a crop that moves with it; when it is
         lost (turned away, occluded, out of frame) it is searched for on the whole frame and only a face that
         looks like them is taken, so a second person in the frame is never switched to. After :meth:`new_shot`
@@ -273,8 +269,6 @@ def _centre_distance(a: np.ndarray, b: np.ndarray) -> float:
 def appearance(rgb: np.ndarray, lm: FaceLandmarks) -> np.ndarray | None:
     """(16, 8) float32 normalised hue-saturation histogram of a face and the hair above it (the face oval,
     extended upwards by 40% of its height): a cheap signature that tells people apart within one clip."""
-    from headsplat.face.indices import FACE_OVAL
-
     oval = lm.points[FACE_OVAL, :2]
     top = oval.copy()
     top[:, 1] -= 0.4 * (oval[:, 1].max() - oval[:, 1].min())
@@ -295,7 +289,6 @@ def appearance(rgb: np.ndarray, lm: FaceLandmarks) -> np.ndarray | None:
 
 def face_points(img: np.ndarray, what: str) -> np.ndarray:
     """(478, 3) landmarks of the (largest) face in one (H, W, 3) uint8 image.
-
     Raises:
         NoFaceError: no face in it; the message names ``what``.
     """

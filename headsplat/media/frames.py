@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from dataclasses import dataclass
@@ -29,14 +30,12 @@ def is_image_path(path: str | os.PathLike) -> bool:
 @dataclass(frozen=True)
 class Frame:
     """One decoded frame.
-
     Attributes:
         index: position in the source, from 0.
         time_s: presentation time in seconds.
         rgb: (H, W, 3) uint8 pixels.
         name: the file name for image inputs, else ``""``.
     """
-
     index: int
     time_s: float
     rgb: np.ndarray
@@ -49,7 +48,6 @@ def _natural_key(p: Path):
 
 class FrameSource:
     """Frames of an image, a folder of images or a video, streamed (a video is never fully loaded).
-
     Attributes:
         path: the input path.
         kind: ``"image"``, ``"folder"`` or ``"video"``.
@@ -57,7 +55,6 @@ class FrameSource:
         n_frames: the number of frames (a video's from its header).
         size: (width, height) of the first frame.
     """
-
     def __init__(self, path: str | os.PathLike | list, fps: float | None = None):
         if isinstance(path, (list, tuple)):
             self._init_files([Path(p) for p in path], fps)
@@ -110,13 +107,12 @@ class FrameSource:
         for f in files[1:]:
             im = read_image_uint8(f)
             if (im.shape[1], im.shape[0]) != self.size:
-                raise InputError(f"{f}: is {im.shape[1]}x{im.shape[0]} but {files[0]} is {self.size[0]}x{self.size[1]}; "
+                raise InputError(f"{f}: is {im.shape[1]}x{im.shape[0]} but {files[0]} is "
+                                 f"{self.size[0]}x{self.size[1]}; "
                                  "photos of one avatar must share one size (one camera)")
 
     def first(self, n: int) -> "FrameSource":
         """The same source cut to its first ``n`` frames (decoding stops there)."""
-        import copy
-
         out = copy.copy(self)
         out.n_frames = max(0, min(int(n), self.n_frames))
         return out
@@ -143,7 +139,6 @@ def open_frames(path: str | os.PathLike | list, fps: float | None = None) -> Fra
 
 def stream_frames(source: FrameSource, indices: list[int]):
     """The (H, W, 3) uint8 frames ``indices`` (increasing) of ``source``, decoded one at a time.
-
     Raises:
         InputError: a frame could not be decoded.
     """

@@ -16,8 +16,7 @@ try:
     import av
 except ImportError:  # only video files need PyAV: _av() says so when one is opened
     av = None
-from headsplat.core.fileio import atomic_path
-from headsplat.core.fileio import check_input_file
+from headsplat.core.fileio import atomic_path, check_input_file
 
 
 @dataclass(frozen=True)

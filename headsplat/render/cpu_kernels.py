@@ -256,7 +256,8 @@ def rasterize_backward(scal, cols, prect, offsets, ids, chunk_offsets, chunk_til
 
     ``v_rgb`` (H, W, C - 1), ``v_alpha`` (H, W) and ``v_depth`` (H, W) are the gradients of the outputs of
     :func:`rasterize_forward`; they are first turned into gradients of the accumulated channels and of
-    alpha = 1 - T (background and depth normalisation depend on alpha). Pixels are replayed back to front from their last drawn Gaussian, recovering each
+    alpha = 1 - T (background and depth normalisation depend on alpha).
+    Pixels are replayed back to front from their last drawn Gaussian, recovering each
     Gaussian's transmittance by division, as gsplat does.
     """
     n_ch = cols.shape[1]

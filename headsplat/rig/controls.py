@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from headsplat.core.rotation import euler_yxz_to_matrix, matrix_to_axis_angle
+from headsplat.rig.open_rig import explained_modes
 
 if TYPE_CHECKING:
     from headsplat.rig.open_rig import OpenRig
@@ -50,7 +51,6 @@ def rig_controls(expression_names, n_coefficients: int = 10) -> dict[str, tuple[
 
 def controls_to_params(controls: dict, expression_names, n_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Turn named controls into rig parameters.
-
     Args:
         controls: name -> scalar or (T,) array; expression controls in [0, 1], head_* in degrees.
         expression_names: the rig's expression coefficient names.
@@ -71,7 +71,8 @@ def controls_to_params(controls: dict, expression_names, n_frames: int) -> tuple
         if mapping is None:
             raise KeyError(f"unknown control {k!r}; known: {', '.join(CONTROL_NAMES)} and the rig's coefficients")
         for coef, w in mapping.items():
-            exp[:, names.index(coef)] += w * torch.as_tensor(np.broadcast_to(v, (n_frames,)).copy(), dtype=torch.float32)
+            values = torch.as_tensor(np.broadcast_to(v, (n_frames,)).copy(), dtype=torch.float32)
+            exp[:, names.index(coef)] += w * values
     ang = [torch.as_tensor(np.broadcast_to(controls.get(k, 0.0), (n_frames,)).copy(), dtype=torch.float32)
            for k in HEAD_CONTROLS]
     rot = matrix_to_axis_angle(euler_yxz_to_matrix(*[torch.deg2rad(a) for a in ang]))
@@ -80,7 +81,6 @@ def controls_to_params(controls: dict, expression_names, n_frames: int) -> tuple
 
 def demo_performance(n_frames: int = 120, fps: float = 25.0) -> dict:
     """A short procedural performance: talking (jaw), a smile, blinks, brows and head turns.
-
     Returns:
         control name -> (T,) float32 array.
     """
@@ -125,8 +125,6 @@ def beyond_shapes_deformation(rig: OpenRig, strength: float = 1.0) -> np.ndarray
     ~1 cm at the peak for ``strength`` 1, with every component along the shapes, the rigid motions and the scale
     removed. Template units, for :meth:`OpenRig.forward`'s ``offsets`` (round trips of the free face offsets).
     """
-    from headsplat.rig.open_rig import explained_modes
-
     v = rig.template[:478].double().numpy()
 
     def bump(centre: int, direction) -> np.ndarray:

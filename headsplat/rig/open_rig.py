@@ -23,8 +23,16 @@ from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.core.validate import check_shape
 from headsplat.face import indices as ix
 from headsplat.rig.base import RigOutput
-from headsplat.rig.expressions import (EXPRESSION_NAMES, GAZE_SHIFT, JAW_ANGLE, JAW_PIVOT, blink_targets,
-                                      build_expression_basis, lid_operators, rot_x)
+from headsplat.rig.expressions import (
+    EXPRESSION_NAMES,
+    GAZE_SHIFT,
+    JAW_ANGLE,
+    JAW_PIVOT,
+    blink_targets,
+    build_expression_basis,
+    lid_operators,
+    rot_x,
+)
 from headsplat.rig.mesh_ops import boundary_loops
 from headsplat.rig.shell import ShellConfig, build_shell
 

@@ -82,7 +82,8 @@ def build_shell(face_vertices: np.ndarray, outline: np.ndarray, cfg: ShellConfig
     cyl_x = xz[:, 0] * cfg.neck_radius
     cyl_z = cfg.neck_centre_z + xz[:, 1] * cfg.neck_radius
     base_y = c[1] - ax[1] * np.cos(np.arcsin(min(cfg.neck_radius / ax[0], 0.99)))
-    cyl_y = base_y + (cfg.neck_bottom - base_y) * np.clip((-alldirs[:, 1] - (-cfg.neck_start)) / (1 + cfg.neck_start), 0, 1)
+    down = np.clip((-alldirs[:, 1] - (-cfg.neck_start)) / (1 + cfg.neck_start), 0, 1)
+    cyl_y = base_y + (cfg.neck_bottom - base_y) * down
     allpts[:, 0] = (1 - w) * allpts[:, 0] + w * cyl_x
     allpts[:, 2] = (1 - w) * allpts[:, 2] + w * cyl_z
     allpts[:, 1] = (1 - w) * allpts[:, 1] + w * np.minimum(cyl_y, allpts[:, 1])

@@ -70,7 +70,8 @@ class ExpressionDeformation:
         return {k: getattr(self, k) for k in _KEYS}
 
     def select(self, index: torch.Tensor) -> "ExpressionDeformation":
-        """The field of the Gaussians picked by ``index`` (mask or indices), as :func:`~headsplat.splat.gaussians.select`."""
+        """The field of the Gaussians picked by ``index`` (mask or indices), as
+        :func:`~headsplat.splat.gaussians.select`."""
         return replace(self, basis=self.basis[index])
 
     def to(self, device) -> "ExpressionDeformation":

@@ -304,7 +304,8 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
         return (loss * weight[frames]).sum() / weight[frames].sum().clamp_min(1)
 
     # Stage 1: identity and focal length on key frames.
-    keys = idx_found[np.unique(np.linspace(0, len(idx_found) - 1, min(cfg.key_frames, len(idx_found))).round().astype(int))]
+    spread = np.linspace(0, len(idx_found) - 1, min(cfg.key_frames, len(idx_found))).round().astype(int)
+    keys = idx_found[np.unique(spread)]
     keys_t = torch.from_numpy(keys)
     # Identity offsets and translations are optimised in centimetres so that every parameter is O(1).
     ident = torch.zeros(rig.identity_shape, dtype=dt, requires_grad=True)

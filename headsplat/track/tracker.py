@@ -13,14 +13,17 @@ import torch
 from tqdm import tqdm
 
 from headsplat.core.camera import project_points
-from headsplat.core.errors import NoFaceError
+from headsplat.core.errors import InputError, NoFaceError
+from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.face.align import crop_from_landmarks
+from headsplat.face.indices import interocular
 from headsplat.face.landmarks import N_LANDMARKS, LandmarkDetector
 from headsplat.media.frames import FrameSource
 from headsplat.rig.base import HeadRig
-from headsplat.rig.open_rig import OpenRig
+from headsplat.rig.open_rig import VERSION, OpenRig
 from headsplat.track.fit import FitConfig, fit_landmarks
-from headsplat.track.offsets import OffsetConfig, fold_into_shapes
+from headsplat.track.offsets import OffsetConfig, fit_offsets, fold_into_shapes
+from headsplat.track.photometric import face_flow_residuals
 from headsplat.track.shots import ShotConfig, content_change, detect_shots, thumbnail
 from headsplat.track.tracking import Tracking
 
@@ -32,14 +35,12 @@ class MissingFacesWarning(UserWarning):
 @dataclass(frozen=True)
 class Detections:
     """What the face front end found in every frame of a source.
-
     Attributes:
         landmarks: (T, 478, 3) float32 the followed face's landmarks (NaN where none).
         found: (T,) bool.
         times: (T,) float64 frame times in seconds.
         changes: (T,) float32 colour-content change from the previous frame (0 for the first).
     """
-
     landmarks: np.ndarray
     found: np.ndarray
     times: np.ndarray
@@ -72,7 +73,6 @@ def detect_landmarks(source: FrameSource, face: int = 0, quiet: bool = False,
 def track_source(source: FrameSource, face: int = 0, fov_deg: float | None = None, crop_size: int = 512,
                  rig: HeadRig | None = None, quiet: bool = False, config: FitConfig | None = None) -> Tracking:
     """Track a face through an image, a folder of images or a video.
-
     Args:
         source: the frames.
         face: which face when there are several (0: the largest).
@@ -125,11 +125,6 @@ def face_offsets(source: FrameSource, tracking: Tracking, rig: OpenRig, cfg: Off
     by optical flow, where the face's surface moved beyond the rig's shapes
     (:func:`~headsplat.track.photometric.face_flow_residuals`), and :func:`~headsplat.track.offsets.fit_offsets`
     turns that into smooth per-vertex displacements."""
-    from headsplat.core.rotation import axis_angle_to_matrix
-    from headsplat.face.indices import interocular
-    from headsplat.track.offsets import fit_offsets
-    from headsplat.track.photometric import face_flow_residuals
-
     head = copy.deepcopy(rig).double()
     p = tracking.params(dtype=torch.float64)
     rotation = axis_angle_to_matrix(p["rotation"]).numpy()
@@ -178,7 +173,6 @@ def rig_record(rig: HeadRig) -> dict:
     """What a tracking or avatar file records about its rig beyond the kind (FLAME: which model file)."""
     if rig.kind == "flame":
         return {"flame": rig.describe()}
-    from headsplat.rig.open_rig import VERSION
 
     return {"open": {"version": VERSION}}
 
@@ -191,8 +185,6 @@ def refit_tracking(tracking: Tracking, rig: HeadRig, quiet: bool = False, path: 
     Raises:
         InputError: the file holds no landmarks to re-fit (nothing was detected in any frame).
     """
-    from headsplat.core.errors import InputError
-
     name = path or tracking.source or "tracking"
     if not tracking.found.any() or not np.isfinite(tracking.landmarks[tracking.found]).all():
         raise InputError(f"{name}: made with the {tracking.rig} rig and holds no landmarks to re-fit with the "

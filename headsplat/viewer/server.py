@@ -21,6 +21,7 @@ from headsplat.avatar.animate import Motion
 from headsplat.avatar.avatar import Avatar, pose_avatar
 from headsplat.core.errors import HeadsplatError, MissingDependencyError
 from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle, quat_to_matrix
+from headsplat.media.image import write_png
 from headsplat.rig.base import HeadRig
 from headsplat.rig.controls import HEAD_CONTROLS, controls_to_params, rig_controls
 from headsplat.splat.gaussians import SH_C0, GaussianSet
@@ -52,7 +53,6 @@ def splat_arrays(gs: GaussianSet) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 @dataclass
 class ViewerState:
     """What the page shows: control values, the driver frame, whether it plays."""
-
     controls: dict
     frame: int = 0
     playing: bool = False
@@ -61,14 +61,12 @@ class ViewerState:
 
 class AvatarViewer:
     """A running viewer of one avatar (see the module docstring).
-
     Args:
         avatar, rig: the avatar and its rig.
         motion: a driver's retargeted motion to play (optional); ``fps`` its frame rate.
         host, port: where the page is served.
         screenshot_dir: where the screenshot button writes PNGs.
     """
-
     def __init__(self, avatar: Avatar, rig: HeadRig, motion: Motion | None = None, fps: float = 25.0,
                  host: str = "127.0.0.1", port: int = 8080, screenshot_dir: str | Path = "."):
         try:
@@ -178,7 +176,6 @@ class AvatarViewer:
             s.value = 0.0
 
     def _screenshot(self, client) -> None:
-        from headsplat.media.image import write_png
 
         if client is None:
             return

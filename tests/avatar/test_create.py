@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from headsplat import api
-from headsplat.track.arrays import track_images
 from headsplat.avatar.avatar import avatar_triangles, load_avatar, save_avatar
 from headsplat.avatar.create import EYE_PER_TRIANGLE, TEETH_PER_TRIANGLE, CreateConfig, create_avatar
 from headsplat.core.errors import InputError
 from headsplat.rig.open_rig import TEETH, OpenRig
+from headsplat.track.arrays import track_images
 
 TINY = CreateConfig(size=64, n_gaussians=1500, iterations=25)
 

@@ -186,8 +186,8 @@ def oracle_setup(astro_avatar, tmp_path_factory):
     at four head yaws, and the astronaut photo tracked."""
     from skimage import data
 
-    from headsplat.track.arrays import track_images
     from headsplat.rig.open_rig import OpenRig
+    from headsplat.track.arrays import track_images
 
     rig = OpenRig()
     oracle = with_hidden_pattern(load_avatar(astro_avatar), rig)

@@ -6,9 +6,9 @@ import math
 
 import torch
 
-from headsplat.avatar.methods.fitted import load_fitted
 from headsplat.avatar.animate import offset_motion, render_avatar_frame, straight_rgb8
 from headsplat.avatar.avatar import posed_vertices
+from headsplat.avatar.methods.fitted import load_fitted
 from headsplat.core.rotation import euler_yxz_to_matrix
 from headsplat.eval.metrics import eye_opening
 from headsplat.eval.mouth import interior_leak_at, open_mouth_views, row_gaps, teeth_row_line

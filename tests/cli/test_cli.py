@@ -50,7 +50,8 @@ def test_bad_inputs_one_line_error_no_output(tmp_path, capsys, make, message):
     inp = make(tmp_path)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    code, _, err = _run(capsys, "-q", "track", str(inp), "-o", str(out_dir / "o.track"), "--overlay", str(out_dir / "o.mp4"))
+    code, _, err = _run(capsys, "-q", "track", str(inp), "-o", str(out_dir / "o.track"), "--overlay",
+                        str(out_dir / "o.mp4"))
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("headsplat: error:") and message in lines[0], err

@@ -1,9 +1,8 @@
+import pytest
 import torch
 
 from headsplat.core.camera import Camera, intrinsics_from_fov, look_at, project_points, world_to_opencv
 from headsplat.core.errors import ShapeError
-
-import pytest
 
 
 def test_point_on_axis_projects_to_image_centre_and_pixel_centres():

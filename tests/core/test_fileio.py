@@ -3,8 +3,14 @@ import json
 import pytest
 
 from headsplat.core.errors import InputError, OutputError
-from headsplat.core.fileio import (atomic_dir, atomic_path, check_format, check_input_file, check_writable,
-                                   read_format_json)
+from headsplat.core.fileio import (
+    atomic_dir,
+    atomic_path,
+    check_format,
+    check_input_file,
+    check_writable,
+    read_format_json,
+)
 
 
 class Boom(RuntimeError):

@@ -2,8 +2,15 @@ import math
 
 import torch
 
-from headsplat.core.rotation import (axis_angle_to_matrix, euler_yxz_to_matrix, matrix_to_axis_angle,
-                                     matrix_to_euler_yxz, matrix_to_quat, quat_multiply, quat_to_matrix)
+from headsplat.core.rotation import (
+    axis_angle_to_matrix,
+    euler_yxz_to_matrix,
+    matrix_to_axis_angle,
+    matrix_to_euler_yxz,
+    matrix_to_quat,
+    quat_multiply,
+    quat_to_matrix,
+)
 
 
 def test_axis_angle_round_trip_including_zero_and_pi():

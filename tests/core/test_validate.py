@@ -5,8 +5,13 @@ import torch
 from safetensors.torch import save_file
 
 from headsplat.core.errors import ArgumentError, HeadsplatError, InputError, ShapeError
-from headsplat.core.validate import (check_choice, check_shape, read_safetensors, read_safetensors_with_metadata,
-                                     resolve_user_file)
+from headsplat.core.validate import (
+    check_choice,
+    check_shape,
+    read_safetensors,
+    read_safetensors_with_metadata,
+    resolve_user_file,
+)
 
 ENV = "HEADSPLAT_TEST_THING"
 

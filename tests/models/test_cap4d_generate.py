@@ -16,6 +16,7 @@ from headsplat.cli.main import main
 @pytest.fixture(scope="module")
 def env(flame_head_file, astronaut_path, tmp_path_factory):
     from conftest import pad_flame_file, write_cap4d_assets
+
     from headsplat.models.cap4d.model import MMDM, MMDMConfig
 
     root = tmp_path_factory.mktemp("cap4d")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from headsplat.cli.main import main
-from headsplat.models.gagavatar.model import GAGAvatar, GagaConfig
+from headsplat.models.gagavatar.model import GagaConfig, GAGAvatar
 
 
 @pytest.fixture(scope="module")

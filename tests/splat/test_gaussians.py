@@ -46,7 +46,8 @@ def test_shape_errors_name_the_field():
     with pytest.raises(ShapeError, match="1, 4, 9 or 16"):
         GaussianSet(gs.means, gs.quats, gs.log_scales, gs.opacity_logits, torch.zeros(6, 5, 3))
     with pytest.raises(ShapeError, match="missing"):
-        GaussianSet(gs.means, gs.quats, gs.log_scales, gs.opacity_logits, gs.sh, parent=torch.zeros(6, dtype=torch.long))
+        GaussianSet(gs.means, gs.quats, gs.log_scales, gs.opacity_logits, gs.sh,
+                    parent=torch.zeros(6, dtype=torch.long))
 
 
 def test_to_dtype_keeps_parent_integer_and_activations():

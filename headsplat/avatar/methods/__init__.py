@@ -148,8 +148,8 @@ class AvatarMethod(ABC):
     def posable(self):
         """(:class:`~headsplat.avatar.avatar.Avatar`, rig): the avatar as headsplat's bound RGB Gaussians, for
         ``export`` and ``view``. Methods whose avatars are not that refuse, saying why."""
-        raise HeadsplatError(f"an avatar made with --method {self.name} has no Gaussians of headsplat's kind (bound RGB "
-                             "Gaussians): export and view take avatars made with --method headsplat")
+        raise HeadsplatError(f"an avatar made with --method {self.name} has no Gaussians of headsplat's kind "
+                             "(bound RGB Gaussians): export and view take avatars made with --method headsplat")
 
     # -- evaluation -------------------------------------------------------------------------------------------
     @classmethod

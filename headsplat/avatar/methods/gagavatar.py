@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from headsplat.avatar.avatar import check_flame_record
 from headsplat.avatar.driving import is_track_file, load_driver_track
 from headsplat.avatar.gagavatar import (
     CONFIG_KEY,
@@ -62,8 +63,6 @@ def check_topology(head, n_vertices: int) -> None:
 def flame_head(flame_model, flame_embedding=None, n_vertices: int | None = None, path=None, avatar=None):
     """The FLAME head (the user's file), checked against the network's vertex count and, for an existing
     ``avatar`` (at ``path``), against the FLAME file, expression set and shape size it was made with."""
-    from headsplat.avatar.avatar import check_flame_record
-
     head = make_rig("flame", flame_model, flame_embedding)
     if n_vertices is not None:
         check_topology(head, n_vertices)
@@ -120,7 +119,6 @@ def _sized(img: np.ndarray, size: int) -> np.ndarray:
 @register_method
 class GagavatarMethod(AvatarMethod):
     """GAGAvatar (one photo, feed-forward Gaussians, neural refiner) from the user's released weights."""
-
     name = "gagavatar"
     summary = "the released GAGAvatar network from --weights (one photo, FLAME)"
     options = {
@@ -260,7 +258,6 @@ class GagavatarMethod(AvatarMethod):
 class _SelfRenderer:
     """``render(t, ground_truth)``: frame ``t`` of ``tracking`` rendered by the GAGAvatar avatar in the frame's own
     head crop and pasted back into the frame through the splatting's coverage (self-reenactment)."""
-
     def __init__(self, loaded: GagavatarMethod, tracking):
         self.loaded, self.tracking = loaded, tracking
 

@@ -3,9 +3,9 @@ removed, 8 frames per call that attend to each other in the 32², 16² and middl
 channels added after the first convolution. Parameter names follow the released checkpoint (latent diffusion's
 ``model.diffusion_model.*`` with the prefix removed).
 
-Our own modules (the reference's non-commercial code was read for facts only). Conventions reproduced: GroupNorm (32 groups,
-eps 1e-5 in the UNet, 1e-6 in the transformers) and LayerNorm computed in float32; timestep embedding cos then
-sin; GEGLU feed-forward; attention ``softmax(q kᵀ / √d) v`` (PyTorch's fused kernel: equal to float rounding);
+Our own modules (the reference's non-commercial code was read for facts only). Conventions reproduced: GroupNorm
+(32 groups, eps 1e-5 in the UNet, 1e-6 in the transformers) and LayerNorm computed in float32; timestep embedding
+cos then sin; GEGLU feed-forward; attention ``softmax(q kᵀ / √d) v`` (PyTorch's fused kernel: equal to float rounding);
 "3d" attention over the tokens of all frames of a sample at once.
 """
 

@@ -29,8 +29,15 @@ import torch
 from headsplat.core.camera import world_to_opencv
 from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from headsplat.models.cap4d.assets import Cap4dAssets
-from headsplat.models.cap4d.conditioning import (conditioning_maps, crop_mask, head_crop_box, pose_and_offsets,
-                                                 project, ray_map, to_ndc)
+from headsplat.models.cap4d.conditioning import (
+    conditioning_maps,
+    crop_mask,
+    head_crop_box,
+    pose_and_offsets,
+    project,
+    ray_map,
+    to_ndc,
+)
 from headsplat.models.cap4d.flame import CAP4DFlame
 
 if TYPE_CHECKING:

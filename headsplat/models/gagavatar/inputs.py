@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from headsplat.core.camera import world_to_opencv
-from headsplat.core.rotation import axis_angle_to_matrix
+from headsplat.core.rotation import axis_angle_to_matrix, matrix_to_axis_angle
 from headsplat.face.align import CropTransform, warp_to_crop
-from headsplat.models.gagavatar.conventions import FLAME_SCALE, FOCAL, intrinsics, pytorch3d_transform
+from headsplat.models.gagavatar.conventions import FLAME_SCALE, FOCAL, intrinsics, opencv_viewmat, pytorch3d_transform
 
 CROP_SCALE = 1.65  # crop side / face box side
 # (3,) float64 headsplat's tracking world (camera at the origin, looking down -z) -> OpenCV axes
@@ -73,7 +73,6 @@ def cut_crop(img: np.ndarray, crop: CropTransform) -> np.ndarray:
 def posed_to_opencv(vertices: torch.Tensor, scale: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor
                     ) -> torch.Tensor:
     """(..., V, 3) head-space vertices posed by headsplat's tracking, in OpenCV camera coordinates.
-
     Args:
         vertices: (..., V, 3) metres. scale: (...). rotation: (..., 3) axis-angle. translation: (..., 3).
     """
@@ -85,7 +84,6 @@ def posed_to_opencv(vertices: torch.Tensor, scale: torch.Tensor, rotation: torch
 def fit_view(vertices: torch.Tensor, rotation: torch.Tensor, pixels: torch.Tensor, size: int,
              focal: float = FOCAL) -> tuple[torch.Tensor, float]:
     """The reference camera ``[R|T]`` (3, 4) that shows head-space ``vertices`` where ``pixels`` are.
-
     The head's tracked rotation and a linear least-squares position start a Levenberg-Marquardt refinement of
     the full pose (``cv2.solvePnP``): the crop moves the principal point off the reference's image centre, which
     only a slightly different rotation can absorb.
@@ -134,9 +132,6 @@ def view_to_tracking(transform: torch.Tensor, identity_scale: float) -> tuple[to
     """headsplat's head rotation (3,) axis-angle and translation (3,) metres of a reference view ``[R|T]``
     rendered with the reference's intrinsics: the exact inverse of the camera model (projection is unchanged
     when the scene is scaled by ``identity_scale / 5``)."""
-    from headsplat.core.rotation import matrix_to_axis_angle
-    from headsplat.models.gagavatar.conventions import opencv_viewmat
-
     v = opencv_viewmat(transform.double())
     flip = _CV_FROM_WORLD
     R_head = flip[:, None] * v[:3, :3]

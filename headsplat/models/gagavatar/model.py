@@ -37,6 +37,7 @@ from headsplat.models.gagavatar.generators import FEATURE_CHANNELS, HarmonicEnco
 from headsplat.models.gagavatar.refiner import RefinerConfig, StyleUNet
 from headsplat.models.gagavatar.vit import ViTConfig
 from headsplat.models.weights import load_strict, read_checkpoint
+from headsplat.render.rasterize import rasterize
 
 EXCLUDED_PREFIXES = ("percep_loss.",)  # training-only networks stored in the released checkpoint
 CONFIG_ENTRY = "headsplat_config"  # optional: the GagaConfig of a checkpoint that is not the released size
@@ -45,7 +46,6 @@ CONFIG_ENTRY = "headsplat_config"  # optional: the GagaConfig of a checkpoint th
 @dataclass(frozen=True)
 class GagaConfig:
     """Sizes of a GAGAvatar network (defaults: the released model)."""
-
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     refiner: RefinerConfig = field(default_factory=RefinerConfig)
     n_vertices: int = 5023  # FLAME's vertex count: one Gaussian each
@@ -85,7 +85,6 @@ class GagaConfig:
 @dataclass
 class SourceGaussians:
     """The person's Gaussians from one source image, before driving (batch B).
-
     Attributes:
         colors: (B, N, 32) feature channels (RGB first). opacities: (B, N, 1). scales: (B, N, 3).
         rotations: (B, N, 4) w x y z, not unit for the vertex Gaussians (see the quirks).
@@ -93,7 +92,6 @@ class SourceGaussians:
             every frame.
         n_vertices: the number of vertex Gaussians (the first rows).
     """
-
     colors: torch.Tensor
     opacities: torch.Tensor
     scales: torch.Tensor
@@ -112,7 +110,6 @@ class SourceGaussians:
 class GAGAvatar(nn.Module):
     """The network; see the module docstring. Inputs: a source image and its camera; FLAME vertices and
     cameras of the frames to render."""
-
     def __init__(self, cfg: GagaConfig = GagaConfig()):
         super().__init__()
         self.cfg = cfg
@@ -150,7 +147,6 @@ class GAGAvatar(nn.Module):
     # -- the reference's stages ---------------------------------------------------------------------------------
     def reconstruct(self, image: torch.Tensor, transform: torch.Tensor) -> SourceGaussians:
         """The person's Gaussians from a source image (the reference's cached part of ``forward_expression``).
-
         Args:
             image: (B, 3, S, S) source in [0, 1], S = ``cfg.source_size``, matted onto black.
             transform: (B, 3, 4) the source camera's ``[R|T]`` (PyTorch3D style, see :mod:`.conventions`).
@@ -185,7 +181,6 @@ class GAGAvatar(nn.Module):
 def render_features(gaussians: SourceGaussians, vertices: torch.Tensor, transform: torch.Tensor, size: int,
                     focal: float = FOCAL, backend: str = "auto", with_alpha: bool = False):
     """Splat the 32 feature channels with the vertex Gaussians at ``vertices`` (needs no weights).
-
     Args:
         gaussians: from :meth:`GAGAvatar.reconstruct` (batch B, or 1 shared by every frame).
         vertices: (F, n_vertices, 3) driven FLAME vertices in the reference's units (metres × 5).
@@ -195,8 +190,6 @@ def render_features(gaussians: SourceGaussians, vertices: torch.Tensor, transfor
     Returns:
         (F, 32, R, R) features on a black background; with ``with_alpha`` also the coverage (F, R, R).
     """
-    from headsplat.render.rasterize import rasterize
-
     frames, alphas = [], []
     for i in range(vertices.shape[0]):
         j = i if gaussians.xyz.shape[0] > 1 else 0

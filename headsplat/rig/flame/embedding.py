@@ -18,22 +18,23 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
+from headsplat.core.config import config_file
 from headsplat.core.errors import InputError
 from headsplat.core.fileio import atomic_path, check_input_file
 from headsplat.core.rotation import similarity_transform
+from headsplat.face.indices import NOSE_TIP
+from headsplat.rig.open_rig import load_face_template
 
 
 @dataclass(frozen=True)
 class LandmarkEmbedding:
     """L landmarks on a triangle mesh.
-
     Attributes:
         face_idx: (L,) int64 triangle of each landmark.
         bary: (L, 3) float barycentric coordinates in that triangle.
         landmark_indices: (L,) int64 which MediaPipe landmark (0..477) each row is.
         rms_mm: fit residual of the registration in millimetres (NaN when loaded from a file).
     """
-
     face_idx: np.ndarray
     bary: np.ndarray
     landmark_indices: np.ndarray
@@ -50,7 +51,6 @@ class LandmarkEmbedding:
 def closest_points_on_mesh(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, k: int = 8
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Closest surface point to each query point, among the triangles around its k nearest vertices.
-
     Returns:
         triangle index (N,), barycentric coordinates (N, 3), distance (N,).
     """
@@ -114,7 +114,6 @@ def _closest_barycentric(p: np.ndarray, tris: np.ndarray) -> np.ndarray:
 def compute_embedding(flame_vertices: np.ndarray, flame_faces: np.ndarray, mediapipe_face: np.ndarray,
                       nose_tip: int, iterations: int = 40) -> LandmarkEmbedding:
     """Register the MediaPipe face to the FLAME template and embed its 478 landmarks.
-
     Args:
         flame_vertices: (V, 3) FLAME template. flame_faces: (F, 3).
         mediapipe_face: (478, 3) a neutral MediaPipe face in metres (+y up, +z out of the face).
@@ -183,15 +182,12 @@ def flame_embedding(flame_path: str | os.PathLike, flame_vertices: np.ndarray, f
     triangles landmarks may lie on (FLAME: not the eyeballs, which fill the eye openings)."""
     if override is not None:
         return load_embedding_npz(override, len(flame_faces))
-    from headsplat.core.config import config_file
 
     digest = file_digest(flame_path)
     cache = Path(cache_dir) if cache_dir is not None else config_file().parent
     cached = cache / f"flame_mediapipe_embedding_{digest}.npz"  # (the surface mask follows from the file)
     if cached.is_file():
         return load_embedding_npz(cached, len(flame_faces))
-    from headsplat.face.indices import NOSE_TIP
-    from headsplat.rig.open_rig import load_face_template
 
     mp, _, _ = load_face_template()
     keep = np.flatnonzero(surface) if surface is not None else np.arange(len(flame_faces))
