@@ -200,6 +200,7 @@ def test_animation_is_reproducible_run_to_run(gaga_avatar, weights, driver_track
     for name in ("a", "b"):
         assert main(["-q", "animate", str(gaga_avatar), "--driver", str(driver_track), "-o", str(tmp_path / name),
                      "--weights", str(weights), "--max-frames", "2"]) == 0
-    for fa, fb in zip(sorted((tmp_path / "a").glob("*.png")), sorted((tmp_path / "b").glob("*.png"))):
+    a, b = (sorted((tmp_path / name).glob("*.png")) for name in ("a", "b"))
+    assert len(a) == len(b) == 2
+    for fa, fb in zip(a, b):
         assert np.array_equal(read_image_uint8(fa), read_image_uint8(fb))
-    assert len(list((tmp_path / "a").glob("*.png"))) == 2
