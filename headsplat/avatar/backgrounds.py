@@ -10,6 +10,7 @@ import torch
 from headsplat.avatar.animate import straight_rgb8
 from headsplat.avatar.avatar import Avatar
 from headsplat.avatar.composite import background_plate
+from headsplat.rig.base import HeadRig
 
 BACKGROUNDS = ("source", "white", "black", "transparent")
 
@@ -24,7 +25,7 @@ def cover(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(big[y0:y0 + size[1], x0:x0 + size[0]])
 
 
-def background_image(avatar: Avatar, rig, background: str, size: tuple[int, int]) -> np.ndarray | None:
+def background_image(avatar: Avatar, rig: HeadRig, background: str, size: tuple[int, int]) -> np.ndarray | None:
     """The (height, width, 3) uint8 background of ``background`` at ``size``; None for transparent.
     ``source``: the avatar's photo with its person's head removed (:func:`background_plate`), so a turning
     head never shows a second, ghost head behind it."""

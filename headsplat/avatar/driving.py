@@ -8,6 +8,7 @@ from pathlib import Path
 
 from headsplat.core.errors import NoFaceError
 from headsplat.media.frames import FrameSource, open_frames
+from headsplat.rig.base import HeadRig
 from headsplat.track.tracker import refit_tracking, track_source
 from headsplat.track.tracking import Tracking
 
@@ -18,7 +19,7 @@ def is_track_file(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in TRACK_SUFFIXES
 
 
-def load_driver_track(path: str | os.PathLike, rig, quiet: bool) -> Tracking:
+def load_driver_track(path: str | os.PathLike, rig: HeadRig, quiet: bool) -> Tracking:
     """A ``.track`` driver for ``rig``: re-fitted from its stored landmarks when made with another rig (or an
     older version of this one, with another expression set).
 
@@ -34,7 +35,8 @@ def load_driver_track(path: str | os.PathLike, rig, quiet: bool) -> Tracking:
     return tracking
 
 
-def driver_tracking(driver: str | os.PathLike, face: int, quiet: bool, rig) -> tuple[Tracking, FrameSource | None]:
+def driver_tracking(driver: str | os.PathLike, face: int, quiet: bool, rig: HeadRig
+                    ) -> tuple[Tracking, FrameSource | None]:
     """The driver tracked with the avatar's rig, and its frames (None for a ``.track`` file)."""
     if is_track_file(driver):
         return load_driver_track(driver, rig, quiet), None

@@ -12,11 +12,12 @@ from headsplat.avatar.animate import Motion
 from headsplat.avatar.avatar import Avatar, pose_avatar
 from headsplat.core.errors import HeadsplatError
 from headsplat.core.fileio import atomic_dir
+from headsplat.rig.base import HeadRig
 from headsplat.splat.ply import write_ply
 
 
 @torch.no_grad()
-def export_frame(avatar: Avatar, rig, motion: Motion, t: int, path: Path) -> Path:
+def export_frame(avatar: Avatar, rig: HeadRig, motion: Motion, t: int, path: Path) -> Path:
     """Frame ``t`` of ``motion`` as one PLY file."""
     if not 0 <= t < len(motion):
         raise HeadsplatError(f"--frame {t} is out of range: the driver has {len(motion)} frames")
@@ -25,7 +26,7 @@ def export_frame(avatar: Avatar, rig, motion: Motion, t: int, path: Path) -> Pat
 
 
 @torch.no_grad()
-def export_sequence(avatar: Avatar, rig, motion: Motion, folder: Path, quiet: bool) -> list[Path]:
+def export_sequence(avatar: Avatar, rig: HeadRig, motion: Motion, folder: Path, quiet: bool) -> list[Path]:
     """Every frame of ``motion`` as ``folder/00000.ply``, …; the folder appears complete or not at all."""
     written = []
     with atomic_dir(folder) as d:

@@ -16,7 +16,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
@@ -49,6 +49,9 @@ VERSION = 2
 WEIGHTS_ENV = "HEADSPLAT_GAGAVATAR_WEIGHTS"
 CONFIG_KEY = "gagavatar_weights"
 _SOURCE_TENSORS = ("colors", "opacities", "scales", "rotations", "xyz")
+
+if TYPE_CHECKING:
+    from headsplat.rig.flame.head import FlameHead
 
 
 @dataclass
@@ -84,7 +87,7 @@ class GagaAvatar:
 
 
 # -- inputs from tracking -------------------------------------------------------------------------------------------
-def face_box(head, tracking: Tracking, t: int) -> np.ndarray:
+def face_box(head: FlameHead, tracking: Tracking, t: int) -> np.ndarray:
     """(4,) x0, y0, x1, y1 in frame pixels of the tracked face (the rig's reprojected landmarks)."""
     p = tracking.params([t])
     lms = head.landmarks(p["identity"], p["scale"], p["expression"], p["rotation"], p["translation"])[0]
@@ -94,7 +97,7 @@ def face_box(head, tracking: Tracking, t: int) -> np.ndarray:
     return np.array([uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max(), uv[:, 1].max()])
 
 
-def frame_view(head, tracking: Tracking, t: int, size: int, focal: float, box: np.ndarray | None = None):
+def frame_view(head: FlameHead, tracking: Tracking, t: int, size: int, focal: float, box: np.ndarray | None = None):
     """The crop of frame ``t`` and the reference camera of its view.
     Args:
         box: the head box (4,) in frame px (default: :func:`head_box` of this frame's tracked face).
@@ -112,13 +115,13 @@ def frame_view(head, tracking: Tracking, t: int, size: int, focal: float, box: n
     return crop, transform, err
 
 
-def video_boxes(head, tracking: Tracking, frames: list[int]) -> np.ndarray:
+def video_boxes(head: FlameHead, tracking: Tracking, frames: list[int]) -> np.ndarray:
     """(F, 4) head boxes of ``frames`` of a video, smoothed within shots (the reference's box smoothing)."""
     boxes = np.stack([head_box(face_box(head, tracking, t)) for t in frames])
     return smooth_boxes(boxes, tracking.shots[frames])
 
 
-def matched_fov(head, tracking: Tracking) -> float:
+def matched_fov(head: FlameHead, tracking: Tracking) -> float:
     """The horizontal field of view (degrees) at which the frames' head crops have the reference's focal
     length (12 half-crops): from the median crop side over the frames with a face."""
     frames = np.flatnonzero(tracking.found) if tracking.found.any() else np.arange(len(tracking))
@@ -127,7 +130,7 @@ def matched_fov(head, tracking: Tracking) -> float:
     return float(np.degrees(2 * np.arctan(tracking.width / (FOCAL * side))))
 
 
-def track_for_model(source, head, face: int = 0, quiet: bool = False) -> Tracking:
+def track_for_model(source, head: FlameHead, face: int = 0, quiet: bool = False) -> Tracking:
     """Track ``source`` with FLAME at the field of view that gives its head crops the reference's focal length
     (a first pass finds the crops, a second tracks at that field of view): the reference's camera then
     reproduces headsplat's to a fraction of a pixel, where a free field of view can leave several pixels at
@@ -139,12 +142,13 @@ def track_for_model(source, head, face: int = 0, quiet: bool = False) -> Trackin
     return track_source(source, face=face, rig=head, quiet=quiet, fov_deg=fov)
 
 
-def driven_vertices(head, identity: torch.Tensor, expression: torch.Tensor) -> torch.Tensor:
+def driven_vertices(head: FlameHead, identity: torch.Tensor, expression: torch.Tensor) -> torch.Tensor:
     """(F, V, 3) FLAME vertices of the source's shape with the frames' expressions (F, E), reference units."""
     return head.flame_vertices(identity.expand(expression.shape[0], -1), expression) * FLAME_SCALE
 
 
-def prepare_source(img: np.ndarray, head, tracking: Tracking, t: int, cfg: GagaConfig, matte: np.ndarray | None = None):
+def prepare_source(img: np.ndarray, head: FlameHead, tracking: Tracking, t: int, cfg: GagaConfig,
+                   matte: np.ndarray | None = None):
     """The network's source input from frame ``t`` of ``tracking``.
     Args:
         img: (H, W, 3) uint8 the frame.
@@ -175,7 +179,7 @@ def source_tensor(src: np.ndarray, cfg: GagaConfig) -> torch.Tensor:
 
 # -- making and driving -------------------------------------------------------------------------------------------
 @torch.no_grad()
-def make_avatar(model: GAGAvatar, weights_sha256: str, img: np.ndarray, head, tracking: Tracking, t: int,
+def make_avatar(model: GAGAvatar, weights_sha256: str, img: np.ndarray, head: FlameHead, tracking: Tracking, t: int,
                 device: torch.device, info: dict | None = None) -> GagaAvatar:
     """One forward pass of the encoder and generators on frame ``t``."""
     src, transform, err = prepare_source(img, head, tracking, t, model.cfg)
@@ -188,7 +192,7 @@ def make_avatar(model: GAGAvatar, weights_sha256: str, img: np.ndarray, head, tr
 
 
 @torch.no_grad()
-def render_views(avatar: GagaAvatar, head, expressions: torch.Tensor, transforms: torch.Tensor,
+def render_views(avatar: GagaAvatar, head: FlameHead, expressions: torch.Tensor, transforms: torch.Tensor,
                  device: torch.device, model: GAGAvatar | None = None, batch: int = 4, noise: str = "random",
                  seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Render the avatar with each expression (F, E) through each view (F, 3, 4), ``batch`` frames at a time

@@ -10,11 +10,12 @@ import numpy as np
 
 from headsplat.media.frames import open_frames
 from headsplat.media.image import write_png
+from headsplat.rig.base import HeadRig
 from headsplat.track.tracker import track_source
 from headsplat.track.tracking import Tracking
 
 
-def track_images(images: list[np.ndarray], rig, quiet: bool = True) -> Tracking:
+def track_images(images: list[np.ndarray], rig: HeadRig, quiet: bool = True) -> Tracking:
     """Track (H, W, 3) uint8 images (one, or several of one size: one camera) with ``rig``."""
     with tempfile.TemporaryDirectory() as d:
         files = []

@@ -16,11 +16,12 @@ from headsplat.media.frames import FrameSource
 from headsplat.media.image import IMAGE_SUFFIXES
 from headsplat.media.video import VideoWriter
 from headsplat.render.mesh_overlay import draw_mesh
+from headsplat.rig.base import HeadRig
 from headsplat.rig.open_rig import OpenRig
 from headsplat.track.tracking import Tracking
 
 
-def write_overlay(source: FrameSource, tracking: Tracking, path: str | os.PathLike, rig=None,
+def write_overlay(source: FrameSource, tracking: Tracking, path: str | os.PathLike, rig: HeadRig | None = None,
                   style: str = "shaded", quiet: bool = False) -> None:
     """Draw the tracked rig over each frame of ``source`` into a video, or an image for one frame."""
     rig = rig or OpenRig()

@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -60,6 +61,9 @@ CFG_SCALE = 2.0
 MAX_REFERENCES = 4
 SEED = 124  # CAP4D's generation seed
 
+if TYPE_CHECKING:
+    from headsplat.rig.flame.head import FlameHead
+
 
 def resolve_cap4d_weights(weights=None) -> Path:
     """The MMDM checkpoint: a file, or a folder holding one (CAP4D's ``data/weights/mmdm`` with
@@ -78,7 +82,7 @@ def resolve_cap4d_weights(weights=None) -> Path:
     return chosen
 
 
-def _references(paths, head, face, quiet):
+def _references(paths, head: FlameHead, face, quiet):
     """(tracking, frames (N, H, W, 3) uint8) of the reference photos (several: one size, one camera)."""
     source = open_frames(paths if len(paths) > 1 else paths[0])
     if source.kind == "video":
@@ -99,7 +103,7 @@ def _eye_rotation(tracking) -> torch.Tensor:
     return (left + right) / 2
 
 
-def _flames(head, assets):
+def _flames(head: FlameHead, assets):
     """CAP4D's FLAME on the user's file (150 shape, 65 expression coefficients, the blink in the last slot)."""
     data = load_flame_file(head.path, n_shape=N_SHAPE, n_expr=N_EXPR)
     if data.shapedirs.shape[-1] < N_SHAPE or data.exprdirs.shape[-1] < N_EXPR:
@@ -179,7 +183,7 @@ def generate_cap4d(references, output, weights=None, flame_model=None, assets=No
     return write_view_set(output, views, view_tracking, ["generated"] * n_gen, generator, cropped=True)
 
 
-def _reference_frames(flame, head, tracking):
+def _reference_frames(flame, head: FlameHead, tracking):
     """The references in CAP4D's parameters (one least-squares fit to headsplat's tracked FLAME vertices) and
     the fit's RMS vertex error per reference (metres)."""
     p = tracking.params()
@@ -280,7 +284,7 @@ def _decode(model, latents, quiet: bool, batch: int = 4) -> list[np.ndarray]:
     return out
 
 
-def _view_tracking(head, tracking, flame, gen, boxes, res: int):
+def _view_tracking(head: FlameHead, tracking, flame, gen, boxes, res: int):
     """The generated views as a cropped view set's track: headsplat's FLAME expressions fitted to CAP4D's
     posed heads, head poses that look through the fixed camera as CAP4D's pivoted cameras do, and each view's
     crop of the reference's frame. Also the fit's RMS vertex error per view (metres)."""

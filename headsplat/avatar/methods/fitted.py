@@ -43,6 +43,7 @@ from headsplat.core.errors import HeadsplatError
 from headsplat.core.validate import check_device
 from headsplat.face.landmarks import face_points
 from headsplat.media.frames import FrameSource, open_frames, stream_frames
+from headsplat.rig.base import HeadRig
 from headsplat.rig.factory import RIG_KINDS, make_rig
 from headsplat.track.tracker import track_source
 from headsplat.track.tracking import Tracking
@@ -88,7 +89,7 @@ def check_create_options(opts: Mapping[str, Any]) -> None:
         raise HeadsplatError(f"--views-share must be between 0 and 1, got {opts['views_share']}")
 
 
-def fit_and_save(images, indices: list[int], tracking: Tracking, output: Path, rig, preset: str, seed: int,
+def fit_and_save(images, indices: list[int], tracking: Tracking, output: Path, rig: HeadRig, preset: str, seed: int,
                  quiet: bool, provenance: dict, device: str = "cpu", views=None, views_share: float = 0.5) -> Avatar:
     """Fit an avatar to tracked frames and save it with its preview; ``images`` may be an iterable yielding the
     frames of ``indices`` in order."""
@@ -109,7 +110,7 @@ def load_fitted(path, flame_model=None) -> tuple[Avatar, Any]:
     return avatar, rig
 
 
-def _paste_frames(avatar: Avatar, rig, motion: Motion, tracking: Tracking, source: FrameSource, quiet: bool
+def _paste_frames(avatar: Avatar, rig: HeadRig, motion: Motion, tracking: Tracking, source: FrameSource, quiet: bool
                   ) -> Iterator[np.ndarray]:
     with PasteBack(avatar, rig, tracking) as paste:
         for frame in tqdm(source, total=len(tracking), desc="rendering", unit="frame", disable=quiet, leave=False):
@@ -117,7 +118,7 @@ def _paste_frames(avatar: Avatar, rig, motion: Motion, tracking: Tracking, sourc
             yield paste(motion, t, frame.rgb)
 
 
-def motion_frames(avatar: Avatar, rig, motion: Motion, background: str, quiet: bool, size: int | None = None,
+def motion_frames(avatar: Avatar, rig: HeadRig, motion: Motion, background: str, quiet: bool, size: int | None = None,
                   camera=None) -> Iterator[np.ndarray]:
     """Frames of ``motion`` through ``camera`` (default: the avatar's reference framing, at ``size`` px if
     given) over ``background``."""
@@ -146,7 +147,7 @@ class FittedMethod(AvatarMethod):
         "cross": (RIG, PRESET, DEVICE, SEED, FLAME_MODEL, FLAME_EMBEDDING),
     }
 
-    def __init__(self, avatar: Avatar, rig):
+    def __init__(self, avatar: Avatar, rig: HeadRig):
         self.avatar = avatar
         self.rig = rig
 
@@ -230,7 +231,7 @@ class FittedMethod(AvatarMethod):
         return track_source(source, face=face, rig=rig, quiet=quiet), rig
 
     @classmethod
-    def reenactment(cls, source, tracking, rig, source_frames, folder, quiet, opts):
+    def reenactment(cls, source, tracking, rig: HeadRig, source_frames, folder, quiet, opts):
         video = source.path
         train, avatar_from, preset, seed, device = (opts["train"], opts["avatar_from"], opts["preset"], opts["seed"],
                                                     opts["device"])
@@ -313,7 +314,7 @@ class _PasteRenderer:
     """A context manager giving ``render(t, ground_truth)``: frame ``t`` of ``motion`` pasted back into the real
     frame (paste-back's resources held while open)."""
 
-    def __init__(self, avatar: Avatar, rig, tracking: Tracking, motion: Motion):
+    def __init__(self, avatar: Avatar, rig: HeadRig, tracking: Tracking, motion: Motion):
         self._paste = PasteBack(avatar, rig, tracking)
         self._motion = motion
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import cv2
 import numpy as np
@@ -47,13 +47,16 @@ REFINER = Option("refiner", "GAGAvatar avatars: the raw render's first three cha
                  flag="--no-refiner", flag_value=False)
 MAX_FRAMES = Option("max_frames", "GAGAvatar avatars: animate only the first N driver frames", type=int, metavar="N")
 
+if TYPE_CHECKING:
+    from headsplat.rig.flame.head import FlameHead
+
 
 def gagavatar_weights(weights):
     """The GAGAvatar weights file: ``weights``, ``$HEADSPLAT_GAGAVATAR_WEIGHTS`` or ``"gagavatar_weights"``."""
     return resolve_weights(weights, WEIGHTS_ENV, CONFIG_KEY, "GAGAvatar")
 
 
-def check_topology(head, n_vertices: int) -> None:
+def check_topology(head: FlameHead, n_vertices: int) -> None:
     nv = int(head.flame.v_template.shape[0])
     if nv != n_vertices:
         raise InputError(f"{head.path}: {nv} vertices; GAGAvatar needs FLAME 2020's topology ({n_vertices} "
@@ -85,7 +88,7 @@ def avatar_of_photo(source, paths, weights, dev, face, quiet, flame_model, flame
     return av, head, model
 
 
-def save_with_preview(av: GagaAvatar, model, head, dev, output: Path) -> None:
+def save_with_preview(av: GagaAvatar, model, head: FlameHead, dev, output: Path) -> None:
     preview, _ = next(render_views(av, head, av.expression[None], av.transform[None], dev, model, noise="stored"))
     save_gagavatar(av, output, preview)
 
@@ -101,7 +104,7 @@ def turned_transform(transform: torch.Tensor, yaw_deg: float, pitch_deg: float) 
     return pytorch3d_transform(v @ turn).float()
 
 
-def driver_views(head, tracking, frames: list[int], size: int, focal: float):
+def driver_views(head: FlameHead, tracking, frames: list[int], size: int, focal: float):
     """(expressions (F, E), transforms (F, 3, 4), crops, camera-fit errors) of the driver's frames, each in
     its head crop (boxes smoothed over the video within shots)."""
     boxes = video_boxes(head, tracking, frames)
@@ -130,7 +133,7 @@ class GagavatarMethod(AvatarMethod):
     }
     cross_pose = "absolute (driver crop)"
 
-    def __init__(self, avatar: GagaAvatar, rig, model, device: torch.device):
+    def __init__(self, avatar: GagaAvatar, rig: FlameHead, model, device: torch.device):
         self.avatar = avatar
         self.rig = rig
         self.model = model  # None: no refiner
@@ -215,7 +218,7 @@ class GagavatarMethod(AvatarMethod):
         return track_for_model(source, head, face, quiet), head
 
     @classmethod
-    def reenactment(cls, source, tracking, rig, source_frames, folder, quiet, opts):
+    def reenactment(cls, source, tracking, rig: FlameHead, source_frames, folder, quiet, opts):
         if len(source_frames) != 1:
             raise HeadsplatError("eval reenact --method gagavatar: the avatar is made from one --source-frame")
         k = int(source_frames[0])
