@@ -121,7 +121,7 @@ def test_create_from_a_video_and_from_several_photos(posed_video, astronaut_path
 
 
 def test_interrupted_runs_leave_nothing_behind(astro_avatar, posed_video, tmp_path, monkeypatch):
-    import headsplat.avatar.animate as animate_mod
+    import headsplat.avatar.methods.fitted as animate_mod  # where the headsplat method renders its frames
 
     calls = {"n": 0}
     original = animate_mod.render_avatar_frame

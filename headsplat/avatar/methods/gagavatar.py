@@ -163,7 +163,7 @@ class GagavatarMethod(AvatarMethod):
     def load(cls, path, opts):
         av = load_gagavatar(path)
         dev = check_device(opts.get("device", "cpu"))
-        refine = opts.get("refiner", True)
+        refine = opts.get("refiner", False)  # export and view take no refiner: they refuse before weights matter
         model = load_model(gagavatar_weights(opts.get("weights")), av, dev)[0] if refine else None
         head = flame_head(opts.get("flame_model"), None, av.config.n_vertices, path, av)
         return cls(av, head, model, dev)
