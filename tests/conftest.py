@@ -315,3 +315,19 @@ def write_cap4d_assets(folder, flame_file, n_generated: int = 64, seed: int = 0)
     np.savez(folder / "datasets" / "gen_data.npz", expr=(rng.normal(size=(n_generated, 65)) * 0.5).astype(np.float32),
              eye_rot=(rng.normal(size=(n_generated, 3)) * 0.05).astype(np.float32))
     return folder
+
+
+def write_tiny_gagavatar(head, path):
+    """A tiny GAGAvatar checkpoint in the released file's structure (plus its config) for ``head``'s FLAME mesh,
+    its weights drawn so that outputs are not trivial."""
+    import torch
+
+    from headsplat.models.gagavatar.model import GagaConfig, GAGAvatar
+
+    torch.manual_seed(0)
+    m = GAGAvatar(GagaConfig.tiny(n_vertices=int(head.flame.v_template.shape[0])))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    torch.save({"model": m.state_dict(), "meta_cfg": {}, "headsplat_config": m.cfg.to_dict()}, path)
+    return path

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from conftest import write_tiny_gagavatar
 from PIL import Image
 
 from headsplat import api
@@ -115,17 +115,10 @@ def three_frames(posed_video, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def gaga_setup(flame_head_file, tmp_path_factory):
     """A tiny GAGAvatar checkpoint for the trackable FLAME-layout test head, with the FLAME file configured."""
-    from headsplat.models.gagavatar.model import GagaConfig, GAGAvatar
     from headsplat.rig.flame.head import FlameHead
 
-    head = FlameHead.from_file(flame_head_file)
-    torch.manual_seed(0)
-    m = GAGAvatar(GagaConfig.tiny(n_vertices=int(head.flame.v_template.shape[0])))
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    path = tmp_path_factory.mktemp("weights") / "tiny_gagavatar.pt"
-    torch.save({"model": m.state_dict(), "meta_cfg": {}, "headsplat_config": m.cfg.to_dict()}, path)
+    path = write_tiny_gagavatar(FlameHead.from_file(flame_head_file),
+                                tmp_path_factory.mktemp("weights") / "tiny_gagavatar.pt")
     return {"weights": str(path), "flame_model": str(flame_head_file)}
 
 

@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import write_tiny_gagavatar
 
 from headsplat.cli.main import main
-from headsplat.models.gagavatar.model import GagaConfig, GAGAvatar
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +30,7 @@ def head(env):
 @pytest.fixture(scope="module")
 def weights(head, tmp_path_factory):
     """A tiny GAGAvatar checkpoint in the released file's structure (plus its config) for the test FLAME mesh."""
-    torch.manual_seed(0)
-    m = GAGAvatar(GagaConfig.tiny(n_vertices=int(head.flame.v_template.shape[0])))
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    path = tmp_path_factory.mktemp("weights") / "tiny_gagavatar.pt"
-    torch.save({"model": m.state_dict(), "meta_cfg": {}, "headsplat_config": m.cfg.to_dict()}, path)
-    return path
+    return write_tiny_gagavatar(head, tmp_path_factory.mktemp("weights") / "tiny_gagavatar.pt")
 
 
 @pytest.fixture(scope="module")

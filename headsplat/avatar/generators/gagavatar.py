@@ -11,14 +11,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from headsplat.avatar.gagavatar import load_gagavatar, load_model, render_views
+from headsplat.avatar.gagavatar import render_views
 from headsplat.avatar.generators import PITCHES, SIZE, YAWS, Generator, register_generator
-from headsplat.avatar.methods.gagavatar import WEIGHTS, avatar_of_photo, flame_head, gagavatar_weights, turned_transform
+from headsplat.avatar.methods.gagavatar import WEIGHTS, avatar_or_photo, gagavatar_weights, turned_transform
 from headsplat.avatar.options import DEVICE, FLAME_MODEL
 from headsplat.avatar.viewset import generated_tracking, write_view_set
-from headsplat.core.errors import HeadsplatError, InputError
+from headsplat.core.errors import HeadsplatError
 from headsplat.core.validate import check_device
-from headsplat.media.frames import open_frames
 from headsplat.models.gagavatar.inputs import view_to_tracking
 
 # the expressions of the generated views: (name, change to the source's expression)
@@ -53,16 +52,9 @@ class GagavatarGenerator(Generator):
         """RGBA views (alpha: the splatting's coverage) at every (expression, pitch, yaw) of the grid."""
         source = sources[0]
         dev = check_device(opts["device"])
-        w = gagavatar_weights(opts["weights"])
-        if source.suffix.lower() == ".avatar":
-            av = load_gagavatar(source)
-            model = load_model(w, av, dev)[0]
-            head = flame_head(opts["flame_model"], None, av.config.n_vertices, source, av)
-        else:
-            frames = open_frames(source)
-            if frames.kind != "image":
-                raise InputError(f"{source}: the gagavatar generator needs one photo (or a GAGAvatar .avatar)")
-            av, head, model = avatar_of_photo(frames, [source], w, dev, face, quiet, opts["flame_model"], None)
+        av, head, model, _ = avatar_or_photo(source, gagavatar_weights(opts["weights"]), dev, face, quiet,
+                                             opts["flame_model"], "the gagavatar generator needs one photo (or a "
+                                             "GAGAvatar .avatar)")
         yaws, pitches = tuple(opts["yaws"]), tuple(opts["pitches"])
         names = tuple(av.expression_names)
         variants = expression_variants(av.expression, names)

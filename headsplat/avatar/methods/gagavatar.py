@@ -88,6 +88,19 @@ def avatar_of_photo(source, paths, weights, dev, face, quiet, flame_model, flame
     return av, head, model
 
 
+def avatar_or_photo(source: Path, weights, dev, face: int, quiet: bool, flame_model, needs: str):
+    """(avatar, FLAME head, network, whether it was made now) of a GAGAvatar ``.avatar`` (checked against the
+    weights and FLAME file) or of one photo; ``needs`` completes the error for anything else ("{source}: ...")."""
+    if source.suffix.lower() == ".avatar":
+        av = load_gagavatar(source)
+        return av, flame_head(flame_model, None, av.config.n_vertices, source, av), load_model(weights, av, dev)[0], \
+            False
+    frames = open_frames(source)
+    if frames.kind != "image":
+        raise InputError(f"{source}: {needs}")
+    return (*avatar_of_photo(frames, [source], weights, dev, face, quiet, flame_model, None), True)
+
+
 def save_with_preview(av: GagaAvatar, model, head: FlameHead, dev, output: Path) -> None:
     preview, _ = next(render_views(av, head, av.expression[None], av.transform[None], dev, model, noise="stored"))
     save_gagavatar(av, output, preview)
@@ -224,11 +237,12 @@ class GagavatarMethod(AvatarMethod):
         k = int(source_frames[0])
         check_source_frames(source.path, tracking, [k])
         dev = check_device(opts["device"])
-        model, sha = load_model(gagavatar_weights(opts["weights"]), None, dev)
+        w = gagavatar_weights(opts["weights"])
+        model, sha = load_model(w, None, dev)
         check_topology(rig, model.cfg.n_vertices)
         src_img = next(stream_frames(source, [k]))
         av = make_avatar(model, sha, src_img, rig, tracking, k, dev,
-                         info={"frame": k, "weights": Path(gagavatar_weights(opts["weights"])).name})
+                         info={"frame": k, "weights": Path(w).name})
         save_with_preview(av, model, rig, dev, folder / "avatar.avatar")
         loaded = cls(av, rig, model, dev)
         return Reenactment({"headsplat": _SelfRenderer(loaded, tracking)}, k, frozenset({k}), src_img,
@@ -236,18 +250,11 @@ class GagavatarMethod(AvatarMethod):
 
     @classmethod
     def cross_source(cls, sources, folder, face, quiet, opts):
-        first = sources[0]
         dev = check_device(opts["device"])
-        w = gagavatar_weights(opts["weights"])
-        if first.suffix.lower() == ".avatar":
-            av = load_gagavatar(first)
-            return cls(av, flame_head(opts["flame_model"], None, av.config.n_vertices, first, av),
-                       load_model(w, av, dev)[0], dev)
-        frames = open_frames(first)
-        if frames.kind != "image":
-            raise InputError(f"{first}: --method gagavatar needs one photo")
-        av, head, model = avatar_of_photo(frames, [first], w, dev, face, quiet, opts["flame_model"], None)
-        save_with_preview(av, model, head, dev, folder / "avatar.avatar")
+        av, head, model, made = avatar_or_photo(sources[0], gagavatar_weights(opts["weights"]), dev, face, quiet,
+                                                opts["flame_model"], "--method gagavatar needs one photo")
+        if made:
+            save_with_preview(av, model, head, dev, folder / "avatar.avatar")
         return cls(av, head, model, dev)
 
     def cross_renderer(self, tracking, n_frames, opts) -> Callable[[int], np.ndarray]:
