@@ -2,9 +2,10 @@
 (and pasting a crop back into its frame)."""
 
 from headsplat.face.align import CropTransform, crop_from_landmarks, paste_back, warp_to_crop
-from headsplat.face.assets import MediaPipeAssets, find_mediapipe_assets
+from headsplat.face.assets import BundledModel, bundled_face_models
+from headsplat.face.frontend import Detection, FaceNets, MeshResult
 from headsplat.face.landmarks import FaceLandmarks, LandmarkDetector
 from headsplat.face.segment import Matter
 
-__all__ = ["MediaPipeAssets", "find_mediapipe_assets", "FaceLandmarks", "LandmarkDetector", "Matter",
-           "CropTransform", "crop_from_landmarks", "warp_to_crop", "paste_back"]
+__all__ = ["BundledModel", "bundled_face_models", "Detection", "FaceNets", "MeshResult", "FaceLandmarks",
+           "LandmarkDetector", "Matter", "CropTransform", "crop_from_landmarks", "warp_to_crop", "paste_back"]

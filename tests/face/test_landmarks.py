@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from headsplat.core.errors import MissingDependencyError
-from headsplat.face import LandmarkDetector, crop_from_landmarks, find_mediapipe_assets, paste_back, warp_to_crop
+from headsplat.face import LandmarkDetector, bundled_face_models, crop_from_landmarks, paste_back, warp_to_crop
 from headsplat.face.indices import interocular
 from headsplat.media.image import read_image_uint8
 
@@ -13,18 +13,34 @@ def detector():
         yield d
 
 
-def test_bundled_models_are_verified():
-    a = find_mediapipe_assets()
-    assert a.files["face_mesh_model"].name == "face_landmark_with_attention.tflite"
-    assert all(p.is_file() for p in a.files.values())
+def test_bundled_models_are_listed_with_their_checksums():
+    models = {m.name: m for m in bundled_face_models()}
+    assert set(models) == {"face_detection_short_range", "face_detection_full_range", "face_landmark_with_attention",
+                           "selfie_segmentation", "selfie_segmentation_landscape"}
+    mesh = models["face_landmark_with_attention"]
+    assert mesh.source["file"].endswith("face_landmark_with_attention.tflite") and mesh.source["version"] == "0.10.14"
+    assert len(mesh.sha256) == 64 and mesh.path.stat().st_size > 1_000_000
 
 
-def test_missing_mediapipe_says_how_to_install(monkeypatch):
-    import importlib.util
+def test_a_missing_bundled_model_is_named(tmp_path):
+    with pytest.raises(MissingDependencyError, match=r"face_detection_short_range\.safetensors: the bundled face "
+                                                     r"model is missing; reinstall headsplat"):
+        bundled_face_models(tmp_path)
 
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(MissingDependencyError, match=r"pip install --no-deps 'mediapipe>=0.10.14,<=0.10.21'"):
-        find_mediapipe_assets()
+
+def test_no_mediapipe_is_imported(astronaut_path):
+    """The front end is headsplat's own: tracking a photo never imports mediapipe (nor protobuf)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom headsplat.face import LandmarkDetector, Matter\n"
+            "from headsplat.media.image import read_image_uint8\n"
+            f"img = read_image_uint8({str(astronaut_path)!r})\n"
+            "assert LandmarkDetector()(img) is not None and Matter()(img).mean() > 0.1\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mediapipe', 'google')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]" and r.stderr == "", (r.stdout, r.stderr)
 
 
 def test_astronaut_landmarks(detector, astronaut_path):
