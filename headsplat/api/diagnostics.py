@@ -5,12 +5,13 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+from pathlib import Path
 
 import torch
 
 from headsplat.core.config import configured_path
 from headsplat.core.errors import InputError, MissingDependencyError
-from headsplat.face.assets import find_mediapipe_assets
+from headsplat.face.assets import bundled_face_models
 from headsplat.models.cap4d.assets import CONFIG_KEY, ENV, load_assets
 from headsplat.models.registry import LAYOUTS, identify
 from headsplat.rig.flame.loader import load_flame_file, resolve_flame_model
@@ -32,8 +33,8 @@ def doctor(flame_model: str | os.PathLike | None = None, weights: str | os.PathL
         except importlib.metadata.PackageNotFoundError:
             rows.append((pkg, "not installed", False))
     try:
-        a = find_mediapipe_assets()
-        rows.append(("face models", f"mediapipe {a.version}: " + ", ".join(sorted(a.files)), True))
+        rows += [(f"face model {m.name}", f"sha256 {m.sha256[:16]} (from mediapipe {m.source.get('version', '?')} "
+                  f"{Path(m.source.get('file', '?')).name})", True) for m in bundled_face_models()]
     except MissingDependencyError as e:
         rows.append(("face models", str(e), False))
     try:

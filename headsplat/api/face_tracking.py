@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from headsplat.api.common import check_output
+from headsplat.core.validate import check_device
 from headsplat.media.frames import open_frames
 from headsplat.media.image import IMAGE_SUFFIXES
 from headsplat.rig.factory import make_rig
@@ -15,8 +16,8 @@ from headsplat.track.tracking import Tracking
 
 def track(input: str | os.PathLike, output: str | os.PathLike, overlay: str | os.PathLike | None = None,
           face: int = 0, fov: float | None = None, style: str = "shaded", quiet: bool = False, rig: str = "open",
-          flame_model: str | os.PathLike | None = None, flame_embedding: str | os.PathLike | None = None
-          ) -> Tracking:
+          flame_model: str | os.PathLike | None = None, flame_embedding: str | os.PathLike | None = None,
+          device: str = "cpu") -> Tracking:
     """Track a face in an image, a folder of images or a video and save a ``.track`` file.
 
     Args:
@@ -31,13 +32,15 @@ def track(input: str | os.PathLike, output: str | os.PathLike, overlay: str | os
         rig: ``"open"`` (default) or ``"flame"`` (needs the user's FLAME file: ``flame_model``,
             ``$HEADSPLAT_FLAME_MODEL`` or the per-user config).
         flame_model: the FLAME file. flame_embedding: a landmark embedding .npz overriding the computed one.
+        device: where the face networks run (``"cpu"`` or ``"cuda"``).
     """
     out = check_output(output, (".track", ".npz"), "the tracking output")
     if overlay is not None:
         check_output(overlay, (".mp4",) + IMAGE_SUFFIXES, "the overlay")
+    check_device(device)
     head = make_rig(rig, flame_model, flame_embedding)
     source = open_frames(input)
-    tracking = track_source(source, face=face, fov_deg=fov, rig=head, quiet=quiet)
+    tracking = track_source(source, face=face, fov_deg=fov, rig=head, quiet=quiet, device=device)
     tracking.save(out)
     if overlay is not None:
         write_overlay(source, tracking, overlay, rig=head, style=style, quiet=quiet)

@@ -288,7 +288,7 @@ def create_avatar(images, indices: list[int], tracking: Tracking, rig: HeadRig, 
     generator = torch.Generator().manual_seed(seed)
     own_matter = matter is None
     if own_matter:
-        matter = Matter()
+        matter = Matter(device=torch.device(device).type)
     try:
         frames, reference = [], None
         bar = tqdm(total=len(indices) + (len(views) if views is not None else 0), desc="preparing frames",

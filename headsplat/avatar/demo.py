@@ -25,7 +25,7 @@ def run_demo(output_dir: Path, quiet: bool, preset: str, n_frames: int) -> dict:
     img = sample_portrait()
     tracking = track_images([img], rig, quiet)
     avatar = fit_and_save([img], [0], tracking, paths["avatar"], rig, preset, 0, quiet,
-                          {"inputs": ["skimage.data.astronaut()"]})
+                          {"inputs": ["the built-in sample portrait (headsplat/avatar/data/astronaut.png)"]})
     perf = demo_performance(n_frames)
     exp, rot = controls_to_params(perf, rig.expression_names, n_frames)
     motion = offset_motion(avatar, exp, axis_angle_to_matrix(rot))

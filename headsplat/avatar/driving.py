@@ -35,10 +35,11 @@ def load_driver_track(path: str | os.PathLike, rig: HeadRig, quiet: bool) -> Tra
     return tracking
 
 
-def driver_tracking(driver: str | os.PathLike, face: int, quiet: bool, rig: HeadRig
+def driver_tracking(driver: str | os.PathLike, face: int, quiet: bool, rig: HeadRig, device: str = "cpu"
                     ) -> tuple[Tracking, FrameSource | None]:
-    """The driver tracked with the avatar's rig, and its frames (None for a ``.track`` file)."""
+    """The driver tracked with the avatar's rig (face networks on ``device``), and its frames (None for a
+    ``.track`` file)."""
     if is_track_file(driver):
         return load_driver_track(driver, rig, quiet), None
     source = open_frames(Path(driver))
-    return track_source(source, face=face, rig=rig, quiet=quiet), source
+    return track_source(source, face=face, rig=rig, quiet=quiet, device=device), source

@@ -130,16 +130,16 @@ def matched_fov(head: FlameHead, tracking: Tracking) -> float:
     return float(np.degrees(2 * np.arctan(tracking.width / (FOCAL * side))))
 
 
-def track_for_model(source, head: FlameHead, face: int = 0, quiet: bool = False) -> Tracking:
+def track_for_model(source, head: FlameHead, face: int = 0, quiet: bool = False, device: str = "cpu") -> Tracking:
     """Track ``source`` with FLAME at the field of view that gives its head crops the reference's focal length
     (a first pass finds the crops, a second tracks at that field of view): the reference's camera then
     reproduces headsplat's to a fraction of a pixel, where a free field of view can leave several pixels at
     512 (a 112 px face crop: 9.4 px, tracked again 0.04 px)."""
-    tracking = track_source(source, face=face, rig=head, quiet=quiet)
+    tracking = track_source(source, face=face, rig=head, quiet=quiet, device=device)
     fov = matched_fov(head, tracking)
     if abs(fov - tracking.camera().fov_x_deg) < 0.5:
         return tracking
-    return track_source(source, face=face, rig=head, quiet=quiet, fov_deg=fov)
+    return track_source(source, face=face, rig=head, quiet=quiet, fov_deg=fov, device=device)
 
 
 def driven_vertices(head: FlameHead, identity: torch.Tensor, expression: torch.Tensor) -> torch.Tensor:

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 from tqdm import tqdm
 
 from headsplat.core.camera import intrinsics_from_fov, project_points, world_to_opencv
-from headsplat.core.errors import HeadsplatError
 from headsplat.media.image import read_image_uint8, write_png
 from headsplat.media.video import VideoWriter
 from headsplat.render.mesh_texture import render_textured
@@ -23,12 +24,10 @@ from headsplat.track.arrays import track_images
 
 
 def sample_portrait() -> np.ndarray:
-    """The built-in portrait: NASA's public-domain astronaut photo shipped with scikit-image."""
-    try:
-        from skimage import data  # an optional dependency (the test extra); see docs/install.md
-    except ImportError as e:
-        raise HeadsplatError(f"the built-in sample needs scikit-image ({e}): pip install scikit-image") from None
-    return data.astronaut()
+    """(512, 512, 3) uint8: the built-in portrait, NASA's public-domain astronaut photo (the pixels of
+    scikit-image's ``data.astronaut()``), shipped with headsplat (``headsplat/avatar/data/astronaut.png``)."""
+    with resources.files("headsplat.avatar").joinpath("data/astronaut.png").open("rb") as f:
+        return np.asarray(Image.open(f).convert("RGB"))
 
 
 @dataclass(frozen=True)

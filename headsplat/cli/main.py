@@ -13,7 +13,7 @@ from headsplat import api
 from headsplat.avatar.generators import GENERATORS, get_generator
 from headsplat.avatar.methods import DEFAULT_METHOD, get_method, method_names
 from headsplat.avatar.methods import command_options as method_options
-from headsplat.avatar.options import Option
+from headsplat.avatar.options import DEVICE, Option
 from headsplat.core.errors import ArgumentError, HeadsplatError
 from headsplat.rig.factory import RIG_KINDS
 
@@ -65,6 +65,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
                    "~/.config/headsplat/config.json)")
     p.add_argument("--flame-embedding", help="FLAME: a MediaPipe landmark embedding .npz instead of the one "
                    "headsplat computes")
+    p.add_argument("--device", default=DEVICE.default, choices=DEVICE.choices,
+                   help="where the face networks run: cpu (default) or cuda")
 
     p = sub.add_parser("create", help="create an avatar from a photo, several photos or a video")
     p.add_argument("inputs", nargs="+", help="one photo, several photos of one person (same size), or a video")
@@ -202,7 +204,8 @@ def _eval_line(report: dict) -> str:
 # -- one handler per command: call the function, print one summary line ------------------------------------------
 def _track(args, t0: float) -> int:
     tr = api.track(args.input, args.output, overlay=args.overlay, face=args.face, fov=args.fov, style=args.style,
-                   quiet=args.quiet, rig=args.rig, flame_model=args.flame_model, flame_embedding=args.flame_embedding)
+                   quiet=args.quiet, rig=args.rig, flame_model=args.flame_model, flame_embedding=args.flame_embedding,
+                   device=args.device)
     err = float(tr.fit_error[tr.found].mean())
     extra = f", overlay {args.overlay}" if args.overlay else ""
     print(f"tracked {len(tr)} frame(s) in {time.perf_counter() - t0:.1f} s (fov {tr.camera().fov_x_deg:.1f} deg, "

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from headsplat.core.errors import MissingDependencyError
 from headsplat.eval.metrics import error_map
 from headsplat.eval.protocol import ReenactResult
 
@@ -140,8 +141,11 @@ def _shot_table(report: dict) -> list[str]:
 def plot(report: dict, path: Path) -> None:
     """Per-frame curves: face-region PSNR (self) or CSIM to the source (cross), and mouth/eye opening of the
     output against the reference's."""
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise MissingDependencyError(f"the report's plot needs matplotlib ({e}): pip install 'headsplat[eval]'") \
+            from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

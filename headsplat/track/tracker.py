@@ -48,12 +48,13 @@ class Detections:
 
 
 def detect_landmarks(source: FrameSource, face: int = 0, quiet: bool = False,
-                     shot_cfg: ShotConfig = ShotConfig()) -> Detections:
-    """Landmarks of one followed face in every frame, and the frame-to-frame content change (for cuts)."""
+                     shot_cfg: ShotConfig = ShotConfig(), device: str = "cpu") -> Detections:
+    """Landmarks of one followed face in every frame, and the frame-to-frame content change (for cuts); the face
+    networks run on ``device``."""
     mode = "video" if source.kind == "video" else "image"
     lms, found, times, changes = [], [], [], []
     previous = None
-    with LandmarkDetector(mode=mode, face=face) as det, \
+    with LandmarkDetector(mode=mode, face=face, device=device) as det, \
             tqdm(total=source.n_frames or None, desc="landmarks", unit="frame", disable=quiet, leave=False) as bar:
         for frame in source:
             thumb = thumbnail(frame.rgb)
@@ -71,7 +72,8 @@ def detect_landmarks(source: FrameSource, face: int = 0, quiet: bool = False,
 
 
 def track_source(source: FrameSource, face: int = 0, fov_deg: float | None = None, crop_size: int = 512,
-                 rig: HeadRig | None = None, quiet: bool = False, config: FitConfig | None = None) -> Tracking:
+                 rig: HeadRig | None = None, quiet: bool = False, config: FitConfig | None = None,
+                 device: str = "cpu") -> Tracking:
     """Track a face through an image, a folder of images or a video.
     Args:
         source: the frames.
@@ -82,6 +84,7 @@ def track_source(source: FrameSource, face: int = 0, fov_deg: float | None = Non
             :class:`~headsplat.rig.flame.head.FlameHead`).
         quiet: no progress bars.
         config: fitter settings.
+        device: where the face networks run (``"cpu"`` or ``"cuda"``).
 
     Raises:
         NoFaceError: no face in the image, or in any frame.
@@ -90,7 +93,7 @@ def track_source(source: FrameSource, face: int = 0, fov_deg: float | None = Non
     cfg = config or FitConfig()
     if fov_deg is not None:
         cfg = FitConfig(**{**cfg.__dict__, "fov_deg": fov_deg})
-    det = detect_landmarks(source, face, quiet)
+    det = detect_landmarks(source, face, quiet, device=device)
     lms, found, times = det.landmarks, det.found, det.times
     if not found.any():
         what = "" if source.kind == "image" else " any frame of"

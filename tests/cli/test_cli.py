@@ -102,8 +102,8 @@ def test_unwritable_output(tmp_path, capsys, astronaut_path):
 def test_doctor_and_console_script():
     r = subprocess.run([sys.executable, "-m", "headsplat", "doctor"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert "face models" in r.stdout and "face_landmark" not in r.stderr
-    assert "mediapipe 0.10." in r.stdout
+    assert "face model face_landmark_with_attention" in r.stdout and "from mediapipe 0.10.14" in r.stdout
+    assert r.stderr == ""
 
 
 def test_an_existing_avatar_may_be_replaced_but_no_other_folder(tmp_path):

@@ -139,7 +139,7 @@ class FittedMethod(AvatarMethod):
     summary = "Gaussians fitted to the input on the open rig or FLAME (default; real-time)"
     options = {
         "create": (*_FIT, MAX_FRAMES, VIEWS, VIEWS_SHARE),
-        "animate": (POSE, EXPRESSION_SCALE, ANIMATE_BACKGROUND, PASTE_BACK, FRAMING, FLAME_MODEL),
+        "animate": (POSE, EXPRESSION_SCALE, ANIMATE_BACKGROUND, PASTE_BACK, FRAMING, FLAME_MODEL, DEVICE),
         "render": (RENDER_BACKGROUND, FLAME_MODEL),
         "export": (FLAME_MODEL,),
         "view": (FLAME_MODEL,),
@@ -161,7 +161,7 @@ class FittedMethod(AvatarMethod):
         if view_set is not None:
             check_views(view_set, rig)
         source = open_frames(inputs if len(inputs) > 1 else inputs[0])
-        tracking = track_source(source, face=face, rig=rig, quiet=quiet)
+        tracking = track_source(source, face=face, rig=rig, quiet=quiet, device=opts["device"])
         indices = select_frames(tracking, opts["max_frames"] or PRESETS[opts["preset"]].max_frames)
         provenance = {"inputs": [str(p) for p in inputs], "face": face}
         return fit_and_save(stream_frames(source, indices), indices, tracking, output, rig, opts["preset"],
@@ -180,7 +180,7 @@ class FittedMethod(AvatarMethod):
 
     # -- playback ---------------------------------------------------------------------------------------------
     def track_driver(self, driver, face, quiet, opts):
-        return driver_tracking(driver, face, quiet, self.rig)
+        return driver_tracking(driver, face, quiet, self.rig, device=opts.get("device", "cpu"))
 
     def animation(self, tracking, source, quiet, opts):
         paste_back, framing = opts["paste_back"], opts["framing"]
@@ -228,7 +228,7 @@ class FittedMethod(AvatarMethod):
     @classmethod
     def track_video(cls, source, face, quiet, opts):
         _, rig = cls._rig_for(opts)
-        return track_source(source, face=face, rig=rig, quiet=quiet), rig
+        return track_source(source, face=face, rig=rig, quiet=quiet, device=opts.get("device", "cpu")), rig
 
     @classmethod
     def reenactment(cls, source, tracking, rig: HeadRig, source_frames, folder, quiet, opts):

@@ -81,7 +81,7 @@ def avatar_of_photo(source, paths, weights, dev, face, quiet, flame_model, flame
     """(avatar, FLAME head, network) of the first frame of ``source``."""
     model, sha = load_model(weights, None, dev)
     head = flame_head(flame_model, flame_embedding, model.cfg.n_vertices)
-    tracking = track_for_model(source, head, face, quiet)
+    tracking = track_for_model(source, head, face, quiet, dev.type)
     img = next(iter(source)).rgb
     av = make_avatar(model, sha, img, head, tracking, 0, dev,
                      info={"inputs": [str(p) for p in paths], "face": face, "weights": Path(weights).name})
@@ -193,7 +193,7 @@ class GagavatarMethod(AvatarMethod):
         source = open_frames(driver)
         if max_frames is not None:
             source = source.first(max_frames)
-        return track_for_model(source, self.rig, face, quiet), source
+        return track_for_model(source, self.rig, face, quiet, self.device.type), source
 
     def animation(self, tracking, source, quiet, opts, batch: int = 4):
         """Per frame, the driven vertex Gaussians, a 32-channel render and the refiner (``batch`` frames at a time),
