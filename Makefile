@@ -8,7 +8,7 @@ REFERENCE := $(VENV)/.mediapipe-reference
 ASSETS := .test-assets/insightface/Tom_Hanks_54745.png
 CLIP := .test-assets/opencv-doc/Megamind.avi
 
-.PHONY: demo test test-all bench install clean browser lint docs reference
+.PHONY: demo test test-all bench install clean browser lint docs reference install-check
 
 install: $(STAMP)
 
@@ -62,7 +62,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check headsplat tests benchmarks tools
 
-test: $(STAMP) $(ASSETS) $(CLIP) $(REFERENCE) browser lint
+test: $(STAMP) $(ASSETS) $(CLIP) $(REFERENCE) browser lint install-check
 	$(PY) -m pytest -q
 
 test-all: $(STAMP) $(ASSETS) $(CLIP) $(REFERENCE) browser
@@ -74,6 +74,13 @@ bench: $(STAMP) $(ASSETS)
 	$(PY) benchmarks/avatar.py
 	$(PY) benchmarks/wild.py
 	$(PY) benchmarks/gagavatar.py
+
+# A new user's install, checked: every runtime dependency has a wheel for Python 3.10-3.14 (pip's resolver for
+# each version, nothing installed), and a fresh venv takes `pip install <checkout>` after torch as the one
+# command and runs `headsplat track` on the built-in portrait, with no mediapipe or protobuf and no log lines.
+install-check: $(STAMP)
+	$(PY) tools/check_install.py resolve
+	$(PY) tools/check_install.py fresh --venv .test-assets/fresh-venv
 
 # The documentation site (MkDocs, API pages from the docstrings) into site/; any warning fails the build.
 docs: $(STAMP)

@@ -8,6 +8,7 @@ The crops are computed as MediaPipe's CPU graphs compute them (OpenCV 4's fixed-
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -74,13 +75,18 @@ class FaceNets:
     """MediaPipe's face detector, face mesh and selfie segmenter, each built on first use.
 
     Args:
-        device: ``"cpu"`` or ``"cuda"`` for the networks; crops are always CPU work.
+        device: ``"cpu"`` or ``"cuda"`` for the crops and the networks.
         batch_size: the most images a network sees at once.
+        threads: CPU threads for the networks (PyTorch's intra-op threads, set while they run and restored
+            after). One by default: these networks are small, and on a busy machine (video decoding beside
+            them, other processes) PyTorch's thread pool waits on descheduled threads: measured 20 ms a face mesh
+            on one thread against 450 ms on two, with two other processes busy on the two cores.
     """
 
-    def __init__(self, device: str = "cpu", batch_size: int = 16):
+    def __init__(self, device: str = "cpu", batch_size: int = 16, threads: int | None = 1):
         self.device = check_device(device)
         self.batch_size = int(batch_size)
+        self.threads = threads
         self._nets: dict[str, torch.nn.Module] = {}
 
     def _net(self, key: str) -> torch.nn.Module:
@@ -114,7 +120,6 @@ class FaceNets:
                 outs.append(net(_to_tensor(crops[i:i + self.batch_size], net.input_range)))
         return outs
 
-    # -- detection -------------------------------------------------------------------------------------------
     def detect(self, images: Sequence[np.ndarray], full_range: bool = False,
                min_scores: Sequence[float] = (0.5,)) -> list[list[list[Detection]]]:
         """MediaPipe's FaceDetection graph on whole images: each letterboxed into the network's square (black
@@ -128,6 +133,43 @@ class FaceNets:
         Returns:
             result[i][k]: the detections of image ``i`` at threshold ``min_scores[k]``, best first.
         """
+        with self._cpu_threads():
+            return self._detect_impl(images, full_range, min_scores)
+
+    def landmarks(self, images: Sequence[np.ndarray], rects: Sequence[NormRect]) -> MeshResult:
+        """FaceLandmarkCpu: the 478 refined landmarks in each ROI (``images[i]`` through ``rects[i]``; the same
+        image may appear several times, consecutively, and is then cropped once for all its ROIs).
+
+        Args:
+            images: (H, W, 3) uint8 each; rects: one :class:`NormRect` per image.
+        """
+        with self._cpu_threads():
+            return self._landmarks_impl(images, rects)
+
+    def segment(self, images: Sequence[np.ndarray], landscape: bool = False) -> list[np.ndarray]:
+        """SelfieSegmentationCpu: each image resized (warped, no aspect kept) to the network's input, its
+        foreground probability resized back bilinearly.
+
+        Returns:
+            (H, W) float32 in [0, 1] per image.
+        """
+        with self._cpu_threads():
+            return self._segment_impl(images, landscape)
+
+    @contextmanager
+    def _cpu_threads(self):
+        """PyTorch's intra-op threads set to :attr:`threads` (CPU only) for the duration, restored after."""
+        before = torch.get_num_threads()
+        if self.threads is not None and self.device.type == "cpu":
+            torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    # -- detection -------------------------------------------------------------------------------------------
+    def _detect_impl(self, images: Sequence[np.ndarray], full_range: bool = False,
+               min_scores: Sequence[float] = (0.5,)) -> list[list[list[Detection]]]:
         config = FULL_RANGE if full_range else SHORT_RANGE
         size = config.input_size
         if not len(images):
@@ -158,13 +200,7 @@ class FaceNets:
         return result
 
     # -- landmarks -------------------------------------------------------------------------------------------
-    def landmarks(self, images: Sequence[np.ndarray], rects: Sequence[NormRect]) -> MeshResult:
-        """FaceLandmarkCpu: the 478 refined landmarks in each ROI (``images[i]`` through ``rects[i]``; the same
-        image may appear several times).
-
-        Args:
-            images: (H, W, 3) uint8 each; rects: one :class:`NormRect` per image.
-        """
+    def _landmarks_impl(self, images: Sequence[np.ndarray], rects: Sequence[NormRect]) -> MeshResult:
         if len(images) != len(rects):
             raise ValueError(f"rects: expected one per image ({len(images)}), got {len(rects)}")
         if not len(images):
@@ -181,13 +217,7 @@ class FaceNets:
         return MeshResult(projected, np.concatenate(presence).astype(np.float32))
 
     # -- matte -----------------------------------------------------------------------------------------------
-    def segment(self, images: Sequence[np.ndarray], landscape: bool = False) -> list[np.ndarray]:
-        """SelfieSegmentationCpu: each image resized (warped, no aspect kept) to the network's input, its
-        foreground probability resized back bilinearly.
-
-        Returns:
-            (H, W) float32 in [0, 1] per image.
-        """
+    def _segment_impl(self, images: Sequence[np.ndarray], landscape: bool = False) -> list[np.ndarray]:
         out_w, out_h = (256, 144) if landscape else (256, 256)
         if not len(images):
             return []

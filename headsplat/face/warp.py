@@ -49,16 +49,14 @@ def warp_perspective(image: torch.Tensor, matrices: np.ndarray, out_w: int, out_
     fy = torch.round((y0 * scale).clamp(-lim - 1, lim)).to(torch.int64)
     sx, ax = torch.div(fx, TAB, rounding_mode="floor"), fx % TAB
     sy, ay = torch.div(fy, TAB, rounding_mode="floor"), fy % TAB
-    flat = image.reshape(h * w, c).to(torch.int32)
+    flat = image.reshape(h * w, c)  # gathered as uint8, widened after: a 1080p frame is never copied whole
     out = torch.zeros(*fx.shape, c, dtype=torch.int32, device=dev)
     for dy, wy in ((0, TAB - ay), (1, ay)):
         for dx, wx in ((0, TAB - ax), (1, ax)):
             px, py = sx + dx, sy + dy
+            weight = wy * wx
             if border_zero:
-                inside = (px >= 0) & (px < w) & (py >= 0) & (py < h)
-                idx = (py.clamp(0, h - 1) * w + px.clamp(0, w - 1))
-                pix = flat[idx] * inside[..., None]
-            else:
-                pix = flat[py.clamp(0, h - 1) * w + px.clamp(0, w - 1)]
-            out += pix * (wy * wx)[..., None].to(torch.int32)
+                weight = weight * ((px >= 0) & (px < w) & (py >= 0) & (py < h))
+            pix = flat[py.clamp(0, h - 1) * w + px.clamp(0, w - 1)].to(torch.int32)
+            out += pix * weight[..., None].to(torch.int32)
     return ((out + (1 << (2 * TAB_BITS - 1))) >> (2 * TAB_BITS)).clamp(0, 255).to(torch.uint8)
