@@ -326,3 +326,34 @@ def test_ctrl_c_cancels_running_jobs_and_leaves_a_consistent_manifest(tmp_path, 
     assert m["jobs"]["quick"]["status"] == "done" and m["jobs"]["slow"]["status"] == "cancelled"
     assert (out / "quick" / "job.json").is_file()
     assert not (out / "slow").exists() and not [p for p in out.iterdir() if p.name.startswith(".slow.")]
+
+
+@pytest.mark.slow
+def test_real_create_animate_eval_batch_equals_the_commands(tmp_path, local_ray, astronaut_path, posed_video):
+    """A one-photo create, two animations of its avatar by one driver (tracked once, shared) and an eval, as a
+    batch; the animation equals ``api.animate`` run directly on the batch's avatar with the video as driver."""
+    import torch
+
+    from headsplat.media import VideoReader
+
+    video = posed_video[0]
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"jobs:\n  - {{name: astro, command: create, inputs: {astronaut_path}}}\n"
+                    f"  - {{name: talk, command: animate, foreach: {{avatar: ['@astro', '@astro']}}, "
+                    f"driver: {video}}}\n"
+                    f"  - {{name: ev, command: eval reenact, video: {video}, max_frames: 4}}\n")
+    out = tmp_path / "out"
+    res = api.batch(spec, out, quiet=True)
+    m = res["manifest"]
+    assert m["counts"]["done"] == 4, m
+    assert len(m["shared"]) == 1 and [p.name for p in res["reports"]] == ["report.json", "report.md"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        api.animate(out / "astro" / "astro.avatar", video, tmp_path / "direct.mp4", quiet=True)
+    finally:
+        torch.set_num_threads(threads)
+    fa = [f for _, f in VideoReader(tmp_path / "direct.mp4")]
+    fb = [f for _, f in VideoReader(out / "talk.astro" / "talk.astro.mp4")]
+    assert len(fa) == len(fb) == 48
+    assert max(np.abs(x.astype(int) - y.astype(int)).max() for x, y in zip(fa, fb)) == 0

@@ -212,11 +212,13 @@ class Manifest:
         self._t0 = time.monotonic()
 
     def update(self, name: str, record: dict, ran: bool = True) -> None:
+        """``record`` of a job that ran (or, ``ran=False``, that finished earlier: what the last manifest says of
+        it is kept)."""
         r = self.records[name]
-        keep = r["status"] == "done" and not ran
         r["status"] = record["status"]
-        if not keep:
-            r.update({k: record.get(k) for k in ("seconds", "peak_rss_mb", "attempts", "error")})
+        for k in ("seconds", "peak_rss_mb", "attempts", "error"):
+            if ran or r.get(k) is None:
+                r[k] = record.get(k)
         if ran:
             r["runs"] += 1
         else:
