@@ -334,7 +334,9 @@ def _drive(ray, plan: Plan, out: Path, functions, resources: Resources, manifest
     bar = tqdm(total=len(own), initial=sum(n in results for n in own), desc="batch", unit="job", disable=quiet)
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            ready, rest = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            if ready and rest:  # and every other one finished by now, in one call
+                ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
             for ref in ready:
                 name = pending.pop(ref)
                 try:

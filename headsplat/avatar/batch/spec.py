@@ -428,6 +428,7 @@ def plan(spec: str | os.PathLike, functions: Mapping[str, Callable], out_dir: st
     order = _topological(p, {n: d for n, (_, d) in resolved.items()})
     keys: dict[str, str] = {}
     sharing: dict[str, Job] = {}
+    outputs: dict[str, str] = {}  # output path -> the job writing it
     for name in order:
         entry, cmd, _ = by_name[name]
         args, deps = resolved[name]
@@ -436,12 +437,13 @@ def plan(spec: str | os.PathLike, functions: Mapping[str, Callable], out_dir: st
         job = Job(name, entry, cmd, _substitute(args, out_dir, result.jobs), tuple(dict.fromkeys(deps)), keys[name],
                   c.output_name.format(job=name))
         if share_tracks is not None and cmd == "animate":
-            maker = _job_of(result, out_dir, job.args["avatar"])
+            maker = outputs.get(job.args["avatar"])
             track_args = share_tracks(job, result.jobs[maker] if maker else None)
             if track_args is not None:
                 sharing[name] = job
-                job = _with_shared_track(result, job, track_args, out_dir, p.hash)
+                job = _with_shared_track(result, job, track_args, outputs, out_dir, p.hash)
         result.jobs[name] = job
+        outputs[str(job_output(out_dir, job))] = name
     # A driver tracked for one job only is tracked inside it, as the command alone would.
     users: dict[str, list[str]] = {}
     for name in sharing:
@@ -500,10 +502,12 @@ def _substitute(args: dict, out_dir: Path, jobs: Mapping[str, Job]) -> dict:
     return {k: sub(v) for k, v in args.items()}
 
 
-def _with_shared_track(result: Plan, job: Job, track_args: dict, out_dir: Path, hasher: _Hasher) -> Job:
+def _with_shared_track(result: Plan, job: Job, track_args: dict, outputs: Mapping[str, str], out_dir: Path,
+                       hasher: _Hasher) -> Job:
     """``job`` reading its driver from the shared tracking (added to the plan once)."""
     driver = track_args["input"]
-    content = result.jobs[driver_job].key if (driver_job := _job_of(result, out_dir, driver)) else hasher(Path(driver))
+    driver_job = outputs.get(driver)
+    content = result.jobs[driver_job].key if driver_job else hasher(Path(driver))
     h = hashlib.sha256(json.dumps({"driver": content, "args": {k: v for k, v in track_args.items() if k != "input"}},
                                   sort_keys=True, default=str).encode()).hexdigest()[:24]
     name = f"{CACHE}/tracks/{h}"
@@ -513,10 +517,3 @@ def _with_shared_track(result: Plan, job: Job, track_args: dict, out_dir: Path, 
         result.jobs[name] = Job(name, "driver tracking", "track", track_args, deps, h, str(path), shared=True)
     return Job(job.name, job.entry, job.command, {**job.args, "driver": result.jobs[name].output},
                job.deps + (name,), job.key, job.output)
-
-
-def _job_of(result: Plan, out_dir: Path, path: str) -> str | None:
-    for j in result.jobs.values():
-        if str(job_output(out_dir, j)) == path:
-            return j.name
-    return None
