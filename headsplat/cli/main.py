@@ -142,6 +142,17 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
     q.add_argument("-o", "--output", required=True, help="the report folder to write")
     _eval_args(q, "cross", flags)
 
+    p = sub.add_parser("batch", help="many jobs (create, animate, track, eval, generate) from a spec file, as Ray "
+                       "tasks; re-running resumes")
+    p.add_argument("spec", help="a .yaml, .json or .csv file of jobs (see docs/batch.md)")
+    p.add_argument("-o", "--output-dir", required=True, help="the batch folder: a folder per job, batch.json")
+    p.add_argument("--address", help="a Ray cluster to join: auto, or ray://HOST:10001 (default: a local Ray "
+                   "instance on this machine's cores and GPUs)")
+    p.add_argument("--gpus-per-task", type=float, default=0.0, help="GPUs each job asks for (default 0)")
+    p.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs each job asks for (default 1)")
+    p.add_argument("--retries", type=int, default=0, help="further tries of a job whose command failed (default 0)")
+    flags.update(cpus_per_task="--cpus-per-task", gpus_per_task="--gpus-per-task", retries="--retries")
+
     p = sub.add_parser("doctor", help="versions, face models, device and FLAME file found")
     p.add_argument("--flame-model", help="check this FLAME model file (default: $HEADSPLAT_FLAME_MODEL or the "
                                          "per-user config)")
@@ -282,6 +293,20 @@ def _eval(args, t0: float) -> int:
     return 0
 
 
+def _batch(args, t0: float) -> int:
+    res = api.batch(args.spec, args.output_dir, address=args.address, gpus_per_task=args.gpus_per_task,
+                    cpus_per_task=args.cpus_per_task, retries=args.retries, quiet=args.quiet)
+    m = res["manifest"]
+    c = m["counts"]
+    for name, rec in m["jobs"].items():
+        if rec["status"] == "failed":
+            print(f"headsplat: job {name} failed: {rec['error']}", file=sys.stderr)
+    reports = "".join(f", {p}" for p in res["reports"] if p.suffix == ".md")
+    print(f"batch: {len(m['jobs'])} job(s): {c['done']} done ({m['last_run']['skipped']} already), {c['failed']} "
+          f"failed in {time.perf_counter() - t0:.1f} s -> {args.output_dir}/batch.json{reports}")
+    return 1 if c["failed"] else 0
+
+
 def _doctor(args, t0: float) -> int:
     rows = api.doctor(flame_model=args.flame_model, weights=args.weights, cap4d_assets=args.cap4d_assets)
     w = max(len(r[0]) for r in rows)
@@ -292,7 +317,7 @@ def _doctor(args, t0: float) -> int:
 
 HANDLERS: dict[str, Callable[[argparse.Namespace, float], int]] = {
     "track": _track, "create": _create, "generate": _generate, "animate": _animate, "render": _render,
-    "export": _export, "view": _view, "demo": _demo, "eval": _eval, "doctor": _doctor}
+    "export": _export, "view": _view, "demo": _demo, "eval": _eval, "batch": _batch, "doctor": _doctor}
 
 
 if __name__ == "__main__":

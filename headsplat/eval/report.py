@@ -1,5 +1,6 @@
 """Evaluation reports: report.json (every figure, settings, versions, timing), report.md (a table like the
-papers'), plot.png (per-frame curves) and the side-by-side frames (ground truth | output | error)."""
+papers'), plot.png (per-frame curves) and the side-by-side frames (ground truth | output | error); and one
+report aggregated over many videos' reports (a batch's)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import cv2
 import numpy as np
 
 from headsplat.core.errors import MissingDependencyError
+from headsplat.core.fileio import atomic_path
 from headsplat.eval.metrics import error_map
 from headsplat.eval.protocol import ReenactResult
 
@@ -178,3 +180,77 @@ def write_report(report: dict, folder: Path) -> None:
     (folder / "report.json").write_text(json.dumps(report, indent=1))
     (folder / "report.md").write_text(markdown(report))
     plot(report, folder / "plot.png")
+
+
+def aggregate(reports: dict[str, dict], failed: dict[str, str] | None = None) -> dict:
+    """One report over many videos (a batch's ``eval`` jobs, all of one protocol): per method, the mean of each
+    figure over the videos (each video counts once; n/a values are left out and ``n`` says how many counted),
+    and the per-video rows of every method.
+
+    Args:
+        reports: job name -> its report (what report.json holds).
+        failed: job name -> error line, for the jobs that made no report.
+    """
+    if len({r["protocol"] for r in reports.values()}) > 1:
+        raise ValueError("aggregate: reports of one protocol only")
+    protocol = next(iter(reports.values()))["protocol"] if reports else None
+    methods = list(dict.fromkeys(m for r in reports.values() for m in r["summary"]))
+    per_video, mean = [], {}
+    for job, r in reports.items():
+        st = r.get("settings", {})
+        per_video.append({"job": job, "video": st.get("video") or st.get("driver"), "frames": len(r["frames"]),
+                          "figures": {m: {k: r["summary"][m].get(k) for k in COLUMNS if k in r["summary"][m]}
+                                      for m in r["summary"]}})
+    for m in methods:
+        mean[m] = {}
+        for k in COLUMNS:
+            vals = [v["figures"][m][k] for v in per_video if m in v["figures"] and v["figures"][m].get(k) is not None]
+            if vals:
+                mean[m][k] = {"mean": float(np.mean(vals)), "n": len(vals)}
+    return _clean({"format": "headsplat.eval-batch-report", "version": 1, "protocol": protocol,
+                   "videos": len(reports), "frames": sum(v["frames"] for v in per_video), "mean": mean,
+                   "per_video": per_video, "failed": dict(failed or {})})
+
+
+def aggregate_markdown(agg: dict, title: str) -> str:
+    """The aggregated report as Markdown: the means table (best in bold), then one table of each video's rows."""
+    kind = {"self": "Self-reenactment", "cross": "Cross-reenactment"}.get(agg["protocol"], "Evaluation")
+    lines = [f"# {kind}: {title}", "", f"- **videos**: {agg['videos']} ({agg['frames']} frames evaluated)",
+             "- **means**: over the videos, each counting once; a figure n/a in a video is left out of its mean "
+             "(the column's n counts the videos in it when some are)", ""]
+    methods = list(agg["mean"])
+    keys = [k for k in COLUMNS if any(k in agg["mean"][m] for m in methods)]
+    if methods:
+        lines.append("| method | " + " | ".join(COLUMNS[k][0] for k in keys) + " |")
+        lines.append("|---|" + "---|" * len(keys))
+        for m in methods:
+            cells = []
+            for k in keys:
+                vals = [agg["mean"][x][k]["mean"] for x in methods if k in agg["mean"][x]]
+                cell = agg["mean"][m].get(k)
+                if cell is None:
+                    cells.append("n/a")
+                    continue
+                text = _fmt(k, cell["mean"]) + (f" (n={cell['n']})" if cell["n"] < agg["videos"] else "")
+                best = len(vals) > 1 and cell["mean"] == (max(vals) if COLUMNS[k][2] == "high" else min(vals))
+                cells.append(f"**{text}**" if best else text)
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    if agg["per_video"]:
+        lines += ["", "Per video:", "", "| video | frames | method | " + " | ".join(COLUMNS[k][0] for k in keys)
+                  + " |", "|---|---|---|" + "---|" * len(keys)]
+        for v in agg["per_video"]:
+            for m, f in v["figures"].items():
+                lines.append(f"| {v['job']} | {v['frames']} | {m} | " + " | ".join(_fmt(k, f.get(k)) for k in keys)
+                             + " |")
+    if agg["failed"]:
+        lines += ["", "Failed (no report):", ""] + [f"- {j}: {e}" for j, e in agg["failed"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_aggregate(agg: dict, folder: Path, stem: str, title: str) -> list[Path]:
+    """``STEM.json`` and ``STEM.md`` of an aggregated report into ``folder``, each written atomically."""
+    paths = [folder / f"{stem}.json", folder / f"{stem}.md"]
+    for path, text in zip(paths, (json.dumps(agg, indent=1), aggregate_markdown(agg, title))):
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+    return paths

@@ -85,6 +85,7 @@ class AvatarMethod(ABC):
         options: command -> the options it takes there (beyond every command's own arguments); anything else
             given to it is refused by name.
         cross_pose: how ``eval cross`` poses it (for the report).
+        shares_driver_tracks: its drivers are tracked as ``headsplat track`` tracks them, with the avatar's rig.
 
     Instance attributes:
         avatar: the method's own avatar object (what ``create`` returns).
@@ -95,6 +96,9 @@ class AvatarMethod(ABC):
     summary: ClassVar[str]
     options: ClassVar[Mapping[str, tuple[Option, ...]]] = {}
     cross_pose: ClassVar[str] = "relative"
+    #: whether ``track_driver`` of a video gives what ``headsplat track VIDEO --rig RIG`` writes (RIG: the
+    #: avatar's): then ``headsplat batch`` tracks a driver that many of its avatars use once and passes the .track
+    shares_driver_tracks: ClassVar[bool] = False
 
     avatar: Any
     rig: HeadRig

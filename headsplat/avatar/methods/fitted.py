@@ -137,6 +137,7 @@ class FittedMethod(AvatarMethod):
 
     name = "headsplat"
     summary = "Gaussians fitted to the input on the open rig or FLAME (default; real-time)"
+    shares_driver_tracks = True  # track_driver: driver_tracking with the avatar's rig, as `headsplat track` does
     options = {
         "create": (*_FIT, MAX_FRAMES, VIEWS, VIEWS_SHARE),
         "animate": (POSE, EXPRESSION_SCALE, ANIMATE_BACKGROUND, PASTE_BACK, FRAMING, FLAME_MODEL, DEVICE),
