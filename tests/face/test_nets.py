@@ -101,6 +101,28 @@ def test_networks_run_deterministically_and_batch(nets, name):
         assert net.refine(a).shape == (2, 478, 3)
 
 
+@pytest.mark.parametrize("name", ["face_landmark_with_attention", "selfie_segmentation"])
+def test_the_traced_graph_equals_the_op_by_op_run(name):
+    """After ``trace_after`` calls of one shape the graph runs as a trace: the same outputs, on inputs other
+    than the one it was traced on (no value of an input is baked into it)."""
+    net = MODELS[name][0]()
+    h, w = net.input_size
+    g = torch.Generator().manual_seed(3)
+    xs = [torch.rand(1, h, w, 3, generator=g) for _ in range(5)]
+    flat = lambda out: [out] if isinstance(out, torch.Tensor) else list(vars(out).values())  # noqa: E731
+    net.trace_after = None
+    with torch.inference_mode():
+        want = [flat(net(x)) for x in xs]
+        net.trace_after = 2
+        got = [flat(net(x)) for x in xs]
+    assert len(net._traced) == 1  # calls 3-5 ran the trace
+    for a, b in zip(got, want):
+        for ta, tb in zip(a, b):
+            torch.testing.assert_close(ta, tb, atol=1e-5, rtol=1e-5)
+    with torch.enable_grad():
+        assert net(xs[0].requires_grad_()) is not None  # with gradients: op by op, not the trace
+
+
 def test_state_dict_keys_are_the_files_keys(nets):
     from safetensors import safe_open
 
