@@ -323,7 +323,7 @@ class SynthesisBlock(nn.Module):
         return x, img
 
 
-def SynthesisBlockNoUp(*args, **kwargs) -> SynthesisBlock:  # noqa: N802 (the reference's class name)
+def SynthesisBlockNoUp(*args, **kwargs) -> SynthesisBlock:
     """EG3D's ``SynthesisBlockNoUp``: a :class:`SynthesisBlock` at its input's resolution (same keys)."""
     return SynthesisBlock(*args, up=1, **kwargs)
 
