@@ -98,3 +98,26 @@ def test_small_canonical_encoder_and_triplane_decoder_shapes():
         assert planes.shape == (1, 96, 16, 16)
         assert encoders.EncoderBG()(torch.randn(1, 3, 32, 32)).shape == (1, 32, 32, 32)
         assert encoders.EncoderDetail()(torch.randn(1, 3, 32, 32)).shape == (1, 96, 16, 16)
+
+
+# -- PD-FGC's motion encoder -----------------------------------------------------------------------------------
+def test_motion_encoder_size_and_loading(tmp_path):
+    from headsplat.core.errors import InputError
+    from headsplat.models.portrait4d.motion import MOTION_DIMS, FanEncoder
+
+    torch.manual_seed(3)
+    enc = FanEncoder().eval()
+    sd = enc.state_dict()
+    assert len(sd) == 387 and sum(p.numel() for p in enc.parameters()) == 9_035_727  # as the reference's
+    torch.save({**sd, "netG.unused": torch.zeros(1)}, tmp_path / "motion_model.pth")
+    loaded = FanEncoder.from_pretrained(tmp_path / "motion_model.pth")
+    assert loaded.ignored_keys == ["netG.unused"] and not loaded.training
+    crop = torch.rand(2, 3, 224, 224) * 2 - 1
+    with torch.no_grad():
+        code = loaded.motion_code(crop)
+        pose, eye, emo, mouth = enc(crop)
+    assert code.shape == (2, MOTION_DIMS) == (2, 548) and pose.shape == (2, 6)
+    torch.testing.assert_close(code, torch.cat([eye, emo, mouth], -1))
+    torch.save({k: v for k, v in sd.items() if k != "to_eye.3.bias"}, tmp_path / "short.pth")
+    with pytest.raises(InputError, match="1 missing keys: to_eye.3.bias"):
+        FanEncoder.from_pretrained(tmp_path / "short.pth")
