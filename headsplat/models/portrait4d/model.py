@@ -18,7 +18,9 @@ Quirks of the reference, reproduced:
 - [x] the background is resized to the neural resolution bilinearly without antialiasing.
 - [x] the super-resolution's styles are ``w_avg`` for every layer (noise mode from ``rendering_kwargs``).
 - [x] only neural resolutions up to 128 render: above that the reference picks an empty plane list.
-- [ ] not here: the head-pose deformer (``deformer.*`` buffers are kept aside, see :attr:`Portrait4D.deformer_state`).
+- [ ] not wired here: the head-pose deformer. Its geometry is :func:`.deformer.head_pose_deformation`; FLAME
+      evaluated from the checkpoint's ``deformer.*`` buffers (kept in :attr:`Portrait4D.deformer_state`) is not
+      written yet, so ``synthesis`` takes the deformation as a function.
 """
 
 from __future__ import annotations
