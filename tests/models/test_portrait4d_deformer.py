@@ -121,3 +121,59 @@ def test_head_pose_deformation_is_identity_without_a_pose_and_barycentric_sums_t
     assert g.shape == (2, 64, 3) and g[0, 0, 0] == pytest.approx((0.125 - 0.5) * 1.3) and g[0, 1, 2] > g[0, 0, 2]
     tris = torch.rand(5, 3, 3)
     torch.testing.assert_close(barycentric(torch.rand(5, 3), tris).sum(-1), torch.ones(5))
+
+
+# -- FLAME as the deformer evaluates it --------------------------------------------------------------------------
+def _toy_flame(n=40, seed=0):
+    """A FLAME-shaped model: 5 joints (root, neck, jaw, eyes), all skinning on the neck joint."""
+    g = torch.Generator().manual_seed(seed)
+    weights = torch.zeros(n, 5)
+    weights[:, 1] = 1.0
+    regressor = torch.zeros(5, n)
+    regressor[:, 0] = 1.0  # every joint at vertex 0 (the neck point)
+    return {"v_template": torch.randn(n, 3, generator=g) * 0.3, "shapedirs": torch.randn(n, 3, 400, generator=g) * 1e-3,
+            "posedirs": torch.zeros(36, 3 * n), "J_regressor": regressor, "parents": torch.tensor([-1, 0, 1, 1, 1]),
+            "lbs_weights": weights}
+
+
+def test_rodrigues_matches_headsplat_rotations():
+    from headsplat.core.rotation import axis_angle_to_matrix
+    from headsplat.models.portrait4d.flame import rodrigues
+
+    aa = torch.randn(20, 3)
+    torch.testing.assert_close(rodrigues(aa), axis_angle_to_matrix(aa), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rodrigues(torch.zeros(1, 3)), torch.eye(3)[None], atol=1e-6, rtol=0)
+
+
+def test_flame_forward_rotates_about_the_neck_joint():
+    from headsplat.models.portrait4d.flame import flame_forward, rodrigues
+
+    buf = _toy_flame()
+    z = torch.zeros(1, 300), torch.zeros(1, 100)
+    rest, joints = flame_forward(buf, *z, torch.zeros(1, 6), torch.zeros(1, 6))
+    torch.testing.assert_close(rest[0], buf["v_template"], atol=1e-6, rtol=0)
+    neck = torch.tensor([[0.3, -0.2, 0.1]])
+    posed, _ = flame_forward(buf, *z, torch.cat([neck, torch.zeros(1, 3)], 1), torch.zeros(1, 6))
+    pivot = buf["v_template"][0]
+    expected = (buf["v_template"] - pivot) @ rodrigues(neck)[0].T + pivot
+    torch.testing.assert_close(posed[0], expected, atol=1e-5, rtol=0)
+
+
+def test_head_pose_deformer_needs_the_checkpoint_tensors_and_is_identity_without_neck_pose():
+    from headsplat.core.errors import InputError
+    from headsplat.models.portrait4d.flame import FLAME_PREFIX, HeadPoseDeformer
+
+    verts, faces = _ball(6, 8)
+    n = verts.shape[1]
+    buf = _toy_flame(n)
+    buf["v_template"] = verts[0]
+    state = {FLAME_PREFIX + k: v for k, v in buf.items()}
+    with pytest.raises(InputError, match="flame_deform.simplify_idxs"):
+        HeadPoseDeformer(state)
+    state.update({"flame_deform.simplify_idxs": torch.arange(n)[:, None].repeat(1, 3),
+                  "flame_deform.simplify_baris": torch.tensor([[1.0, 0.0, 0.0]]).repeat(n, 1),
+                  "flame_deform.simplify_faces": faces})
+    field = HeadPoseDeformer(state).field(torch.zeros(1, 300), torch.zeros(1, 100),
+                                          torch.tensor([[0.0, 0.0, 0.0, 0.2, 0.0, 0.0]]), torch.zeros(1, 6))
+    pts = (torch.rand(1, 50, 3) - 0.5)
+    torch.testing.assert_close(field(pts), pts, atol=1e-6, rtol=0)

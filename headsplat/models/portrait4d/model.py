@@ -18,9 +18,9 @@ Quirks of the reference, reproduced:
 - [x] the background is resized to the neural resolution bilinearly without antialiasing.
 - [x] the super-resolution's styles are ``w_avg`` for every layer (noise mode from ``rendering_kwargs``).
 - [x] only neural resolutions up to 128 render: above that the reference picks an empty plane list.
-- [ ] not wired here: the head-pose deformer. Its geometry is :func:`.deformer.head_pose_deformation`; FLAME
-      evaluated from the checkpoint's ``deformer.*`` buffers (kept in :attr:`Portrait4D.deformer_state`) is not
-      written yet, so ``synthesis`` takes the deformation as a function.
+- [x] the head-pose deformer from the checkpoint's ``deformer.*`` tensors (kept in
+      :attr:`Portrait4D.deformer_state`): :meth:`Portrait4D.head_pose_field` gives the function ``synthesis``
+      takes (:mod:`.flame`, :mod:`.deformer`).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from headsplat.models.portrait4d.encoders import (
     EncoderDetail,
     EncoderGlobal,
 )
+from headsplat.models.portrait4d.flame import HeadPoseDeformer
 from headsplat.models.weights import load_strict
 
 CLASS_NAME = "TriPlaneReconstructorNeutralize"
@@ -157,6 +158,18 @@ class Portrait4D(nn.Module):
         model.deformer_state = {k[len(DEFORMER_PREFIX):]: v for k, v in net.state_dict.items()
                                 if k.startswith(DEFORMER_PREFIX)}
         return model.to(device).eval()
+
+    def head_pose_field(self, shape: torch.Tensor, expression: torch.Tensor, pose: torch.Tensor,
+                        eye_pose: torch.Tensor, smooth_th: float = 3e-3) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The reference's ``_deformer``: the head-pose deformation for FLAME parameters (shape (B, 300) of the
+        source, expression (B, 100), neck + jaw pose (B, 6) and eyes (B, 6) of the driver), from the
+        checkpoint's deformer tensors.
+
+        Raises:
+            InputError: the checkpoint had no (complete) deformer.
+        """
+        deformer = HeadPoseDeformer(self.deformer_state, box_warp=self.cfg.rendering_kwargs.get("box_warp", 1.3))
+        return deformer.field(shape, expression, pose, eye_pose, smooth_th=smooth_th)
 
     def render_options(self, **overrides) -> RenderOptions:
         """The pickled ``rendering_kwargs`` as :class:`RenderOptions` (colours kept in [0, 1])."""
