@@ -118,6 +118,12 @@ def test_motion_encoder_size_and_loading(tmp_path):
         pose, eye, emo, mouth = enc(crop)
     assert code.shape == (2, MOTION_DIMS) == (2, 548) and pose.shape == (2, 6)
     torch.testing.assert_close(code, torch.cat([eye, emo, mouth], -1))
+    from headsplat.models.portrait4d.crop import motion_crop
+    from headsplat.models.portrait4d.motion import motion_from_images
+
+    img, lm = torch.rand(1, 3, 64, 64) * 2 - 1, torch.rand(1, 68, 2) * 40 + 12
+    with torch.no_grad():
+        torch.testing.assert_close(motion_from_images(loaded, img, lm), loaded.motion_code(motion_crop(img, lm)))
     torch.save({k: v for k, v in sd.items() if k != "to_eye.3.bias"}, tmp_path / "short.pth")
     with pytest.raises(InputError, match="1 missing keys: to_eye.3.bias"):
         FanEncoder.from_pretrained(tmp_path / "short.pth")

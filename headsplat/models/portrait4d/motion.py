@@ -156,3 +156,12 @@ class FanEncoder(nn.Module):
         """Portrait4D's motion code of a 224² crop: (B, 548) = eyes, emotion, mouth."""
         _, eye, emo, mouth = self(crop)
         return torch.cat([eye, emo, mouth], -1)
+
+
+def motion_from_images(encoder: FanEncoder, images: torch.Tensor, landmarks: torch.Tensor,
+                       reverse_y: bool = False) -> torch.Tensor:
+    """The reference's ``get_motion_feature``: (B, 3, H, W) images in [-1, 1] and their (B, 68, 2) pixel
+    landmarks -> (B, 548) motion codes (crop of :func:`~headsplat.models.portrait4d.crop.motion_crop`)."""
+    from headsplat.models.portrait4d.crop import motion_crop
+
+    return encoder.motion_code(motion_crop(images, landmarks, reverse_y))
