@@ -344,3 +344,17 @@ def test_auto_plane_sampling_repeats_one_jitter_for_all_rays():
     assert out.depths.max() <= 4.2 + 0.65 + 1.3 / 4
     with pytest.raises(ArgumentError, match="cam_z"):
         rendering.ImportanceRenderer()(torch.zeros(1, 3, 2, 4, 4), _Constant(0.0, [0.5]), origins, dirs, opts)
+
+
+def test_gradients_of_the_ops_and_modulated_conv_in_float64():
+    torch.manual_seed(4)
+    f = ops.setup_filter([1, 3, 3, 1]).double()
+    x = torch.randn(1, 2, 5, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: ops.upfirdn2d(t, f, up=2, down=1, padding=[2, 1, 2, 1]), (x,))
+    w = torch.randn(3, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    s = torch.randn(1, 2, dtype=torch.float64, requires_grad=True)
+    for up in (1, 2):
+        assert torch.autograd.gradcheck(
+            lambda a, b, c: stylegan2.modulated_conv2d(a, b, c, padding=1, up=up, resample_filter=f,
+                                                       flip_weight=up == 1), (x, w, s))
+    assert torch.autograd.gradcheck(lambda t: ops.bias_act(t, act="lrelu", clamp=1.0), (x,))
