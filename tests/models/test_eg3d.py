@@ -358,3 +358,18 @@ def test_gradients_of_the_ops_and_modulated_conv_in_float64():
             lambda a, b, c: stylegan2.modulated_conv2d(a, b, c, padding=1, up=up, resample_filter=f,
                                                        flip_weight=up == 1), (x, w, s))
     assert torch.autograd.gradcheck(lambda t: ops.bias_act(t, act="lrelu", clamp=1.0), (x,))
+
+
+@pytest.mark.parametrize("up, fused", [(1, True), (1, False), (2, True), (2, False)])
+def test_float16_modulated_conv_prenormalisation_keeps_the_result(up, fused):
+    """In float16 (CUDA's use_fp16 blocks) weights and styles are pre-scaled against overflow; demodulation
+    makes that invisible up to half precision."""
+    torch.manual_seed(5)
+    x, w, s = torch.randn(2, 8, 9, 9), torch.randn(6, 8, 3, 3), torch.randn(2, 8) * 30
+    f = ops.setup_filter([1, 3, 3, 1])
+    ref = stylegan2.modulated_conv2d(x, w, s, padding=1, up=up, resample_filter=f, flip_weight=up == 1,
+                                     fused_modconv=fused)
+    half = stylegan2.modulated_conv2d(x.half(), w, s, padding=1, up=up, resample_filter=f, flip_weight=up == 1,
+                                      fused_modconv=fused)
+    assert half.dtype == torch.float16
+    assert float((half.float() - ref).abs().max() / ref.abs().max()) < 5e-3
