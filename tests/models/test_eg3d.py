@@ -373,3 +373,16 @@ def test_float16_modulated_conv_prenormalisation_keeps_the_result(up, fused):
                                       fused_modconv=fused)
     assert half.dtype == torch.float16
     assert float((half.float() - ref).abs().max() / ref.abs().max()) < 5e-3
+
+
+def test_volume_planes_sample_each_plane_in_its_coordinate_order():
+    """OmniAvatar's volume planes: a plane whose value is its grid_sample x coordinate returns, per plane, the
+    point's first coordinate in that plane's order (x, y, x for XYZ_YZX_XZY)."""
+    w, depth = 16, 3
+    ramp = (2 * torch.arange(w) + 1) / w - 1
+    planes = ramp.reshape(1, 1, 1, 1, 1, w).expand(1, 3, 1, depth, w, w).reshape(1, 3, depth, w, w).contiguous()
+    pts = torch.tensor([[[0.1, -0.2, 0.3], [-0.25, 0.15, 0.05]]])
+    feats = rendering.sample_from_volplanes(planes, pts, box_warp=2.0, depth=depth)
+    assert feats.shape == (1, 3, 2, 1)
+    for p, k in enumerate((0, 1, 0)):
+        torch.testing.assert_close(feats[0, p, :, 0], pts[0, :, k])

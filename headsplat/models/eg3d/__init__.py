@@ -10,12 +10,14 @@ from headsplat.models.eg3d.rendering import (
     OPENCV,
     OPENGL,
     XY_YZ_ZX,
+    XYZ_YZX_XZY,
     ImportanceRenderer,
     OSGDecoder,
     RenderOptions,
     RenderOutput,
     SplitOSGDecoder,
     sample_from_planes,
+    sample_from_volplanes,
     sample_rays,
 )
 from headsplat.models.eg3d.stylegan2 import (
@@ -30,7 +32,7 @@ from headsplat.models.eg3d.stylegan2 import (
 )
 from headsplat.models.eg3d.superresolution import SUPERRESOLUTION, SuperresolutionHybrid8XDC
 
-__all__ = ["EG3D_PLANES", "OPENCV", "OPENGL", "XY_YZ_ZX", "FullyConnectedLayer", "Generator", "ImportanceRenderer",
-           "MappingNetwork", "OSGDecoder", "RenderOptions", "RenderOutput", "SUPERRESOLUTION", "SplitOSGDecoder",
-           "SuperresolutionHybrid8XDC", "SynthesisBlock", "SynthesisLayer", "SynthesisNetwork", "ToRGBLayer",
-           "modulated_conv2d", "sample_from_planes", "sample_rays"]
+__all__ = ["EG3D_PLANES", "OPENCV", "OPENGL", "XY_YZ_ZX", "XYZ_YZX_XZY", "FullyConnectedLayer", "Generator",
+           "ImportanceRenderer", "MappingNetwork", "OSGDecoder", "RenderOptions", "RenderOutput", "SUPERRESOLUTION",
+           "SplitOSGDecoder", "SuperresolutionHybrid8XDC", "SynthesisBlock", "SynthesisLayer", "SynthesisNetwork",
+           "ToRGBLayer", "modulated_conv2d", "sample_from_planes", "sample_from_volplanes", "sample_rays"]

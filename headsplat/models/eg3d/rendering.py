@@ -30,6 +30,8 @@ OPENCV: CameraConvention = "opencv"
 OPENGL: CameraConvention = "opengl"
 EG3D_PLANES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (2, 0))
 XY_YZ_ZX: tuple[tuple[int, int], ...] = ((0, 1), (1, 2), (2, 0))
+#: OmniAvatar's three volume planes: the coordinate orders (grid_sample's x, y, z = width, height, depth)
+XYZ_YZX_XZY: tuple[tuple[int, int, int], ...] = ((0, 1, 2), (1, 2, 0), (0, 2, 1))
 
 
 # -- rays -------------------------------------------------------------------------------------------------------
@@ -119,6 +121,27 @@ def sample_from_planes(planes: torch.Tensor, coordinates: torch.Tensor, box_warp
     out = F.grid_sample(planes.reshape(n * p, c, h, w), uv.float(), mode=mode, padding_mode="zeros",
                         align_corners=False)
     return out.permute(0, 3, 2, 1).reshape(n, p, m, c)
+
+
+def sample_from_volplanes(planes: torch.Tensor, coordinates: torch.Tensor, box_warp: float, depth: int,
+                          plane_axes=XYZ_YZX_XZY, mode: str = "bilinear") -> torch.Tensor:
+    """Trilinear features of points from "volume planes" (OmniAvatar): each of the P planes is a thin 3-D grid of
+    ``depth`` slices, sampled at the point's coordinates in that plane's order (zeros outside,
+    ``align_corners=False``).
+
+    Args:
+        planes: (N, P, C * depth, H, W), channel-major (C slowest). coordinates: (N, M, 3).
+
+    Returns:
+        (N, P, M, C).
+    """
+    n, p, cd, h, w = planes.shape
+    c, m = cd // depth, coordinates.shape[1]
+    vol = planes.reshape(n * p, c, depth, h, w)
+    coords = (2 / torch.tensor(box_warp, device=coordinates.device, dtype=torch.float32)) * coordinates
+    uvw = torch.stack([coords[..., list(ax)] for ax in plane_axes], 1).view(n * p, m, 3)
+    out = F.grid_sample(vol, uvw[:, None, None].float(), mode=mode, padding_mode="zeros", align_corners=False)
+    return out.permute(0, 4, 3, 2, 1).reshape(n, p, m, c)
 
 
 class OSGDecoder(nn.Module):
