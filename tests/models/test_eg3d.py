@@ -386,3 +386,20 @@ def test_volume_planes_sample_each_plane_in_its_coordinate_order():
     assert feats.shape == (1, 3, 2, 1)
     for p, k in enumerate((0, 1, 0)):
         torch.testing.assert_close(feats[0, p, :, 0], pts[0, :, k])
+
+
+def test_omniavatar_options_need_repeat_residual_injection_and_sr_channels():
+    g = _tiny_generator()
+    z, c = torch.randn(2, 16), torch.randn(2, 25)
+    with torch.no_grad():
+        w = g.mapping(z, c, need_repeat=False)
+        torch.testing.assert_close(w, g.mapping(z, c)[:, 0])
+        ws = g.mapping(z, c)
+        base = g.synthesis(ws, noise_mode="const")
+        res_out, res_skip = torch.zeros(2, 16, 16, 16), torch.full((2, 12, 16, 16), 0.5)
+        shifted = g.synthesis(ws, res_out=res_out, res_skip=res_skip, noise_mode="const")
+        torch.testing.assert_close(shifted, base + 0.5)  # the 16² block is the last here: the image gains 0.5
+        torch.testing.assert_close(g.synthesis(ws, res_out=res_out, noise_mode="const"), base)  # both or neither
+    with torch.device("meta"):
+        sr = superresolution.SuperresolutionHybrid8XDC(32, 512, 0, True, img_channels=5)
+    assert layout(sr)["block1.torgb.weight"] == (5, 128, 1, 1)

@@ -160,8 +160,10 @@ class MappingNetwork(nn.Module):
             self.register_buffer("w_avg", torch.zeros([w_dim]))
 
     def forward(self, z: torch.Tensor | None, c: torch.Tensor | None, truncation_psi: float = 1,
-                truncation_cutoff: int | None = None, update_emas: bool = False) -> torch.Tensor:
-        """z: (B, z_dim), c: (B, c_dim) -> ws: (B, num_ws, w_dim) (or (B, w_dim) when ``num_ws`` is None)."""
+                truncation_cutoff: int | None = None, update_emas: bool = False, need_repeat: bool = True
+                ) -> torch.Tensor:
+        """z: (B, z_dim), c: (B, c_dim) -> ws: (B, num_ws, w_dim) (or (B, w_dim) when ``num_ws`` is None, or
+        ``need_repeat`` is False: OmniAvatar's option)."""
         x = None
         if self.z_dim > 0:
             x = normalize_2nd_moment(z.to(torch.float32))
@@ -173,7 +175,7 @@ class MappingNetwork(nn.Module):
             x = getattr(self, f"fc{idx}")(x)
         if update_emas and self.w_avg_beta is not None:
             self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
-        if self.num_ws is not None:
+        if self.num_ws is not None and need_repeat:
             x = x.unsqueeze(1).repeat([1, self.num_ws, 1])
         if truncation_psi != 1:
             if self.num_ws is None or truncation_cutoff is None:
@@ -352,8 +354,10 @@ class SynthesisNetwork(nn.Module):
             self.num_ws += block.num_conv + (block.num_torgb if is_last else 0)
             setattr(self, f"b{res}", block)
 
-    def forward(self, ws: torch.Tensor, **block_kwargs) -> torch.Tensor:
-        """ws: (B, num_ws, w_dim) -> (B, img_channels, R, R) float32."""
+    def forward(self, ws: torch.Tensor, res_out: torch.Tensor | None = None, res_skip: torch.Tensor | None = None,
+                **block_kwargs) -> torch.Tensor:
+        """ws: (B, num_ws, w_dim) -> (B, img_channels, R, R) float32. ``res_out`` and ``res_skip`` (OmniAvatar's
+        injection, both or neither) are added to the features and the image after the 16² block."""
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ShapeError(f"ws: expected (B, {self.num_ws}, {self.w_dim}), got {tuple(ws.shape)}")
         ws = ws.to(torch.float32)
@@ -364,6 +368,8 @@ class SynthesisNetwork(nn.Module):
             cur = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
             w_idx += block.num_conv
             x, img = block(x, img, cur, **block_kwargs)
+            if x.shape[2] == 16 and res_out is not None and res_skip is not None:
+                x, img = x + res_out, img + res_skip
         return img
 
 

@@ -48,9 +48,10 @@ class _Superresolution(nn.Module):
 def _blocks(self, first, channels, mid, out, res0, res1, sr_num_fp16_res, block_kwargs):
     use_fp16 = sr_num_fp16_res > 0
     clamp = 256 if use_fp16 else None
-    self.block0 = first(channels, mid, w_dim=512, resolution=res0, img_channels=3, is_last=False,
+    img_channels = block_kwargs.pop("img_channels", 3)  # OmniAvatar's option (its SR modules take it)
+    self.block0 = first(channels, mid, w_dim=512, resolution=res0, img_channels=img_channels, is_last=False,
                         use_fp16=use_fp16, conv_clamp=clamp, **block_kwargs)
-    self.block1 = SynthesisBlock(mid, out, w_dim=512, resolution=res1, img_channels=3, is_last=True,
+    self.block1 = SynthesisBlock(mid, out, w_dim=512, resolution=res1, img_channels=img_channels, is_last=True,
                                  use_fp16=use_fp16, conv_clamp=clamp, **block_kwargs)
 
 
