@@ -396,7 +396,7 @@ def test_omniavatar_options_need_repeat_residual_injection_and_sr_channels():
         torch.testing.assert_close(w, g.mapping(z, c)[:, 0])
         ws = g.mapping(z, c)
         base = g.synthesis(ws, noise_mode="const")
-        res_out, res_skip = torch.zeros(2, 16, 16, 16), torch.full((2, 12, 16, 16), 0.5)
+        res_out, res_skip = torch.zeros(2, 8, 16, 16), torch.full((2, 12, 16, 16), 0.5)
         shifted = g.synthesis(ws, res_out=res_out, res_skip=res_skip, noise_mode="const")
         torch.testing.assert_close(shifted, base + 0.5)  # the 16² block is the last here: the image gains 0.5
         torch.testing.assert_close(g.synthesis(ws, res_out=res_out, noise_mode="const"), base)  # both or neither
