@@ -1,0 +1,224 @@
+"""Portrait4D-v2's reconstructor (``TriPlaneReconstructorNeutralize``) run by headsplat's own code from the
+released persistence pickle, without running the pickled code.
+
+One source image and two motion codes (the source's and the driver's, PD-FGC's 548-d embeddings) make
+triplanes; they are volume-rendered at a camera through a deformation of space (the head-pose deformer, passed in
+as a function), composited over the background network's image, and super-resolved with the constant style
+``w_avg``.
+
+Conventions, stated here once (see :mod:`headsplat.models.eg3d.rendering`): cameras look down -z with y up
+(:data:`~headsplat.models.eg3d.OPENGL`), intrinsics normalised; planes are (x, y), (y, z), (z, x)
+(:data:`~headsplat.models.eg3d.XY_YZ_ZX`); samples span the camera's depth of the origin ± half the box
+(``auto-plane``), one stratified jitter per image for all rays.
+
+Quirks of the reference, reproduced:
+
+- [x] composited features stay in [0, 1] through the marcher, then ``T_bg * sigmoid(background)`` is added and
+      the whole feature image mapped to [-1, 1] before super-resolution (``image_raw`` = its first 3 channels).
+- [x] the background is resized to the neural resolution bilinearly without antialiasing.
+- [x] the super-resolution's styles are ``w_avg`` for every layer (noise mode from ``rendering_kwargs``).
+- [x] only neural resolutions up to 128 render: above that the reference picks an empty plane list.
+- [x] the head-pose deformer from the checkpoint's ``deformer.*`` tensors (kept in
+      :attr:`Portrait4D.deformer_state`): :meth:`Portrait4D.head_pose_field` gives the function ``synthesis``
+      takes (:mod:`.flame`, :mod:`.deformer`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from headsplat.core.errors import ArgumentError, InputError
+from headsplat.models.eg3d.rendering import (
+    OPENGL,
+    XY_YZ_ZX,
+    ImportanceRenderer,
+    RenderOptions,
+    SplitOSGDecoder,
+    sample_rays,
+)
+from headsplat.models.eg3d.superresolution import SUPERRESOLUTION
+from headsplat.models.persistence import read_network_pickle
+from headsplat.models.portrait4d.encoders import (
+    DecoderTriplane,
+    EncoderBG,
+    EncoderCanonical,
+    EncoderDetail,
+    EncoderGlobal,
+)
+from headsplat.models.portrait4d.flame import HeadPoseDeformer
+from headsplat.models.weights import load_strict
+
+CLASS_NAME = "TriPlaneReconstructorNeutralize"
+DEFORMER_PREFIX = "deformer."
+
+
+@dataclass(frozen=True)
+class Portrait4DConfig:
+    """The reconstructor's construction arguments (the pickle's ``init_kwargs``; defaults: the released v2)."""
+    img_resolution: int = 512  # output side
+    mot_dims: int = 548  # motion code: eyes 6 + emotion 30 + mouth 512
+    w_dim: int = 512  # the super-resolution's style width (w_avg)
+    sr_num_fp16_res: int = 0  # > 0: super-resolution in float16 on CUDA
+    has_background: bool = True  # a background network composited behind the head
+    has_superresolution: bool = True  # 8x super-resolution (else the decoder gives RGB)
+    num_blocks_neutral: int = 4  # canonicalisation cross blocks
+    num_blocks_motion: int = 4  # reenactment cross blocks
+    motion_map_layers: int = 2  # MLP layers on each motion code
+    neural_rendering_resolution: int = 64  # the default neural resolution (the released script renders 128)
+    rendering_kwargs: dict = field(default_factory=dict)  # the reference's rendering options, as pickled
+    sr_kwargs: dict = field(default_factory=dict)  # the super-resolution's extra arguments
+
+    @classmethod
+    def from_init_kwargs(cls, kwargs: dict) -> "Portrait4DConfig":
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in kwargs.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Portrait4DOutput:
+    """One synthesis. image: (B, 3, R, R) super-resolved, in [-1, 1]. image_raw: (B, 3, r, r) the neural
+    render's RGB (with background). features: (B, 32, r, r) the feature image fed to super-resolution.
+    depth: (B, 1, r, r). transmittance: (B, 1, r, r) the background's share."""
+    image: torch.Tensor
+    image_raw: torch.Tensor
+    features: torch.Tensor
+    depth: torch.Tensor
+    transmittance: torch.Tensor
+
+
+def world_to_camera(cam2world: torch.Tensor) -> torch.Tensor:
+    """(B, 4, 4) rigid camera-to-world -> its inverse (transpose of the rotation)."""
+    rot_t = cam2world[:, :3, :3].transpose(1, 2)
+    out = torch.eye(4, dtype=cam2world.dtype, device=cam2world.device).repeat(cam2world.shape[0], 1, 1)
+    out[:, :3, :3] = rot_t
+    out[:, :3, 3:] = -rot_t @ cam2world[:, :3, 3:]
+    return out
+
+
+class Portrait4D(nn.Module):
+    """The reconstructor's networks (keys as the released ``G_ema``'s, ``deformer.*`` excepted)."""
+
+    def __init__(self, cfg: Portrait4DConfig = Portrait4DConfig()):
+        super().__init__()
+        self.cfg = cfg
+        rk = cfg.rendering_kwargs
+        self.register_buffer("w_avg", torch.zeros([cfg.w_dim]))
+        self.encoder_global = EncoderGlobal()
+        self.encoder_detail = EncoderDetail()
+        self.encoder_canonical = EncoderCanonical(num_blocks_neutral=cfg.num_blocks_neutral,
+                                                  num_blocks_motion=cfg.num_blocks_motion, mot_dims=cfg.mot_dims,
+                                                  mapping_layers=cfg.motion_map_layers)
+        self.generator_triplane = DecoderTriplane()
+        self.renderer = ImportanceRenderer(XY_YZ_ZX)
+        if cfg.has_background:
+            self.background = EncoderBG()
+        self.superresolution = None
+        if cfg.has_superresolution:
+            name = str(rk.get("superresolution_module", "")).replace("models.stylegan.superresolution",
+                                                                     "training.superresolution")
+            if name not in SUPERRESOLUTION:
+                raise ArgumentError("superresolution_module", f"unknown module {name!r}; known: "
+                                    + ", ".join(sorted(SUPERRESOLUTION)))
+            self.superresolution = SUPERRESOLUTION[name](channels=32, img_resolution=cfg.img_resolution,
+                                                         sr_num_fp16_res=cfg.sr_num_fp16_res,
+                                                         sr_antialias=rk.get("sr_antialias", True), **cfg.sr_kwargs)
+        self.decoder = SplitOSGDecoder(32, {"decoder_lr_mul": rk.get("decoder_lr_mul", 1),
+                                            "decoder_output_dim": 32 if cfg.has_superresolution else 3})
+        self.deformer_state: dict[str, torch.Tensor] = {}  # the checkpoint's deformer buffers (FLAME x3)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> "Portrait4D":
+        """The released ``G_ema`` read with :func:`~headsplat.models.persistence.read_network_pickle` (nothing in
+        the file runs), built from its ``init_kwargs`` (``rendering_kwargs`` from the pickled object, as the
+        reference's script copies them), matched strictly except for ``deformer.*``, kept in
+        :attr:`deformer_state`.
+
+        Raises:
+            InputError: a refused or unreadable pickle, another network class, or keys/shapes that differ.
+        """
+        net = read_network_pickle(path)
+        if net.class_name != CLASS_NAME:
+            raise InputError(f"{path}: G_ema is a {net.class_name}, not Portrait4D's {CLASS_NAME}")
+        kwargs = dict(net.init_kwargs)
+        pickled_rk = net.record.state.get("rendering_kwargs")
+        if isinstance(pickled_rk, dict):
+            kwargs["rendering_kwargs"] = {**kwargs.get("rendering_kwargs", {}), **dict(pickled_rk)}
+        try:
+            model = cls(Portrait4DConfig.from_init_kwargs(kwargs))
+        except (ArgumentError, TypeError) as e:
+            raise InputError(f"{path}: its init_kwargs do not build the network ({e})") from None
+        state = {k: v for k, v in net.state_dict.items() if not k.startswith(DEFORMER_PREFIX)}
+        load_strict(model, state, path)
+        model.deformer_state = {k[len(DEFORMER_PREFIX):]: v for k, v in net.state_dict.items()
+                                if k.startswith(DEFORMER_PREFIX)}
+        return model.to(device).eval()
+
+    def head_pose_field(self, shape: torch.Tensor, expression: torch.Tensor, pose: torch.Tensor,
+                        eye_pose: torch.Tensor, smooth_th: float = 3e-3) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The reference's ``_deformer``: the head-pose deformation for FLAME parameters (shape (B, 300) of the
+        source, expression (B, 100), neck + jaw pose (B, 6) and eyes (B, 6) of the driver), from the
+        checkpoint's deformer tensors.
+
+        Raises:
+            InputError: the checkpoint had no (complete) deformer.
+        """
+        deformer = HeadPoseDeformer(self.deformer_state, box_warp=self.cfg.rendering_kwargs.get("box_warp", 1.3))
+        return deformer.field(shape, expression, pose, eye_pose, smooth_th=smooth_th)
+
+    def render_options(self, **overrides) -> RenderOptions:
+        """The pickled ``rendering_kwargs`` as :class:`RenderOptions` (colours kept in [0, 1])."""
+        return RenderOptions.from_kwargs(self.cfg.rendering_kwargs, rgb_to_signed=False, **overrides)
+
+    def planes(self, image: torch.Tensor, motion_source: torch.Tensor, motion: torch.Tensor,
+               motion_scale: float = 1.0) -> torch.Tensor:
+        """(B, 3, 512, 512) source in [-1, 1], (B, mot_dims) motion codes -> (B, 3, 32, 256, 256) triplanes."""
+        canonical = self.encoder_canonical(self.encoder_global(image), motion, motion_source, scale=motion_scale)
+        p = self.generator_triplane(canonical[1], self.encoder_detail(image))
+        return p.view(len(p), -1, 32, p.shape[-2], p.shape[-1])
+
+    def synthesis(self, image: torch.Tensor, motion_source: torch.Tensor, motion: torch.Tensor, camera: torch.Tensor,
+                  deformer: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                  neural_rendering_resolution: int = 128, motion_scale: float = 1.0, noise_mode: str | None = None,
+                  generator: torch.Generator | None = None) -> Portrait4DOutput:
+        """Render the source driven by ``motion`` at ``camera``.
+
+        Args:
+            image: (B, 3, 512, 512) aligned source in [-1, 1]. motion_source, motion: (B, mot_dims).
+            camera: (B, 25): camera-to-world (16, this package's convention) and normalised intrinsics (9).
+            deformer: observed points (B, S, 3) -> canonical points; None: identity (no head-pose deformation).
+            neural_rendering_resolution: the volume render's side (<= 128, see the quirks).
+            noise_mode: the super-resolution's noise; None: ``rendering_kwargs['superresolution_noise_mode']``.
+            generator: the renderer's random draws (None: torch's global generator in the reference's order).
+        """
+        r = neural_rendering_resolution
+        if r > 128:
+            raise ArgumentError("neural_rendering_resolution", f"{r}: the released network renders at most 128²")
+        n = image.shape[0]
+        cam2world, intrinsics = camera[:, :16].view(-1, 4, 4), camera[:, 16:25].view(-1, 3, 3)
+        cam_z = world_to_camera(cam2world)[:, 2, 3]
+        planes = self.planes(image, motion_source, motion, motion_scale)
+        background = 0.0
+        if self.cfg.has_background:
+            background = torch.sigmoid(self.background(image))
+            if background.shape[-1] != r:
+                background = F.interpolate(background, size=(r, r), mode="bilinear")
+        origins, dirs = sample_rays(cam2world, intrinsics, r, camera=OPENGL)
+        out = self.renderer(planes, self.decoder, origins, dirs, self.render_options(), cam_z=cam_z,
+                            deformer=deformer, generator=generator)
+        features = out.features.permute(0, 2, 1).reshape(n, -1, r, r).contiguous()
+        depth = out.depth.permute(0, 2, 1).reshape(n, 1, r, r)
+        t_bg = out.transmittance.permute(0, 2, 1).reshape(n, 1, r, r)
+        features = 2 * (features + t_bg * background) - 1
+        rgb = features[:, :3]
+        image_sr = rgb
+        if self.superresolution is not None:
+            ws = self.w_avg.reshape(1, 1, -1).repeat(n, 1, 1)
+            mode = noise_mode or self.cfg.rendering_kwargs.get("superresolution_noise_mode", "none")
+            image_sr = self.superresolution(rgb, features, ws, noise_mode=mode)
+        return Portrait4DOutput(image_sr, rgb, features, depth, t_bg)
