@@ -67,11 +67,11 @@ class LandmarkDetector:
     :class:`headsplat.face.frontend.FaceNets`).
 
     Image mode: MediaPipe's FaceMesh graph on the whole image (short-range detector, ROI from each detection,
-    landmarks in it); where it misses faces (small faces, group photos), the short- and full-range detectors at a
-    lower threshold (on overlapping tiles of a large frame when the whole frame gives nothing) propose more,
-    and the mesh graph runs again in a crop around each. Video mode: the followed face's ROI comes from the previous
-    frame's landmarks (MediaPipe's tracking rule); when the face-presence score drops, the face is searched for
-    on the whole frame again.
+    landmarks in it); where it misses faces (small faces, group photos), the short- and full-range detectors
+    (on overlapping tiles of a large frame when the whole frame gives nothing) propose more, and the mesh graph
+    runs again in a 320 px crop around each. Video mode: the followed face's ROI comes from the previous frame's
+    landmarks (MediaPipe's tracking rule); when the face-presence score drops, the face is searched for on the
+    whole frame again.
 
     Args:
         mode: ``"image"`` (every call independent) or ``"video"`` (calls are consecutive frames).
