@@ -366,8 +366,8 @@ class OmniAvatar(nn.Module):
     def synthesis(self, ws: torch.Tensor, c: torch.Tensor, neural_rendering_resolution: int | None = None,
                   noise_mode: str = "const", ws_bcg: torch.Tensor | None = None, sr_ws: torch.Tensor | None = None,
                   res_out: torch.Tensor | None = None, res_skip: torch.Tensor | None = None, prior_only: bool = False,
-                  options: RenderOptions | None = None, generator: torch.Generator | None = None
-                  ) -> OmniAvatarOutput:
+                  options: RenderOptions | None = None, generator: torch.Generator | None = None,
+                  planes: torch.Tensor | None = None) -> OmniAvatarOutput:
         """Render ws at the cameras and controls of label rows ``c``.
 
         Args:
@@ -376,6 +376,8 @@ class OmniAvatar(nn.Module):
             noise_mode: the backbone's and background's StyleGAN noise (``const``: the released script's).
             options: the sampling (None: :meth:`render_options`). generator: random draws of non-deterministic
                 sampling.
+            planes: :meth:`planes` of ``ws`` computed once (they depend on ws only, not on the camera or
+                controls), or None.
         """
         r = neural_rendering_resolution or self.cfg.neural_rendering_resolution
         rk = self.cfg.rendering_kwargs
@@ -385,7 +387,9 @@ class OmniAvatar(nn.Module):
         cam2world, intrinsics = c[:, :16].view(-1, 4, 4), c[:, 16:25].view(-1, 3, 3)
         controls = c[:, c.shape[1] - self.feature_dim:] if self.feature_dim else None
         origins, dirs = sample_rays(cam2world, intrinsics, r, camera=OPENCV)
-        scene = VolumeScene(self.planes(ws, noise_mode, res_out, res_skip), controls, self.triplane_depth, prior_only)
+        if planes is None:
+            planes = self.planes(ws, noise_mode, res_out, res_skip)
+        scene = VolumeScene(planes, controls, self.triplane_depth, prior_only)
         out = self.renderer(scene, self.decoder, origins, dirs, options or self.render_options(), generator=generator)
         features = out.features.permute(0, 2, 1).reshape(n, -1, r, r).contiguous()
         depth = out.depth.permute(0, 2, 1).reshape(n, 1, r, r)
