@@ -309,3 +309,33 @@ def test_from_pretrained_never_runs_a_hostile_pickle(tmp_path):
         pickle.dump({"G_ema": Evil()}, f)
     with pytest.raises(InputError, match="refused"):
         OmniAvatar.from_pretrained(tmp_path / "evil.pkl")
+
+
+@pytest.mark.slow
+def test_full_size_network_loads_from_a_released_structure_pickle_and_renders(tmp_path, persistence_module):
+    init = {"z_dim": 512, "c_dim": 25, "w_dim": 512, "img_resolution": 512, "img_channels": 3, "sr_num_fp16_res": 4,
+            "mapping_kwargs": {"num_layers": 2},
+            "rendering_kwargs": {**DEFAULT_RENDERING, "depth_resolution": 8, "depth_resolution_importance": 8},
+            "sr_kwargs": {"channel_base": 32768, "channel_max": 512, "fused_modconv_default": "inference_only"},
+            "channel_base": 32768, "channel_max": 512, "fused_modconv_default": "inference_only", "num_fp16_res": 0,
+            "conv_clamp": None}
+    torch.manual_seed(0)
+    model = OmniAvatar(OmniAvatarConfig.from_init_kwargs(init)).eval().requires_grad_(False)
+    with torch.device("meta"):
+        assert layout(model) == layout(OmniAvatar(OmniAvatarConfig()))  # the manifest's configuration
+    with open(tmp_path / "omni.pkl", "wb") as f:
+        _Pickler(f, init).dump({"G": None, "D": None, "G_ema": model, "augment_pipe": None})
+    loaded = OmniAvatar.from_pretrained(tmp_path / "omni.pkl")
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(1, 512, generator=g)
+    k = torch.tensor([[4.5313, 0, 0.5], [0, 4.5313, 0.5], [0, 0, 1]])[None]
+    c = make_label(look_at_camera(math.pi / 2, math.pi / 2, DEFAULT_RENDERING["avg_camera_pivot"], 2.7), k,
+                   torch.randn(1, 206, generator=g))
+    with torch.no_grad():
+        opts = model.render_options()  # (the test's pickle says depth_resolution 5)
+        a = model(z, c, truncation_psi=0.7, truncation_cutoff=14, neural_rendering_resolution=32, options=opts)
+        b = loaded(z, c, truncation_psi=0.7, truncation_cutoff=14, neural_rendering_resolution=32, options=opts)
+    assert a.image.shape == (1, 3, 512, 512) and a.features.shape == (1, 32, 32, 32)
+    assert torch.equal(a.image, b.image) and torch.isfinite(a.image).all()

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from headsplat.api import generate
+from headsplat.avatar.generators import omniavatar as omniavatar_generator
 from headsplat.avatar.generators.omniavatar import camera_to_head_pose, identity_controls, read_labels
 from headsplat.avatar.viewset import read_view_set
 from headsplat.core.errors import HeadsplatError, InputError
@@ -29,7 +30,8 @@ def test_identity_controls_keep_the_shape_and_zero_the_neck():
     assert not controls[:, 200:203].any()
 
 
-def test_generate_writes_a_view_set_per_identity(tmp_path, persistence_module):  # noqa: F811
+def test_generate_writes_a_view_set_per_identity(tmp_path, persistence_module, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(omniavatar_generator, "N_EXPRESSIONS", 2)  # 2 views an identity: time
     model = tiny_model()
     model.load_state_dict(seeded_state(model))
     with open(tmp_path / "omni.pkl", "wb") as f:
@@ -40,11 +42,14 @@ def test_generate_writes_a_view_set_per_identity(tmp_path, persistence_module): 
                    pitches=(0,), count=2, seed=3, quiet=True)
     for i in range(2):
         vs = read_view_set(out / f"identity_{i:03d}")
-        assert len(vs) == 3 and vs.tracking.rig == "flame" and vs.generator["seed"] == 3 + i
+        assert len(vs) == 2 and vs.tracking.rig == "flame" and vs.generator["seed"] == 3 + i
         rgb, alpha = vs.load(0)
         assert rgb.shape == (128, 128, 3) and alpha is None
-        np.testing.assert_allclose(vs.tracking.translation, [[0, 0, -2.7]] * 3, atol=1e-5)
-        assert vs.tracking.expression.shape == (3, 109)
+        np.testing.assert_allclose(vs.tracking.translation, [[0, 0, -2.7]] * 2, atol=1e-5)
+        assert vs.tracking.expression.shape == (2, 109)
+        controls = np.asarray(vs.tracking.extra["omniavatar"]["controls"])
+        np.testing.assert_allclose(vs.tracking.identity, controls[0, :100], rtol=1e-6)
+        np.testing.assert_allclose(vs.tracking.expression[:, 100:103], controls[:, 203:206], rtol=1e-6)  # jaw
     with pytest.raises(HeadsplatError, match="--weights"):
         generate(labels, tmp_path / "v2", model="omniavatar")
     np.save(tmp_path / "short.npy", np.zeros((3, 30), np.float32))

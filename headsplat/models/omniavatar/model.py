@@ -92,10 +92,10 @@ DEFAULT_RENDERING: dict = {
     "sr_antialias": True,
     "superresolution_noise_mode": "none",
     "c_gen_conditioning_zero": False,
-    "c_scale": 1.0,
+    "c_scale": 1.0,  # EG3D's (the reference reads 0 when the key is absent)
     "depth_resolution": 48,
     "depth_resolution_importance": 48,
-    "ray_start": 2.25,
+    "ray_start": 2.25,  # this and the camera keys below: EG3D FFHQ's
     "ray_end": 3.3,
     "box_warp": 1.0,
     "disparity_space_sampling": False,
