@@ -1,8 +1,9 @@
 """The generator interface: what writes a view set of a person (images with known cameras and rig parameters, for
 ``create --views``), and the registry from a generator's name (``generate --model NAME``) to its class.
 
-Built in: ``oracle`` (:mod:`.oracle`, exact renders of a known avatar), ``gagavatar`` (:mod:`.gagavatar`) and
-``cap4d`` (:mod:`.cap4d`); another registers itself with :func:`register_generator` (see docs/methods.md).
+Built in: ``oracle`` (:mod:`.oracle`, exact renders of a known avatar), ``gagavatar`` (:mod:`.gagavatar`),
+``cap4d`` (:mod:`.cap4d`) and ``omniavatar`` (:mod:`.omniavatar`); another registers itself with
+:func:`register_generator` (see docs/methods.md).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ SIZE = Option("size", "side of the views in pixels (default: the avatar's framin
               metavar="S")
 
 BUILTIN_MODULES = ("headsplat.avatar.generators.oracle", "headsplat.avatar.generators.gagavatar",
-                   "headsplat.avatar.generators.cap4d")
+                   "headsplat.avatar.generators.cap4d", "headsplat.avatar.generators.omniavatar")
 
 
 class Generator(ABC):

@@ -317,7 +317,8 @@ DTYPE = Option("dtype", "cap4d: the networks' precision (default fp32; bf16 on a
 N_VIEWS = Option("n_views", "cap4d: generate this many views instead of the preset's", type=int, flag="--views",
                  metavar="N")
 STEPS = Option("steps", "cap4d: DDIM steps instead of the preset's (must divide 1000)", type=int, metavar="S")
-GENERATE_SEED = Option("seed", "cap4d: seed of the cameras, noise and groups (default 124, CAP4D's)", type=int)
+GENERATE_SEED = Option("seed", "cap4d: seed of the cameras, noise and groups (default 124, CAP4D's); omniavatar: "
+                       "the first identity's seed (default 0)", type=int)
 
 
 @register_generator

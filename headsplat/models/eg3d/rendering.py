@@ -70,19 +70,20 @@ def sample_rays(cam2world: torch.Tensor, intrinsics: torch.Tensor, resolution: i
     return centre[:, None].repeat(1, dirs.shape[1], 1), dirs
 
 
-def ray_box_limits(origins: torch.Tensor, dirs: torch.Tensor, box_side: float
+def ray_box_limits(origins: torch.Tensor, dirs: torch.Tensor, box_side
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Entry and exit distances of rays through the axis-aligned cube of side ``box_side`` at the origin (slab
-    method); rays that miss get (-1, -2).
+    """Entry and exit distances of rays through the axis-aligned box at the origin (slab method); rays that miss
+    get (-1, -2).
 
     Args:
-        origins, dirs: (..., 3). Returns: near, far (..., 1).
+        origins, dirs: (..., 3). box_side: the cube's side, or the box's three sides (x, y, z; OmniAvatar's
+            ``box_warp`` may be one). Returns: near, far (..., 1).
     """
     shape = origins.shape[:-1]
     o = origins.detach().reshape(-1, 3)
     d = dirs.detach().reshape(-1, 3)
-    half = box_side / 2
-    bounds = torch.tensor([[-half] * 3, [half] * 3], dtype=o.dtype, device=o.device)
+    half = torch.as_tensor(box_side, dtype=o.dtype, device=o.device).expand(3) / 2
+    bounds = torch.stack([-half, half])
     inv = 1 / d
     sign = (inv < 0).long()
     lo = [(bounds.index_select(0, sign[:, k])[:, k] - o[:, k]) * inv[:, k] for k in range(3)]
@@ -193,7 +194,7 @@ class RenderOptions:
     """How rays are sampled and composited (the reference's ``rendering_kwargs`` keys)."""
     ray_start: float | str = "auto"  # near distance, or "auto" (box entry) or "auto-plane" (see the module)
     ray_end: float | str = "auto"  # far distance (same choices as ray_start; both auto or both numbers)
-    box_warp: float = 1.0  # side of the cube the planes span
+    box_warp: float | tuple[float, float, float] = 1.0  # side of the cube the planes span (or the box's 3 sides)
     depth_resolution: int = 48  # coarse samples per ray
     depth_resolution_importance: int = 48  # fine samples per ray (0: coarse only)
     disparity_space_sampling: bool = False  # coarse samples uniform in 1/depth
