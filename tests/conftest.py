@@ -331,3 +331,21 @@ def write_tiny_gagavatar(head, path):
             p.add_(torch.randn_like(p) * 0.05)
     torch.save({"model": m.state_dict(), "meta_cfg": {}, "headsplat_config": m.cfg.to_dict()}, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_gagavatar(flame_head_file, astronaut_path, tmp_path_factory):
+    """(avatar, weights): a tiny GAGAvatar checkpoint for the trackable FLAME-layout test head, and the
+    astronaut's GAGAvatar avatar made with it through the CLI (once for the session: the contract tests and the
+    GAGAvatar pipeline tests share it)."""
+    from headsplat.cli.main import main
+    from headsplat.rig.flame.head import FlameHead
+
+    weights = write_tiny_gagavatar(FlameHead.from_file(flame_head_file),
+                                   tmp_path_factory.mktemp("weights") / "tiny_gagavatar.pt")
+    path = tmp_path_factory.mktemp("gaga") / "astro.avatar"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+        assert main(["-q", "create", str(astronaut_path), "--method", "gagavatar", "--weights", str(weights),
+                     "--flame-model", str(flame_head_file), "-o", str(path)]) == 0
+    return path, weights

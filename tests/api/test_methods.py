@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_tiny_gagavatar
 from PIL import Image
 
 from headsplat import api
@@ -112,16 +111,6 @@ def three_frames(posed_video, tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def gaga_setup(flame_head_file, tmp_path_factory):
-    """A tiny GAGAvatar checkpoint for the trackable FLAME-layout test head, with the FLAME file configured."""
-    from headsplat.rig.flame.head import FlameHead
-
-    path = write_tiny_gagavatar(FlameHead.from_file(flame_head_file),
-                                tmp_path_factory.mktemp("weights") / "tiny_gagavatar.pt")
-    return {"weights": str(path), "flame_model": str(flame_head_file)}
-
-
 # method -> (how its avatar is made, an option it does not take and a value for it)
 CONTRACT = {
     "headsplat": ("fixture", ("refiner", False)),
@@ -141,10 +130,12 @@ def made(request, astro_avatar, astronaut_path, tmp_path):
     kind = CONTRACT[name][0]
     if kind == "fixture":
         return name, astro_avatar, {}
-    opts = request.getfixturevalue("gaga_setup") if kind == "gaga" else {}
+    if kind == "gaga":  # made by `create --method gagavatar` once for the session (conftest.tiny_gagavatar)
+        path, weights = request.getfixturevalue("tiny_gagavatar")
+        return name, path, {"weights": str(weights), "flame_model": str(request.getfixturevalue("flame_head_file"))}
     path = tmp_path / f"{name}.avatar"
-    api.create(astronaut_path, path, method=name, quiet=True, **opts)
-    return name, path, opts
+    api.create(astronaut_path, path, method=name, quiet=True)
+    return name, path, {}
 
 
 def test_contract(made, three_frames, tmp_path):

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import write_tiny_gagavatar
 
 from headsplat.cli.main import main
 
@@ -28,17 +27,15 @@ def head(env):
 
 
 @pytest.fixture(scope="module")
-def weights(head, tmp_path_factory):
+def weights(tiny_gagavatar):
     """A tiny GAGAvatar checkpoint in the released file's structure (plus its config) for the test FLAME mesh."""
-    return write_tiny_gagavatar(head, tmp_path_factory.mktemp("weights") / "tiny_gagavatar.pt")
+    return tiny_gagavatar[1]
 
 
 @pytest.fixture(scope="module")
-def gaga_avatar(env, weights, astronaut_path, tmp_path_factory):
-    path = tmp_path_factory.mktemp("gaga") / "astro.avatar"
-    assert main(["-q", "create", str(astronaut_path), "--method", "gagavatar", "--weights", str(weights),
-                 "-o", str(path)]) == 0
-    return path
+def gaga_avatar(env, tiny_gagavatar):
+    """The astronaut's avatar made with it by ``headsplat create --method gagavatar``."""
+    return tiny_gagavatar[0]
 
 
 @pytest.fixture(scope="module")
