@@ -16,7 +16,7 @@ def generate(source, output: str | os.PathLike, model: str = "oracle", yaws=YAWS
              size: int | None = None, quiet: bool = False, flame_model: str | os.PathLike | None = None,
              weights: str | os.PathLike | None = None, device: str = "cpu", face: int = 0, assets=None,
              preset: str | None = None, dtype: str | None = None, n_views: int | None = None,
-             steps: int | None = None, seed: int | None = None, **options) -> Path:
+             steps: int | None = None, seed: int | None = None, count: int = 1, **options) -> Path:
     """Write a view set of ``source`` made by ``model``.
 
     Args:
@@ -30,7 +30,8 @@ def generate(source, output: str | os.PathLike, model: str = "oracle", yaws=YAWS
         weights, device, face: for the learned generators.
         assets, preset, dtype, n_views, steps, seed: for ``cap4d`` only (see
             :func:`headsplat.avatar.generators.cap4d.generate_cap4d`; None: its defaults); ``size`` is not (its
-            views are the model's resolution). options: other registered generators' options.
+            views are the model's resolution). count: for ``omniavatar``, how many random identities (``seed``
+            seeds them). options: other registered generators' options.
 
     Returns:
         the folder.
@@ -41,7 +42,7 @@ def generate(source, output: str | os.PathLike, model: str = "oracle", yaws=YAWS
     cls = get_generator(model)
     opts = cls.accept(dict(yaws=tuple(yaws), pitches=tuple(pitches), size=size, flame_model=flame_model,
                            weights=weights, device=device, assets=assets, preset=preset, dtype=dtype,
-                           n_views=n_views, steps=steps, seed=seed, **options))
+                           n_views=n_views, steps=steps, seed=seed, count=count, **options))
     out = Path(output)
     if out.suffix:
         raise OutputError(f"{out}: a view set is a folder; give a path without a suffix")
