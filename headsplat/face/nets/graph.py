@@ -180,6 +180,7 @@ class TfliteGraph(nn.Module):
                 check_shape("input", x, ["B", *self.shapes[tid][1:]])
             with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit.trace: still supported, no compiler
                 examples = tuple(x.clone() for x in inputs)
                 traced = torch.jit.trace(lambda *xs: self._run_ops(*xs), examples, check_trace=False)
             self._traced[key] = traced
