@@ -68,7 +68,8 @@ test: $(STAMP) $(ASSETS) $(CLIP) $(REFERENCE) browser lint install-check
 test-all: $(STAMP) $(ASSETS) $(CLIP) $(REFERENCE) browser
 	$(PY) -m pytest -q -m "slow or not slow"
 
-bench: $(STAMP) $(ASSETS)
+bench: $(STAMP) $(ASSETS) $(REFERENCE)
+	$(PY) benchmarks/face.py
 	$(PY) benchmarks/track.py
 	$(PY) benchmarks/render.py
 	$(PY) benchmarks/avatar.py
