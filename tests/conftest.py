@@ -349,3 +349,36 @@ def tiny_gagavatar(flame_head_file, astronaut_path, tmp_path_factory):
         assert main(["-q", "create", str(astronaut_path), "--method", "gagavatar", "--weights", str(weights),
                      "--flame-model", str(flame_head_file), "-o", str(path)]) == 0
     return path, weights
+
+
+# -- StyleGAN/EG3D persistence pickles in the released structure, written without the authors' code -------------
+def reconstruct_persistent_obj(meta):  # never called: only its name goes into the pickle
+    raise AssertionError
+
+
+reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+
+
+@pytest.fixture
+def torch_utils_stand_in(monkeypatch):
+    """``torch_utils.persistence`` as a pickler must find it (by name only), while a test writes such pickles."""
+    import sys
+    import types
+
+    tu, tup = types.ModuleType("torch_utils"), types.ModuleType("torch_utils.persistence")
+    tup._reconstruct_persistent_obj = reconstruct_persistent_obj
+    tu.persistence = tup
+    monkeypatch.setitem(sys.modules, "torch_utils", tu)
+    monkeypatch.setitem(sys.modules, "torch_utils.persistence", tup)
+    return tup
+
+
+def persistent_reduce(class_name: str, state: dict, module_src: str = "# source\n"):
+    """What ``torch_utils.persistence`` reduces a persistent object to: ``(_reconstruct_persistent_obj, (meta,))``
+    (for a pickler's ``reducer_override``; needs the ``torch_utils_stand_in`` fixture while pickling)."""
+    import sys
+
+    meta = dict(type="class", version=6, module_src=module_src, class_name=class_name, state=state)
+    # the stand-in module's function (a test importing this file gets a second copy of it)
+    return sys.modules["torch_utils.persistence"]._reconstruct_persistent_obj, (meta,)

@@ -11,13 +11,12 @@ reference's outputs for :func:`tiny_model`'s configuration with :func:`seeded_st
 import json
 import math
 import pickle
-import sys
-import types
 from importlib import resources
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import persistent_reduce
 from torch import nn
 
 from headsplat.core.errors import ArgumentError, InputError, ShapeError
@@ -223,19 +222,9 @@ def test_tiny_render_equals_the_reference_recording(tiny_render):
 
 
 # -- from a pickle in the released structure -------------------------------------------------------------------
-def _fake_reconstruct(meta):  # only its name goes into the pickle
-    raise AssertionError
-
-
 @pytest.fixture
-def persistence_module(monkeypatch):
-    tu, tup = types.ModuleType("torch_utils"), types.ModuleType("torch_utils.persistence")
-    _fake_reconstruct.__module__ = "torch_utils.persistence"
-    _fake_reconstruct.__qualname__ = "_reconstruct_persistent_obj"
-    tup._reconstruct_persistent_obj = _fake_reconstruct
-    tu.persistence = tup
-    monkeypatch.setitem(sys.modules, "torch_utils", tu)
-    monkeypatch.setitem(sys.modules, "torch_utils.persistence", tup)
+def persistence_module(torch_utils_stand_in):
+    return torch_utils_stand_in
 
 
 class _Pickler(pickle.Pickler):
@@ -254,8 +243,7 @@ class _Pickler(pickle.Pickler):
                 name, state["_init_args"], state["_init_kwargs"] = CLASS_NAME, (), dict(self.init_kwargs)
                 state["rendering_kwargs"] = {**self.init_kwargs["rendering_kwargs"], "depth_resolution": 5}
                 state["neural_rendering_resolution"] = 12
-            meta = dict(type="class", version=6, module_src="# source\n", class_name=name, state=state)
-            return _fake_reconstruct, (meta,)
+            return persistent_reduce(name, state)
         return NotImplemented
 
 

@@ -16,6 +16,7 @@ import types
 import numpy as np
 import pytest
 import torch
+from conftest import persistent_reduce, reconstruct_persistent_obj
 from torch import nn
 
 from headsplat.core.errors import InputError
@@ -25,26 +26,18 @@ from headsplat.models.persistence import PickledObject, describe, load, read_net
 SOURCE = "import torch\nclass Generator(torch.nn.Module):\n    pass\n"
 
 
-def _fake_reconstruct(meta):  # never called: only its name goes into the pickle
-    raise AssertionError
-
-
 class _EasyDict(dict):
     pass
 
 
 @pytest.fixture
-def stand_ins(monkeypatch):
+def stand_ins(monkeypatch, torch_utils_stand_in):
     """``torch_utils.persistence`` and ``dnnlib.util`` as the pickler must find them (by name only)."""
-    tu, tup = types.ModuleType("torch_utils"), types.ModuleType("torch_utils.persistence")
     dn, dnu = types.ModuleType("dnnlib"), types.ModuleType("dnnlib.util")
-    _fake_reconstruct.__module__ = "torch_utils.persistence"
-    _fake_reconstruct.__qualname__ = "_reconstruct_persistent_obj"
     _EasyDict.__module__, _EasyDict.__qualname__ = "dnnlib.util", "EasyDict"
-    tup._reconstruct_persistent_obj = _fake_reconstruct
     dnu.EasyDict = _EasyDict
-    tu.persistence, dn.util = tup, dnu
-    for name, mod in (("torch_utils", tu), ("torch_utils.persistence", tup), ("dnnlib", dn), ("dnnlib.util", dnu)):
+    dn.util = dnu
+    for name, mod in (("dnnlib", dn), ("dnnlib.util", dnu)):
         monkeypatch.setitem(sys.modules, name, mod)
 
 
@@ -54,9 +47,7 @@ class _Pickler(pickle.Pickler):
     def reducer_override(self, obj):
         src = getattr(type(obj), "_persistent_src", None)
         if isinstance(obj, nn.Module) and src is not None:
-            meta = dict(type="class", version=6, module_src=src, class_name=type(obj).__name__,
-                        state=dict(obj.__dict__))
-            return _fake_reconstruct, (meta,)
+            return persistent_reduce(type(obj).__name__, dict(obj.__dict__), src)
         return NotImplemented
 
 
@@ -207,7 +198,7 @@ def test_reduce_calling_a_function_is_refused_by_name(tmp_path, stand_ins, func,
 
 
 def test_loader_machinery_is_refused(tmp_path, stand_ins):
-    fake = types.FunctionType(_fake_reconstruct.__code__, {}, "_src_to_module")
+    fake = types.FunctionType(reconstruct_persistent_obj.__code__, {}, "_src_to_module")
     fake.__module__, fake.__qualname__ = "torch_utils.persistence", "_src_to_module"
     sys.modules["torch_utils.persistence"]._src_to_module = fake
     _dump({"G_ema": _Reduce(fake, ("print(1)",))}, tmp_path / "evil.pkl")

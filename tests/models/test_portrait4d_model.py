@@ -8,12 +8,11 @@ outside the repository; see the issue's note.
 
 import math
 import pickle
-import sys
-import types
 
 import numpy as np
 import pytest
 import torch
+from conftest import persistent_reduce
 from torch import nn
 
 from headsplat.core.errors import ArgumentError, InputError
@@ -59,19 +58,9 @@ def test_config_from_init_kwargs_keeps_the_network_arguments():
 
 
 # -- pickles in the released structure -------------------------------------------------------------------------
-def _fake_reconstruct(meta):  # only its name goes into the pickle
-    raise AssertionError
-
-
 @pytest.fixture
-def persistence_module(monkeypatch):
-    tu, tup = types.ModuleType("torch_utils"), types.ModuleType("torch_utils.persistence")
-    _fake_reconstruct.__module__ = "torch_utils.persistence"
-    _fake_reconstruct.__qualname__ = "_reconstruct_persistent_obj"
-    tup._reconstruct_persistent_obj = _fake_reconstruct
-    tu.persistence = tup
-    monkeypatch.setitem(sys.modules, "torch_utils", tu)
-    monkeypatch.setitem(sys.modules, "torch_utils.persistence", tup)
+def persistence_module(torch_utils_stand_in):
+    return torch_utils_stand_in
 
 
 class _Pickler(pickle.Pickler):
@@ -89,8 +78,7 @@ class _Pickler(pickle.Pickler):
                 deformer.flame_deform = nn.Module()
                 deformer.flame_deform.register_buffer("v_template", torch.ones(7, 3))
                 state["_modules"] = {**state["_modules"], "deformer": deformer}
-            meta = dict(type="class", version=6, module_src="# source\n", class_name=name, state=state)
-            return _fake_reconstruct, (meta,)
+            return persistent_reduce(name, state)
         return NotImplemented
 
 

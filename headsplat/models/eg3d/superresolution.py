@@ -115,3 +115,16 @@ SUPERRESOLUTION = {
     "training.superresolution.SuperresolutionHybrid4X": SuperresolutionHybrid4X,
     "training.superresolution.SuperresolutionHybrid2X": SuperresolutionHybrid2X,
 }
+
+
+def build_superresolution(name: str, **kwargs) -> nn.Module:
+    """The super-resolution module a ``rendering_kwargs['superresolution_module']`` class path names, built with
+    ``kwargs``.
+
+    Raises:
+        ArgumentError: a class path that is not one of :data:`SUPERRESOLUTION` (named ``superresolution_module``).
+    """
+    if name not in SUPERRESOLUTION:
+        raise ArgumentError("superresolution_module", f"unknown module {name!r}; known: "
+                            + ", ".join(sorted(SUPERRESOLUTION)))
+    return SUPERRESOLUTION[name](**kwargs)

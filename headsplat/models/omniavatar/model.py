@@ -54,7 +54,7 @@ from headsplat.models.eg3d.rendering import (
     sample_rays,
 )
 from headsplat.models.eg3d.stylegan2 import FullyConnectedLayer, Generator, SynthesisNetwork, ToRGBLayer
-from headsplat.models.eg3d.superresolution import SUPERRESOLUTION
+from headsplat.models.eg3d.superresolution import build_superresolution
 from headsplat.models.omniavatar.im3dmm import IGRModel, sdf_density
 from headsplat.models.persistence import read_network_pickle
 from headsplat.models.weights import load_strict
@@ -289,14 +289,10 @@ class OmniAvatar(nn.Module):
         self.backbone = Generator(cfg.z_dim, cfg.c_dim, cfg.w_dim, img_resolution=256,
                                   img_channels=PLANE_CHANNELS * 3 * self.triplane_depth,
                                   mapping_kwargs=cfg.mapping_kwargs, **cfg.synthesis_kwargs)
-        name = str(rk.get("superresolution_module", ""))
-        if name not in SUPERRESOLUTION:
-            raise ArgumentError("superresolution_module", f"unknown module {name!r}; known: "
-                                + ", ".join(sorted(SUPERRESOLUTION)))
-        self.superresolution = SUPERRESOLUTION[name](channels=PLANE_CHANNELS, img_resolution=cfg.img_resolution,
-                                                     sr_num_fp16_res=cfg.sr_num_fp16_res,
-                                                     sr_antialias=rk["sr_antialias"], img_channels=cfg.img_channels,
-                                                     **cfg.sr_kwargs)
+        self.superresolution = build_superresolution(
+            str(rk.get("superresolution_module", "")), channels=PLANE_CHANNELS, img_resolution=cfg.img_resolution,
+            sr_num_fp16_res=cfg.sr_num_fp16_res, sr_antialias=rk["sr_antialias"], img_channels=cfg.img_channels,
+            **cfg.sr_kwargs)
         self.decoder = PoseOSGDecoder(PLANE_CHANNELS, {"decoder_lr_mul": rk.get("decoder_lr_mul", 1),
                                                        "decoder_output_dim": PLANE_CHANNELS,
                                                        "decoder_activation": rk["decoder_activation"],

@@ -42,7 +42,7 @@ from headsplat.models.eg3d.rendering import (
     SplitOSGDecoder,
     sample_rays,
 )
-from headsplat.models.eg3d.superresolution import SUPERRESOLUTION
+from headsplat.models.eg3d.superresolution import build_superresolution
 from headsplat.models.persistence import read_network_pickle
 from headsplat.models.portrait4d.encoders import (
     DecoderTriplane,
@@ -122,10 +122,7 @@ class Portrait4D(nn.Module):
         if cfg.has_superresolution:
             name = str(rk.get("superresolution_module", "")).replace("models.stylegan.superresolution",
                                                                      "training.superresolution")
-            if name not in SUPERRESOLUTION:
-                raise ArgumentError("superresolution_module", f"unknown module {name!r}; known: "
-                                    + ", ".join(sorted(SUPERRESOLUTION)))
-            self.superresolution = SUPERRESOLUTION[name](channels=32, img_resolution=cfg.img_resolution,
+            self.superresolution = build_superresolution(name, channels=32, img_resolution=cfg.img_resolution,
                                                          sr_num_fp16_res=cfg.sr_num_fp16_res,
                                                          sr_antialias=rk.get("sr_antialias", True), **cfg.sr_kwargs)
         self.decoder = SplitOSGDecoder(32, {"decoder_lr_mul": rk.get("decoder_lr_mul", 1),
