@@ -8,7 +8,6 @@ The crops are computed as MediaPipe's CPU graphs compute them (OpenCV 4's fixed-
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -16,6 +15,7 @@ import cv2
 import numpy as np
 import torch
 
+from headsplat.core.threads import cpu_threads
 from headsplat.core.validate import check_device
 from headsplat.face.nets.blazeface import FULL_RANGE, SHORT_RANGE, BlazeFace, decode_detections, ssd_anchors
 from headsplat.face.nets.facemesh import FaceMeshNet
@@ -88,6 +88,7 @@ class FaceNets:
         self.batch_size = int(batch_size)
         self.threads = threads
         self._nets: dict[str, torch.nn.Module] = {}
+        self._anchors: dict[int, torch.Tensor] = {}  # detector input size -> its SSD anchors
 
     def _net(self, key: str) -> torch.nn.Module:
         if key not in self._nets:
@@ -133,7 +134,7 @@ class FaceNets:
         Returns:
             result[i][k]: the detections of image ``i`` at threshold ``min_scores[k]``, best first.
         """
-        with self._cpu_threads():
+        with cpu_threads(self.threads, self.device):
             return self._detect_impl(images, full_range, min_scores)
 
     def landmarks(self, images: Sequence[np.ndarray], rects: Sequence[NormRect]) -> MeshResult:
@@ -143,7 +144,7 @@ class FaceNets:
         Args:
             images: (H, W, 3) uint8 each; rects: one :class:`NormRect` per image.
         """
-        with self._cpu_threads():
+        with cpu_threads(self.threads, self.device):
             return self._landmarks_impl(images, rects)
 
     def segment(self, images: Sequence[np.ndarray], landscape: bool = False) -> list[np.ndarray]:
@@ -153,19 +154,8 @@ class FaceNets:
         Returns:
             (H, W) float32 in [0, 1] per image.
         """
-        with self._cpu_threads():
+        with cpu_threads(self.threads, self.device):
             return self._segment_impl(images, landscape)
-
-    @contextmanager
-    def _cpu_threads(self):
-        """PyTorch's intra-op threads set to :attr:`threads` (CPU only) for the duration, restored after."""
-        before = torch.get_num_threads()
-        if self.threads is not None and self.device.type == "cpu":
-            torch.set_num_threads(self.threads)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
 
     # -- detection -------------------------------------------------------------------------------------------
     def _detect_impl(self, images: Sequence[np.ndarray], full_range: bool = False,
@@ -177,11 +167,13 @@ class FaceNets:
         warps, matrices = [], []
         for rgb in images:
             h, w = rgb.shape[:2]
-            roi, _ = pad_rect(NormRect.whole(), w, h, size, size)
+            roi = pad_rect(NormRect.whole(), w, h, size, size)
             warps.append(crop_matrix(roi, size, size))
             matrices.append(tensor_to_image_matrix(roi, w, h))
         crops = self._crops(images, warps, size, size, border_zero=True)
-        anchors = ssd_anchors(config)
+        if size not in self._anchors:  # one set per detector, not per call
+            self._anchors[size] = ssd_anchors(config)
+        anchors = self._anchors[size]
         result: list[list[list[Detection]]] = [[] for _ in images]
         i = 0
         for out in self._run("full" if full_range else "short", crops):

@@ -14,9 +14,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
-
-from headsplat.face.warp import warp_perspective
 
 # FaceDetectionFrontDetectionToRoi / FaceLandmarkLandmarksToRoi: the rotation vector's end points and the
 # enlargement of the square around the face.
@@ -98,34 +95,27 @@ def rect_from_landmarks(points: np.ndarray, width: int, height: int) -> NormRect
     return rect_from_keypoints_box(box, xy[LANDMARK_EYES[0]], xy[LANDMARK_EYES[1]], width, height)
 
 
-def pad_rect(rect: NormRect, width: int, height: int, out_w: int, out_h: int) -> tuple[np.ndarray, np.ndarray]:
-    """ImageToTensor's ROI in pixels, padded to the tensor's aspect ratio when ``keep_aspect_ratio``
-    (``PadRoi``: the image is letterboxed, centred).
-
-    Returns:
-        roi: (5,) float32 centre x, y, width, height in pixels, rotation in radians.
-        padding: (4,) float32 left, top, right, bottom fractions of the tensor that are letterbox.
-    """
-    f = np.float32
-    roi = np.array([f(rect.x_center) * f(width), f(rect.y_center) * f(height), f(rect.width) * f(width),
-                    f(rect.height) * f(height), rect.rotation], np.float32)
-    tensor_aspect = f(out_h) / f(out_w)
-    roi_aspect = roi[3] / roi[2]
-    pad = np.zeros(4, np.float32)
-    if tensor_aspect > roi_aspect:
-        roi[3] = roi[2] * tensor_aspect
-        pad[1] = pad[3] = (f(1) - roi_aspect / tensor_aspect) / f(2)
-    else:
-        roi[2] = roi[3] / tensor_aspect
-        pad[0] = pad[2] = (f(1) - tensor_aspect / roi_aspect) / f(2)
-    return roi, pad
-
-
 def pixel_roi(rect: NormRect, width: int, height: int) -> np.ndarray:
     """(5,) float32 centre x, y, width, height in pixels and rotation (ImageToTensor's ``GetRoi``)."""
     f = np.float32
     return np.array([f(rect.x_center) * f(width), f(rect.y_center) * f(height), f(rect.width) * f(width),
                      f(rect.height) * f(height), rect.rotation], np.float32)
+
+
+def pad_rect(rect: NormRect, width: int, height: int, out_w: int, out_h: int) -> np.ndarray:
+    """ImageToTensor's ROI in pixels, enlarged to the tensor's aspect ratio when ``keep_aspect_ratio`` (``PadRoi``:
+    the image is letterboxed, centred).
+
+    Returns:
+        (5,) float32 centre x, y, width, height in pixels, rotation in radians.
+    """
+    roi = pixel_roi(rect, width, height)
+    tensor_aspect = np.float32(out_h) / np.float32(out_w)
+    if tensor_aspect > roi[3] / roi[2]:
+        roi[3] = roi[2] * tensor_aspect
+    else:
+        roi[2] = roi[3] / tensor_aspect
+    return roi
 
 
 def crop_matrix(roi: np.ndarray, out_w: int, out_h: int) -> np.ndarray:
@@ -140,20 +130,6 @@ def crop_matrix(roi: np.ndarray, out_w: int, out_h: int) -> np.ndarray:
     src = cv2.boxPoints(box).astype(np.float32)
     dst = np.array([[0, out_h], [0, 0], [out_w, 0], [out_w, out_h]], np.float32)
     return cv2.getPerspectiveTransform(src, dst)
-
-
-def crop(rgb: np.ndarray, roi: np.ndarray, out_w: int, out_h: int, border_zero: bool) -> np.ndarray:
-    """The tensor's pixels: the ROI warped to ``out_h x out_w`` (bilinear without anti-aliasing, uint8, as
-    the OpenCV converter warps before scaling to the tensor's value range; see :mod:`headsplat.face.warp`).
-
-    Args:
-        rgb: (H, W, 3) uint8.
-        border_zero: pixels outside the image are black (else the nearest edge pixel is repeated).
-    Returns:
-        (out_h, out_w, 3) uint8.
-    """
-    image = torch.from_numpy(np.require(rgb, np.uint8, ["C", "W"]))
-    return warp_perspective(image, crop_matrix(roi, out_w, out_h)[None], out_w, out_h, border_zero)[0].numpy()
 
 
 def tensor_to_image_matrix(roi: np.ndarray, width: int, height: int) -> np.ndarray:

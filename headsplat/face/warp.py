@@ -10,26 +10,13 @@ levels in about 8% of the pixels of a downscaled crop, enough to move a segmenta
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 import torch
 
+from headsplat.core.threads import cpu_threads
+
 TAB_BITS = 5  # OpenCV's INTER_BITS: source positions in 1/32 px
 TAB = 1 << TAB_BITS
-
-
-@contextmanager
-def _one_cpu_thread(device: torch.device):
-    """PyTorch's intra-op threads at one on the CPU for the duration: the gathers below take 180 ms for a
-    192 px crop of a 1080p frame on two threads, 4.7 ms on one (idle two-core machine)."""
-    before = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def warp_perspective(image: torch.Tensor, matrices: np.ndarray, out_w: int, out_h: int,
@@ -47,7 +34,9 @@ def warp_perspective(image: torch.Tensor, matrices: np.ndarray, out_w: int, out_
     """
     if image.dtype != torch.uint8 or image.ndim != 3:
         raise ValueError(f"image: expected (H, W, C) uint8, got {tuple(image.shape)} {image.dtype}")
-    with _one_cpu_thread(image.device):
+    # One CPU thread: the gathers below take 180 ms for a 192 px crop of a 1080p frame on two threads, 4.7 ms on
+    # one (idle two-core machine).
+    with cpu_threads(1, image.device):
         return _warp(image, matrices, out_w, out_h, border_zero)
 
 
