@@ -177,3 +177,25 @@ def test_head_pose_deformer_needs_the_checkpoint_tensors_and_is_identity_without
                                           torch.tensor([[0.0, 0.0, 0.0, 0.2, 0.0, 0.0]]), torch.zeros(1, 6))
     pts = (torch.rand(1, 50, 3) - 0.5)
     torch.testing.assert_close(field(pts), pts, atol=1e-6, rtol=0)
+
+
+def test_pruned_search_picks_the_same_triangle_as_measuring_every_one():
+    """The bounding-sphere pruning is exact: on a fine ball (with small triangles that count by their edges)
+    and on a posed-like dense mesh, grid points and points far outside get the brute force's triangle and
+    distance, ties included (the lowest index)."""
+    from headsplat.models.portrait4d.deformer import point_triangle_sq_dist
+
+    verts, faces = _ball(24, 40, r=0.4)
+    verts = verts * torch.tensor([1.0, 1.3, 0.9])
+    g = torch.Generator().manual_seed(3)
+    points = torch.cat([grid_points(12, 1.3, 1), torch.randn(1, 500, 3, generator=g) * 0.8], 1)
+    d, idx, _ = point_to_face(points, verts, faces, chunk=64)
+    t = verts[0][faces]
+    dense = point_triangle_sq_dist(points[0][:, None], t[None, :, 0], t[None, :, 1], t[None, :, 2])
+    best, best_idx = dense.min(-1)
+    assert torch.equal(idx[0], best_idx) and torch.equal(d[0], best)
+    # straight above the pole, shared by a fan of triangles: equal distances resolve to the lowest index
+    above = verts[:, :1] + torch.tensor([0.0, 0.2, 0.0])
+    all_d = point_triangle_sq_dist(above[0], t[:, 0], t[:, 1], t[:, 2])
+    assert int((all_d == all_d.min()).sum()) > 1
+    assert point_to_face(above, verts, faces)[1].item() == int(torch.nonzero(all_d == all_d.min())[0])

@@ -17,7 +17,8 @@ from headsplat.models.eg3d.stylegan2 import SynthesisBlock, SynthesisBlockNoUp
 
 
 class _Superresolution(nn.Module):
-    """Two blocks; the input is resized (bilinear, optionally antialiased) to ``input_resolution`` first."""
+    """Two blocks; the input is resized (bilinear, optionally antialiased) to ``input_resolution`` first.
+    ``widths``: the two blocks' channels (default: the reference's; smaller for tests' tiny networks)."""
     output_resolution = 0
     resize_only_smaller = False  # SuperresolutionHybrid4X resizes only inputs smaller than its input size
 
@@ -61,11 +62,11 @@ class SuperresolutionHybrid8XDC(_Superresolution):
 
     def __init__(self, channels: int, img_resolution: int, sr_num_fp16_res: int, sr_antialias: bool,
                  num_fp16_res: int = 4, conv_clamp=None, channel_base=None, channel_max=None,
-                 use_ws_ones: bool = False, **block_kwargs):
+                 use_ws_ones: bool = False, widths: tuple[int, int] | None = None, **block_kwargs):
         super().__init__()
         self._check(img_resolution)
         self.input_resolution, self.sr_antialias, self.use_ws_ones = 128, sr_antialias, use_ws_ones
-        _blocks(self, SynthesisBlock, channels, 256, 128, 256, 512, sr_num_fp16_res, block_kwargs)
+        _blocks(self, SynthesisBlock, channels, *(widths or (256, 128)), 256, 512, sr_num_fp16_res, block_kwargs)
 
 
 class SuperresolutionHybrid8X(_Superresolution):
@@ -73,11 +74,12 @@ class SuperresolutionHybrid8X(_Superresolution):
     output_resolution = 512
 
     def __init__(self, channels: int, img_resolution: int, sr_num_fp16_res: int, sr_antialias: bool,
-                 num_fp16_res: int = 4, conv_clamp=None, channel_base=None, channel_max=None, **block_kwargs):
+                 num_fp16_res: int = 4, conv_clamp=None, channel_base=None, channel_max=None,
+                 widths: tuple[int, int] | None = None, **block_kwargs):
         super().__init__()
         self._check(img_resolution)
         self.input_resolution, self.sr_antialias = 128, sr_antialias
-        _blocks(self, SynthesisBlock, channels, 128, 64, 256, 512, sr_num_fp16_res, block_kwargs)
+        _blocks(self, SynthesisBlock, channels, *(widths or (128, 64)), 256, 512, sr_num_fp16_res, block_kwargs)
         self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]))
 
 
@@ -87,11 +89,12 @@ class SuperresolutionHybrid4X(_Superresolution):
     resize_only_smaller = True
 
     def __init__(self, channels: int, img_resolution: int, sr_num_fp16_res: int, sr_antialias: bool,
-                 num_fp16_res: int = 4, conv_clamp=None, channel_base=None, channel_max=None, **block_kwargs):
+                 num_fp16_res: int = 4, conv_clamp=None, channel_base=None, channel_max=None,
+                 widths: tuple[int, int] | None = None, **block_kwargs):
         super().__init__()
         self._check(img_resolution)
         self.input_resolution, self.sr_antialias = 128, sr_antialias
-        _blocks(self, SynthesisBlockNoUp, channels, 128, 64, 128, 256, sr_num_fp16_res, block_kwargs)
+        _blocks(self, SynthesisBlockNoUp, channels, *(widths or (128, 64)), 128, 256, sr_num_fp16_res, block_kwargs)
         self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]))
 
 
@@ -100,11 +103,12 @@ class SuperresolutionHybrid2X(_Superresolution):
     output_resolution = 128
 
     def __init__(self, channels: int, img_resolution: int, sr_num_fp16_res: int, sr_antialias: bool,
-                 num_fp16_res: int = 4, conv_clamp=None, channel_base=None, channel_max=None, **block_kwargs):
+                 num_fp16_res: int = 4, conv_clamp=None, channel_base=None, channel_max=None,
+                 widths: tuple[int, int] | None = None, **block_kwargs):
         super().__init__()
         self._check(img_resolution)
         self.input_resolution, self.sr_antialias = 64, sr_antialias
-        _blocks(self, SynthesisBlockNoUp, channels, 128, 64, 64, 128, sr_num_fp16_res, block_kwargs)
+        _blocks(self, SynthesisBlockNoUp, channels, *(widths or (128, 64)), 64, 128, sr_num_fp16_res, block_kwargs)
         self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]))
 
 

@@ -63,16 +63,24 @@ def crop_transform(landmarks: torch.Tensor, height: int, reverse_y: bool = False
     maps (identity where the fit is singular, as the reference; also where it is NaN, which the reference would
     pass on)."""
     check_shape("landmarks", landmarks, ("B", 68, 2))
+    lms = landmarks.detach().cpu().numpy().astype(np.float32)
+    return points_transform(torch.from_numpy(np.stack([three_points(lm) for lm in lms])).to(landmarks.device),
+                            height, reverse_y)
+
+
+def points_transform(points: torch.Tensor, height: int, reverse_y: bool = False) -> torch.Tensor:
+    """(B, 3, 2) right-eye, left-eye and inner-mouth centres in pixels -> (B, 2, 3) image-to-crop affine maps
+    (see :func:`crop_transform`)."""
+    check_shape("points", points, ("B", 3, 2))
     out = []
-    for lm in landmarks.detach().cpu().numpy():
-        p = three_points(lm.astype(np.float32))
+    for p in points.detach().cpu().numpy().astype(np.float32):
         if reverse_y:
             p[:, -1] = height - 1 - p[:, -1]
         M = umeyama(p, TEMPLATE)
         if np.linalg.det(M) == 0 or not np.isfinite(M).all():
             M = np.eye(3)
         out.append(M[:2])
-    return torch.tensor(np.array(out), dtype=torch.float32, device=landmarks.device)
+    return torch.tensor(np.array(out), dtype=torch.float32, device=points.device)
 
 
 def _pixel_to_unit(h: int, w: int) -> torch.Tensor:
@@ -97,7 +105,12 @@ def warp_affine(images: torch.Tensor, M: torch.Tensor, size: tuple[int, int]) ->
 def motion_crop(images: torch.Tensor, landmarks: torch.Tensor, reverse_y: bool = False) -> torch.Tensor:
     """PD-FGC's input for Portrait4D: (B, 3, H, W) images in [-1, 1] and their (B, 68, 2) landmarks ->
     (B, 3, 224, 224) crops in [-1, 1]."""
-    M = crop_transform(landmarks, images.shape[-1], reverse_y)
+    return motion_crop_at(images, crop_transform(landmarks, images.shape[-1], reverse_y))
+
+
+def motion_crop_at(images: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) images in [-1, 1] and their (B, 2, 3) crop maps (:func:`crop_transform`,
+    :func:`points_transform`) -> (B, 3, 224, 224) crops."""
     warped = warp_affine(images, M, (CROP_SIZE, CROP_SIZE))
     warped = warped[:, :, :CROP_SIZE - CROP_LEN * 2, CROP_LEN:CROP_SIZE - CROP_LEN]
     return torch.clamp(F.interpolate(warped, size=[CROP_SIZE, CROP_SIZE], mode="bilinear"), -1, 1)

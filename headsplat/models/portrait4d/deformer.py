@@ -70,14 +70,19 @@ def barycentric(points: torch.Tensor, tris: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def point_to_face(points: torch.Tensor, verts: torch.Tensor, faces: torch.Tensor,
-                  min_triangle_area: float = MIN_TRIANGLE_AREA, chunk: int = 2048
+                  min_triangle_area: float = MIN_TRIANGLE_AREA, chunk: int = 256
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The closest triangle of a mesh to each point, as pytorch3d's ``point_face_distance`` finds it (the
     first of equal distances).
 
+    Exact, but not by comparing every point with every triangle: for a block of ``chunk`` points, the triangles
+    that can be closest to one of them are those whose bounding sphere (about the centroid, through the farthest
+    corner) comes nearer to the point than the exact distance to the triangle with the nearest centroid; only
+    those (in index order, so ties resolve as the brute force does) are measured.
+
     Args:
         points: (B, P, 3). verts: (B, N, 3). faces: (T, 3) long, shared by the batch.
-        chunk: points per block (memory: chunk x T).
+        chunk: points per block (the grids' points come in x-slowest order, so a block is compact in space).
 
     Returns:
         squared distances (B, P), triangle indices (B, P), barycentric coordinates (B, P, 3) of the points in
@@ -87,15 +92,25 @@ def point_to_face(points: torch.Tensor, verts: torch.Tensor, faces: torch.Tensor
     check_shape("verts", verts, ("B", "N", 3))
     check_shape("faces", faces, ("T", 3))
     tris = verts[:, faces]  # (B, T, 3, 3)
-    dists, idxs = [], []
-    for s in range(0, points.shape[1], chunk):
-        p = points[:, s:s + chunk, None, :]  # (B, c, 1, 3)
-        v = tris[:, None]  # (B, 1, T, 3, 3)
-        d = point_triangle_sq_dist(p, v[..., 0, :], v[..., 1, :], v[..., 2, :], min_triangle_area)
-        m, i = d.min(dim=-1)
-        dists.append(m)
-        idxs.append(i)
-    dist, idx = torch.cat(dists, 1), torch.cat(idxs, 1)
+    b, n = points.shape[:2]
+    dist = torch.empty(b, n, dtype=points.dtype, device=points.device)
+    idx = torch.empty(b, n, dtype=torch.long, device=points.device)
+    for k in range(b):
+        t = tris[k]
+        centre = t.mean(1)  # (T, 3)
+        radius = (t - centre[:, None]).norm(dim=-1).amax(1)  # (T,)
+        for s in range(0, n, chunk):
+            p = points[k, s:s + chunk]  # (c, 3)
+            cd = torch.cdist(p, centre)  # (c, T)
+            near = cd.argmin(1)
+            nt = t[near]
+            ub = point_triangle_sq_dist(p, nt[:, 0], nt[:, 1], nt[:, 2], min_triangle_area)
+            lb = (cd - radius).clamp(min=0) ** 2
+            cand = torch.nonzero((lb <= (ub * (1 + 1e-4) + 1e-10)[:, None]).any(0)).squeeze(1)  # ascending
+            v = t[cand][None]  # (1, C, 3, 3)
+            d = point_triangle_sq_dist(p[:, None], v[..., 0, :], v[..., 1, :], v[..., 2, :], min_triangle_area)
+            m, i = d.min(dim=-1)
+            dist[k, s:s + chunk], idx[k, s:s + chunk] = m, cand[i]
     closest = torch.gather(tris, 1, idx[..., None, None].expand(-1, -1, 3, 3))
     return dist, idx, barycentric(points, closest)
 
@@ -150,31 +165,42 @@ def _box_blur(volume: torch.Tensor) -> torch.Tensor:
     return F.conv3d(F.pad(volume, (1, 1, 1, 1, 1, 1), "replicate"), k, groups=volume.shape[1])
 
 
-@torch.no_grad()
+class PoseField:
+    """``DeformationModuleOnlyHead``'s field for one pose: the surface field's offsets on a ``fine``³ grid, and on
+    a ``coarse``³ grid box-blurred twice (3³, replicate padding), computed once; at points, the two are blended
+    by ``w = exp(-1000 relu(d² - smooth_th))`` with d² the interpolated squared distance to the posed surface.
+
+    Args:
+        posed, unposed: (B, N, 3) the simplified mesh with and without the neck rotation. faces: (T, 3).
+    """
+
+    @torch.no_grad()
+    def __init__(self, posed: torch.Tensor, unposed: torch.Tensor, faces: torch.Tensor, box_warp: float = 1.3,
+                 smooth_th: float = 3e-3, fine: int = 24, coarse: int = 8,
+                 min_triangle_area: float = MIN_TRIANGLE_AREA):
+        b = posed.shape[0]
+        self.smooth_th = smooth_th
+        fields = {}
+        for res in (fine, coarse):
+            g = grid_points(res, box_warp, b, posed.device)
+            off, dist = surface_field_offsets(g, posed, unposed, faces, min_triangle_area)
+            fields[res] = (off.permute(0, 2, 1).reshape(b, 3, res, res, res),
+                           dist.reshape(b, 1, res, res, res), g[0, 0, 0].item(), g[0, -1, 0].item())
+        self.off_fine, self.dist_fine, self.lo_fine, self.hi_fine = fields[fine]
+        off_c, _, self.lo_coarse, self.hi_coarse = fields[coarse]
+        self.off_coarse = _box_blur(_box_blur(off_c))
+
+    @torch.no_grad()
+    def __call__(self, points: torch.Tensor) -> torch.Tensor:
+        """(B, P, 3) observed points -> (B, P, 3) the points where the canonical triplanes are sampled."""
+        near = _sample(self.off_fine, points, self.lo_fine, self.hi_fine)
+        far = _sample(self.off_coarse, points, self.lo_coarse, self.hi_coarse)
+        w = torch.exp(-1000 * F.relu(_sample(self.dist_fine, points, self.lo_fine, self.hi_fine) - self.smooth_th))
+        return (w * near + (1 - w) * far + points).detach()
+
+
 def head_pose_deformation(points: torch.Tensor, posed: torch.Tensor, unposed: torch.Tensor, faces: torch.Tensor,
                           box_warp: float = 1.3, smooth_th: float = 3e-3, fine: int = 24, coarse: int = 8,
                           min_triangle_area: float = MIN_TRIANGLE_AREA) -> torch.Tensor:
-    """``DeformationModuleOnlyHead``'s field at points: the surface field's offsets on a ``fine``³ grid, and on
-    a ``coarse``³ grid box-blurred twice (3³, replicate padding), blended by
-    ``w = exp(-1000 relu(d² - smooth_th))`` with d² the interpolated squared distance to the posed surface.
-
-    Args:
-        points: (B, P, 3) observed points. posed, unposed: (B, N, 3) the simplified mesh with and without
-            the neck rotation. faces: (T, 3).
-
-    Returns:
-        (B, P, 3) the points where the canonical triplanes are sampled.
-    """
-    b = points.shape[0]
-    fields = {}
-    for res in (fine, coarse):
-        g = grid_points(res, box_warp, b, points.device)
-        off, dist = surface_field_offsets(g, posed, unposed, faces, min_triangle_area)
-        fields[res] = (off.permute(0, 2, 1).reshape(b, 3, res, res, res),
-                       dist.reshape(b, 1, res, res, res), g[0, 0, 0].item(), g[0, -1, 0].item())
-    off_f, dist_f, lo_f, hi_f = fields[fine]
-    off_c, _, lo_c, hi_c = fields[coarse]
-    near = _sample(off_f, points, lo_f, hi_f)
-    far = _sample(_box_blur(_box_blur(off_c)), points, lo_c, hi_c)
-    w = torch.exp(-1000 * F.relu(_sample(dist_f, points, lo_f, hi_f) - smooth_th))
-    return (w * near + (1 - w) * far + points).detach()
+    """:class:`PoseField` of one pose at ``points`` (B, P, 3) -> (B, P, 3)."""
+    return PoseField(posed, unposed, faces, box_warp, smooth_th, fine, coarse, min_triangle_area)(points)

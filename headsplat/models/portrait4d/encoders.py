@@ -46,13 +46,13 @@ class ResNet34Encoder(nn.Module):
     """segmentation_models_pytorch's ``resnet34`` encoder, normalisation removed, made dilated for output stride
     8 the way that library does it: every convolution of layer3 (layer4) gets stride 1 and dilation 2 (4)."""
 
-    def __init__(self, in_channels: int = 5, layers=(3, 4, 6, 3)):
+    def __init__(self, in_channels: int = 5, layers=(3, 4, 6, 3), width: int = 64):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        widths, strides, dilations = (64, 128, 256, 512), (1, 2, 1, 1), (1, 1, 2, 4)
-        inplanes = 64
+        widths, strides, dilations = tuple(width * k for k in (1, 2, 4, 8)), (1, 2, 1, 1), (1, 1, 2, 4)
+        inplanes = width
         for i, (n, w, s, d) in enumerate(zip(layers, widths, strides, dilations)):
             # layer3/4's first blocks keep their 1x1 downsampling convs (the channels change), at stride 1
             first_stride = s if d == 1 else 1
@@ -60,10 +60,10 @@ class ResNet34Encoder(nn.Module):
             blocks += [BasicBlock(w, w, 1, d) for _ in range(n - 1)]
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
             inplanes = w
-        self.out_channels = (in_channels, 64, 64, 128, 256, 512)
+        self.out_channels = (in_channels, width, *widths)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, in, H, W) -> (B, 512, H / 8, W / 8) (the deepest feature, all the decoder uses)."""
+        """(B, in, H, W) -> (B, 8 width, H / 8, W / 8) (the deepest feature, all the decoder uses)."""
         x = self.maxpool(self.relu(self.conv1(x)))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
@@ -106,10 +106,10 @@ class DeepLabV3Decoder(nn.Sequential):
 class EncoderGlobal(nn.Module):
     """(B, 3, H, W) image in [-1, 1] (coordinates appended) -> (B, 256, H / 8, W / 8) global features."""
 
-    def __init__(self, in_channels: int = 5, decoder_channels: int = 256):
+    def __init__(self, in_channels: int = 5, decoder_channels: int = 256, width: int = 64):
         super().__init__()
-        self.encoder = ResNet34Encoder(in_channels)
-        self.decoder = DeepLabV3Decoder(512, decoder_channels)
+        self.encoder = ResNet34Encoder(in_channels, width=width)
+        self.decoder = DeepLabV3Decoder(8 * width, decoder_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(add_coords(x)))
@@ -162,23 +162,24 @@ class Upsample(nn.Module):
 class EncoderBG(nn.Module):
     """The background U-Net: (B, 3, H, W) -> (B, out_channels, H, W) (before its sigmoid)."""
 
-    def __init__(self, in_channels: int = 5, out_channels: int = 32):
+    def __init__(self, in_channels: int = 5, out_channels: int = 32, width: int = 64):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
 
         def conv(i, o):
             return [nn.Conv2d(i, o, 3, padding=1), _lrelu()]
 
-        self.input_conv = nn.Sequential(nn.Conv2d(in_channels, 64, 3, stride=2, padding=1), _lrelu())
-        self.down_conv_1 = nn.Sequential(*conv(64, 64), Downsample(64, True, 2, 128))
-        self.down_conv_2 = nn.Sequential(*conv(128, 128), Downsample(128, True, 2, 256))
-        self.down_conv_3 = nn.Sequential(*conv(256, 256), Downsample(256, True, 2, 512))
-        self.middle = nn.Sequential(*conv(512, 512))
-        self.up_conv_1 = nn.Sequential(*conv(1024, 256), Upsample(256, True, 2, 256))
-        self.up_conv_2 = nn.Sequential(*conv(512, 128), Upsample(128, True, 2, 128))
-        self.up_conv_3 = nn.Sequential(*conv(256, 64), Upsample(64, True, 2, 64))
-        self.up_conv_4 = nn.Sequential(*conv(128, 64), Upsample(64, True, 2, 64))
-        self.out_conv = nn.Conv2d(64, out_channels, 3, padding=1)
+        a, b, c, d = (width * k for k in (1, 2, 4, 8))
+        self.input_conv = nn.Sequential(nn.Conv2d(in_channels, a, 3, stride=2, padding=1), _lrelu())
+        self.down_conv_1 = nn.Sequential(*conv(a, a), Downsample(a, True, 2, b))
+        self.down_conv_2 = nn.Sequential(*conv(b, b), Downsample(b, True, 2, c))
+        self.down_conv_3 = nn.Sequential(*conv(c, c), Downsample(c, True, 2, d))
+        self.middle = nn.Sequential(*conv(d, d))
+        self.up_conv_1 = nn.Sequential(*conv(2 * d, c), Upsample(c, True, 2, c))
+        self.up_conv_2 = nn.Sequential(*conv(2 * c, b), Upsample(b, True, 2, b))
+        self.up_conv_3 = nn.Sequential(*conv(2 * b, a), Upsample(a, True, 2, a))
+        self.up_conv_4 = nn.Sequential(*conv(2 * a, a), Upsample(a, True, 2, a))
+        self.out_conv = nn.Conv2d(a, out_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h1 = self.input_conv(add_coords(x))
@@ -261,18 +262,19 @@ class DecoderTriplane(nn.Module):
 
     def __init__(self, img_size: int = 256, patch_size: int = 3, embed_dims: int = 1024, num_heads: int = 2,
                  mlp_ratios: float = 2, qkv_bias: bool = True, qk_scale: float | None = None, num_blocks: int = 1,
-                 sr_ratios: int = 2):
+                 sr_ratios: int = 2, width: int = 256):
         super().__init__()
         self.num_blocks = num_blocks
-        self.convs1 = nn.Sequential(nn.Conv2d(192, 256, 3, padding=1), _lrelu(), nn.Conv2d(256, 128, 3, padding=1),
-                                    _lrelu())
-        self.patch_embed = OverlapPatchEmbed(img_size, patch_size, 2, 128, embed_dims)
+        w, h = width, width // 2
+        self.convs1 = nn.Sequential(nn.Conv2d(192, w, 3, padding=1), _lrelu(), nn.Conv2d(w, h, 3, padding=1), _lrelu())
+        self.patch_embed = OverlapPatchEmbed(img_size, patch_size, 2, h, embed_dims)
         self.trans_blocks = nn.ModuleList([Block(embed_dims, num_heads, mlp_ratios, qkv_bias, qk_scale, sr_ratios)
                                            for _ in range(num_blocks)])
         self.pixelshuffle = nn.PixelShuffle(upscale_factor=2)
-        self.convs2 = nn.Sequential(nn.Conv2d(352, 256, 3, padding=1), _lrelu(), nn.Conv2d(256, 128, 3, padding=1),
-                                    _lrelu(), nn.Conv2d(128, 128, 3, padding=1), _lrelu())
-        self.conv_last = nn.Conv2d(128, 96, 3, padding=1)
+        # the pixel-shuffled tokens (embed_dims / 4 channels) beside the canonical features (96)
+        self.convs2 = nn.Sequential(nn.Conv2d(embed_dims // 4 + 96, w, 3, padding=1), _lrelu(),
+                                    nn.Conv2d(w, h, 3, padding=1), _lrelu(), nn.Conv2d(h, h, 3, padding=1), _lrelu())
+        self.conv_last = nn.Conv2d(h, 96, 3, padding=1)
 
     def forward(self, x_global: torch.Tensor, x_detail: torch.Tensor) -> torch.Tensor:
         b = x_global.shape[0]

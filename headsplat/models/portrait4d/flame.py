@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from headsplat.core.errors import InputError
-from headsplat.models.portrait4d.deformer import head_pose_deformation
+from headsplat.models.portrait4d.deformer import PoseField
 
 FLAME_PREFIX = "flame_deform.flame_model."
 #: DECA's rotation limits (degrees): neck, jaw, eyes (applied only with ``use_rotation_limits``)
@@ -119,10 +119,9 @@ class HeadPoseDeformer:
     def field(self, shape: torch.Tensor, expression: torch.Tensor, pose: torch.Tensor, eye_pose: torch.Tensor,
               use_rotation_limits: bool = False, smooth_th: float = 3e-3):
         """The deformation (points (B, P, 3) -> canonical points) for one set of FLAME parameters, as
-        ``Portrait4D.synthesis`` takes it."""
+        ``Portrait4D.synthesis`` takes it (its grids computed here, once for both of the renderer's passes)."""
         posed = self.simplified(flame_forward(self.flame, shape, expression, pose, eye_pose, use_rotation_limits)[0])
         no_neck = torch.cat([torch.zeros_like(pose[..., :3]), pose[..., 3:]], -1)
         unposed = self.simplified(flame_forward(self.flame, shape, expression, no_neck, eye_pose,
                                                 use_rotation_limits)[0])
-        return lambda points: head_pose_deformation(points, posed, unposed, self.simplify_faces, self.box_warp,
-                                                    smooth_th)
+        return PoseField(posed, unposed, self.simplify_faces, self.box_warp, smooth_th)

@@ -59,6 +59,38 @@ DEFORMER_PREFIX = "deformer."
 
 
 @dataclass(frozen=True)
+class Portrait4DSizes:
+    """The networks' widths: the released ones by default; smaller ones make the tiny configurations of tests
+    (headsplat's own; the released pickle has no such argument). ``canonical_dims`` is 4 x ``global_channels``
+    (the canonical encoder pixel-shuffles its tokens back to the global features' width)."""
+    resnet_width: int = 64  # the global encoder's ResNet34: widths 1, 2, 4, 8 x this
+    global_channels: int = 256  # DeepLabV3's output, the canonical encoder's input
+    canonical_dims: int = 1024  # the canonical encoder's token width
+    canonical_heads: int = 4
+    motion_hidden: int = 512  # the motion codes' mapping width
+    motion_tokens: int = 8  # motion codes as motion_tokens² tokens
+    triplane_dims: int = 1024  # the triplane decoder's token width
+    triplane_width: int = 256  # its convolutions' width
+    background_width: int = 64  # the background U-Net's: 1, 2, 4, 8 x this
+    sr_widths: tuple | None = None  # the super-resolution blocks' channels (None: the module's own)
+
+    def __post_init__(self):
+        if self.canonical_dims != 4 * self.global_channels or self.triplane_dims % 4:
+            raise ArgumentError("sizes", f"canonical_dims must be 4 x global_channels and triplane_dims a multiple "
+                                         f"of 4: {self}")
+
+
+@dataclass(frozen=True)
+class SourceFeatures:
+    """What the reconstructor computes from the source image alone (once per avatar): global (B, C, 64, 64) and
+    detail (B, 96, 256, 256) features, and the background (B, 32, 512, 512) after its sigmoid (None without a
+    background network)."""
+    global_features: torch.Tensor
+    detail: torch.Tensor
+    background: torch.Tensor | None
+
+
+@dataclass(frozen=True)
 class Portrait4DConfig:
     """The reconstructor's construction arguments (the pickle's ``init_kwargs``; defaults: the released v2)."""
     img_resolution: int = 512  # output side
@@ -73,11 +105,21 @@ class Portrait4DConfig:
     neural_rendering_resolution: int = 64  # the default neural resolution (the released script renders 128)
     rendering_kwargs: dict = field(default_factory=dict)  # the reference's rendering options, as pickled
     sr_kwargs: dict = field(default_factory=dict)  # the super-resolution's extra arguments
+    sizes: Portrait4DSizes = Portrait4DSizes()  # headsplat's: the released widths unless a test's tiny ones
 
     @classmethod
     def from_init_kwargs(cls, kwargs: dict) -> "Portrait4DConfig":
         names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in kwargs.items() if k in names})
+        out = {k: v for k, v in kwargs.items() if k in names}
+        if isinstance(out.get("sizes"), dict):
+            out["sizes"] = Portrait4DSizes(**out["sizes"])
+        return cls(**out)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable (an avatar records the configuration it was made with)."""
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["sizes"] = dict(vars(self.sizes))
+        return d
 
 
 @dataclass(frozen=True)
@@ -108,23 +150,29 @@ class Portrait4D(nn.Module):
         super().__init__()
         self.cfg = cfg
         rk = cfg.rendering_kwargs
+        sz = cfg.sizes
         self.register_buffer("w_avg", torch.zeros([cfg.w_dim]))
-        self.encoder_global = EncoderGlobal()
+        self.encoder_global = EncoderGlobal(decoder_channels=sz.global_channels, width=sz.resnet_width)
         self.encoder_detail = EncoderDetail()
-        self.encoder_canonical = EncoderCanonical(num_blocks_neutral=cfg.num_blocks_neutral,
+        self.encoder_canonical = EncoderCanonical(in_chans=sz.global_channels, embed_dims=sz.canonical_dims,
+                                                  num_heads=sz.canonical_heads, mot_dims_hidden=sz.motion_hidden,
+                                                  H_y=sz.motion_tokens, W_y=sz.motion_tokens,
+                                                  num_blocks_neutral=cfg.num_blocks_neutral,
                                                   num_blocks_motion=cfg.num_blocks_motion, mot_dims=cfg.mot_dims,
                                                   mapping_layers=cfg.motion_map_layers)
-        self.generator_triplane = DecoderTriplane()
+        self.generator_triplane = DecoderTriplane(embed_dims=sz.triplane_dims, width=sz.triplane_width)
         self.renderer = ImportanceRenderer(XY_YZ_ZX)
         if cfg.has_background:
-            self.background = EncoderBG()
+            self.background = EncoderBG(width=sz.background_width)
         self.superresolution = None
         if cfg.has_superresolution:
             name = str(rk.get("superresolution_module", "")).replace("models.stylegan.superresolution",
                                                                      "training.superresolution")
             self.superresolution = build_superresolution(name, channels=32, img_resolution=cfg.img_resolution,
                                                          sr_num_fp16_res=cfg.sr_num_fp16_res,
-                                                         sr_antialias=rk.get("sr_antialias", True), **cfg.sr_kwargs)
+                                                         sr_antialias=rk.get("sr_antialias", True),
+                                                         **({} if sz.sr_widths is None else
+                                                            {"widths": tuple(sz.sr_widths)}), **cfg.sr_kwargs)
         self.decoder = SplitOSGDecoder(32, {"decoder_lr_mul": rk.get("decoder_lr_mul", 1),
                                             "decoder_output_dim": 32 if cfg.has_superresolution else 3})
         self.deformer_state: dict[str, torch.Tensor] = {}  # the checkpoint's deformer buffers (FLAME x3)
@@ -172,21 +220,30 @@ class Portrait4D(nn.Module):
         """The pickled ``rendering_kwargs`` as :class:`RenderOptions` (colours kept in [0, 1])."""
         return RenderOptions.from_kwargs(self.cfg.rendering_kwargs, rgb_to_signed=False, **overrides)
 
-    def planes(self, image: torch.Tensor, motion_source: torch.Tensor, motion: torch.Tensor,
+    def encode_source(self, image: torch.Tensor) -> SourceFeatures:
+        """(B, 3, 512, 512) source in [-1, 1] -> what every synthesis of that source reuses."""
+        background = torch.sigmoid(self.background(image)) if self.cfg.has_background else None
+        return SourceFeatures(self.encoder_global(image), self.encoder_detail(image), background)
+
+    def planes(self, source: torch.Tensor | SourceFeatures, motion_source: torch.Tensor, motion: torch.Tensor,
                motion_scale: float = 1.0) -> torch.Tensor:
-        """(B, 3, 512, 512) source in [-1, 1], (B, mot_dims) motion codes -> (B, 3, 32, 256, 256) triplanes."""
-        canonical = self.encoder_canonical(self.encoder_global(image), motion, motion_source, scale=motion_scale)
-        p = self.generator_triplane(canonical[1], self.encoder_detail(image))
+        """(B, 3, 512, 512) source in [-1, 1] (or its :meth:`encode_source`), (B, mot_dims) motion codes ->
+        (B, 3, 32, 256, 256) triplanes."""
+        feats = source if isinstance(source, SourceFeatures) else self.encode_source(source)
+        canonical = self.encoder_canonical(feats.global_features, motion, motion_source, scale=motion_scale)
+        p = self.generator_triplane(canonical[1], feats.detail)
         return p.view(len(p), -1, 32, p.shape[-2], p.shape[-1])
 
-    def synthesis(self, image: torch.Tensor, motion_source: torch.Tensor, motion: torch.Tensor, camera: torch.Tensor,
+    def synthesis(self, image: torch.Tensor | SourceFeatures, motion_source: torch.Tensor, motion: torch.Tensor,
+                  camera: torch.Tensor,
                   deformer: Callable[[torch.Tensor], torch.Tensor] | None = None,
                   neural_rendering_resolution: int = 128, motion_scale: float = 1.0, noise_mode: str | None = None,
                   generator: torch.Generator | None = None) -> Portrait4DOutput:
         """Render the source driven by ``motion`` at ``camera``.
 
         Args:
-            image: (B, 3, 512, 512) aligned source in [-1, 1]. motion_source, motion: (B, mot_dims).
+            image: (B, 3, 512, 512) aligned source in [-1, 1], or its :meth:`encode_source` (computed once for
+                many syntheses). motion_source, motion: (B, mot_dims).
             camera: (B, 25): camera-to-world (16, this package's convention) and normalised intrinsics (9).
             deformer: observed points (B, S, 3) -> canonical points; None: identity (no head-pose deformation).
             neural_rendering_resolution: the volume render's side (<= 128, see the quirks).
@@ -196,13 +253,17 @@ class Portrait4D(nn.Module):
         r = neural_rendering_resolution
         if r > 128:
             raise ArgumentError("neural_rendering_resolution", f"{r}: the released network renders at most 128²")
-        n = image.shape[0]
+        feats = image if isinstance(image, SourceFeatures) else self.encode_source(image)
+        n = motion.shape[0]
+        if feats.global_features.shape[0] != n:  # one source for a batch of drivers
+            feats = SourceFeatures(*(None if t is None else t.expand(n, *t.shape[1:])
+                                     for t in (feats.global_features, feats.detail, feats.background)))
         cam2world, intrinsics = camera[:, :16].view(-1, 4, 4), camera[:, 16:25].view(-1, 3, 3)
         cam_z = world_to_camera(cam2world)[:, 2, 3]
-        planes = self.planes(image, motion_source, motion, motion_scale)
+        planes = self.planes(feats, motion_source.expand(n, -1), motion, motion_scale)
         background = 0.0
-        if self.cfg.has_background:
-            background = torch.sigmoid(self.background(image))
+        if feats.background is not None:
+            background = feats.background
             if background.shape[-1] != r:
                 background = F.interpolate(background, size=(r, r), mode="bilinear")
         origins, dirs = sample_rays(cam2world, intrinsics, r, camera=OPENGL)
