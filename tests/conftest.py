@@ -382,3 +382,145 @@ def persistent_reduce(class_name: str, state: dict, module_src: str = "# source\
     meta = dict(type="class", version=6, module_src=module_src, class_name=class_name, state=state)
     # the stand-in module's function (a test importing this file gets a second copy of it)
     return sys.modules["torch_utils.persistence"]._reconstruct_persistent_obj, (meta,)
+
+
+# -- Portrait4D-v2: tiny networks of the same code, in the released pickle's structure -------------------------
+P4D_RENDERING = {"superresolution_module": "training.superresolution.SuperresolutionHybrid8XDC", "sr_antialias": True,
+                 "superresolution_noise_mode": "none", "decoder_lr_mul": 1.0, "clamp_mode": "softplus",
+                 "disparity_space_sampling": False, "depth_resolution": 6, "depth_resolution_importance": 6,
+                 "ray_start": "auto-plane", "ray_end": "auto-plane", "box_warp": 1.3, "c_scale": 1.0}
+P4D_TINY_SIZES = {"resnet_width": 8, "global_channels": 16, "canonical_dims": 64, "canonical_heads": 2,
+                  "motion_hidden": 32, "motion_tokens": 2, "triplane_dims": 64, "triplane_width": 16,
+                  "background_width": 8, "sr_widths": (16, 8)}
+
+
+def write_portrait4d_pickle(path, model, init_kwargs: dict, rendering: dict, deformer=None):
+    """``{"G_ema": model, ...}`` as the released pickle holds it: headsplat's modules as persistent objects (the
+    root as the reference's class with ``init_kwargs`` and the pickled ``rendering_kwargs``), torch's by
+    reference, ``deformer`` (an ``nn.Module`` of buffers) as the root's ``deformer`` child."""
+    import pickle
+    import sys
+    import types
+
+    from torch import nn
+
+    from headsplat.models.portrait4d.model import CLASS_NAME, Portrait4D
+
+    class Pickler(pickle.Pickler):
+        def reducer_override(self, obj):
+            if isinstance(obj, nn.Module) and type(obj).__module__.startswith("headsplat."):
+                state = {k: v for k, v in obj.__dict__.items() if k not in ("cfg", "deformer_state")}
+                name = type(obj).__name__
+                if isinstance(obj, Portrait4D):
+                    name, state["_init_args"], state["_init_kwargs"] = CLASS_NAME, (), dict(init_kwargs)
+                    state["rendering_kwargs"] = dict(rendering)
+                    if deformer is not None:
+                        state["_modules"] = {**state["_modules"], "deformer": deformer}
+                return persistent_reduce(name, state)
+            return NotImplemented
+
+    tu, tup = types.ModuleType("torch_utils"), types.ModuleType("torch_utils.persistence")
+    tup._reconstruct_persistent_obj = reconstruct_persistent_obj
+    tu.persistence = tup
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(sys.modules, "torch_utils", tu)
+        mp.setitem(sys.modules, "torch_utils.persistence", tup)
+        with open(path, "wb") as f:
+            Pickler(f).dump({"G": None, "D": None, "G_ema": model, "augment_pipe": None})
+    return path
+
+
+def portrait4d_deformer(flame_file):
+    """The checkpoint's ``deformer`` buffers for a FLAME file, as the reference builds them: DECA's FLAME (300
+    shape + 100 expression directions) x3, re-centred on the template's neck joint; the "simplified" mesh the
+    full one (each vertex its own barycentre)."""
+    import torch
+    from torch import nn
+
+    from headsplat.rig.flame.loader import load_flame_file
+
+    d = load_flame_file(flame_file)
+    pad = lambda a, n: np.concatenate([a, np.zeros(a.shape[:2] + (n - a.shape[2],))], 2)  # noqa: E731
+    shapedirs = np.concatenate([pad(d.shapedirs, 300), pad(d.exprdirs, 100)], 2) * 3
+    vt = d.v_template.astype(np.float64) * 3
+    neck = d.J_regressor @ vt
+    flame = nn.Module()
+    for k, v in (("v_template", vt - neck[1]), ("shapedirs", shapedirs), ("posedirs", d.posedirs * 3),
+                 ("J_regressor", d.J_regressor), ("lbs_weights", d.weights)):
+        flame.register_buffer(k, torch.tensor(np.asarray(v), dtype=torch.float32))
+    parents = torch.tensor(d.parents, dtype=torch.long)
+    parents[0] = -1
+    flame.register_buffer("parents", parents)
+    flame.register_buffer("faces_tensor", torch.tensor(d.faces, dtype=torch.long))
+    fd = nn.Module()
+    fd.flame_model = flame
+    nv = len(d.v_template)
+    fd.register_buffer("simplify_idxs", torch.arange(nv)[:, None].repeat(1, 3))
+    fd.register_buffer("simplify_baris", torch.tensor([[1.0, 0.0, 0.0]]).repeat(nv, 1))
+    fd.register_buffer("simplify_faces", torch.tensor(d.faces, dtype=torch.long))
+    deformer = nn.Module()
+    deformer.flame_deform = fd
+    return deformer
+
+
+def write_tiny_portrait4d(flame_file, path, seed: int = 0):
+    """A tiny Portrait4D-v2 network (the same code at small widths, 64² neural renders to 512²) with the
+    deformer of ``flame_file``, its weights drawn so that outputs are not trivial, pickled in the released
+    structure."""
+    import torch
+
+    from headsplat.models.portrait4d.model import Portrait4D, Portrait4DConfig
+
+    init_kwargs = {"mot_dims": 548, "rendering_kwargs": P4D_RENDERING, "has_background": True,
+                   "num_blocks_neutral": 1, "num_blocks_motion": 1, "motion_map_layers": 2, "sr_num_fp16_res": 0,
+                   "sr_kwargs": {"channel_base": 256, "channel_max": 16, "fused_modconv_default": "inference_only",
+                                 "use_ws_ones": False}, "sizes": P4D_TINY_SIZES}
+    torch.manual_seed(seed)
+    model = Portrait4D(Portrait4DConfig.from_init_kwargs(init_kwargs)).eval()
+    with torch.no_grad():
+        model.w_avg.normal_()
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    return write_portrait4d_pickle(path, model, init_kwargs, P4D_RENDERING, portrait4d_deformer(flame_file))
+
+
+def write_motion_encoder(path, seed: int = 0):
+    """PD-FGC's motion encoder (its released size, 9M parameters) with random weights, as ``motion_model.pth``
+    (a state dict with an extra key, as the released file has keys the network lacks)."""
+    import torch
+
+    from headsplat.models.portrait4d.motion import FanEncoder
+
+    torch.manual_seed(seed)
+    enc = FanEncoder().eval()
+    state = dict(enc.state_dict())
+    state["audio_encoder.unused"] = torch.zeros(2)
+    torch.save(state, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_portrait4d(flame_head_file, tmp_path_factory):
+    """(network pickle, motion_model.pth): a tiny Portrait4D-v2 for the trackable FLAME-layout test head and a
+    random PD-FGC encoder."""
+    folder = tmp_path_factory.mktemp("p4d")
+    return (write_tiny_portrait4d(flame_head_file, folder / "portrait4d-tiny.pkl"),
+            write_motion_encoder(folder / "motion_model.pth"))
+
+
+@pytest.fixture(scope="session")
+def portrait4d_avatar(tiny_portrait4d, flame_head_file, astronaut_path, tmp_path_factory):
+    """(avatar, options its commands need): the astronaut's avatar made by ``create --method portrait4d`` with the
+    tiny network (once for the session: the contract tests and the Portrait4D pipeline tests share it)."""
+    from headsplat.cli.main import main
+
+    weights, motion = tiny_portrait4d
+    path = tmp_path_factory.mktemp("p4d_avatar") / "astro.avatar"
+    opts = {"weights": str(weights), "motion_weights": str(motion), "flame_model": str(flame_head_file),
+            "neural_resolution": 32}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+        assert main(["-q", "create", str(astronaut_path), "--method", "portrait4d", "--weights", str(weights),
+                     "--motion-weights", str(motion), "--flame-model", str(flame_head_file), "--neural-resolution",
+                     "32", "-o", str(path)]) == 0
+    return path, opts

@@ -16,12 +16,13 @@ def generate(source, output: str | os.PathLike, model: str = "oracle", yaws=YAWS
              size: int | None = None, quiet: bool = False, flame_model: str | os.PathLike | None = None,
              weights: str | os.PathLike | None = None, device: str = "cpu", face: int = 0, assets=None,
              preset: str | None = None, dtype: str | None = None, n_views: int | None = None,
-             steps: int | None = None, seed: int | None = None, count: int = 1, **options) -> Path:
+             steps: int | None = None, seed: int | None = None, count: int = 1,
+             motion_weights: str | os.PathLike | None = None, neural_resolution: int = 128, **options) -> Path:
     """Write a view set of ``source`` made by ``model``.
 
     Args:
-        source: for ``oracle``, the known ``.avatar``; for ``gagavatar``, a photo (or a GAGAvatar ``.avatar``);
-            for ``cap4d``, one or more photos (a path or a list).
+        source: for ``oracle``, the known ``.avatar``; for ``gagavatar`` and ``portrait4d``, a photo (or an
+            ``.avatar`` of that method); for ``cap4d``, one or more photos (a path or a list).
         output: the view set folder to write (replaced when it is one).
         model: the generator.
         yaws, pitches: head angles in degrees (every combination, with each of the oracle's expressions:
@@ -31,7 +32,8 @@ def generate(source, output: str | os.PathLike, model: str = "oracle", yaws=YAWS
         assets, preset, dtype, n_views, steps, seed: for ``cap4d`` only (see
             :func:`headsplat.avatar.generators.cap4d.generate_cap4d`; None: its defaults); ``size`` is not (its
             views are the model's resolution). count: for ``omniavatar``, how many random identities (``seed``
-            seeds them). options: other registered generators' options.
+            seeds them). motion_weights, neural_resolution: for ``portrait4d`` (PD-FGC's motion_model.pth; the
+            volume render's side). options: other registered generators' options.
 
     Returns:
         the folder.
@@ -42,7 +44,8 @@ def generate(source, output: str | os.PathLike, model: str = "oracle", yaws=YAWS
     cls = get_generator(model)
     opts = cls.accept(dict(yaws=tuple(yaws), pitches=tuple(pitches), size=size, flame_model=flame_model,
                            weights=weights, device=device, assets=assets, preset=preset, dtype=dtype,
-                           n_views=n_views, steps=steps, seed=seed, count=count, **options))
+                           n_views=n_views, steps=steps, seed=seed, count=count,
+                           motion_weights=motion_weights, neural_resolution=neural_resolution, **options))
     out = Path(output)
     if out.suffix:
         raise OutputError(f"{out}: a view set is a folder; give a path without a suffix")

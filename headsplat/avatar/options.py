@@ -96,3 +96,10 @@ FLAME_MODEL = Option("flame_model", "FLAME model file (default: $HEADSPLAT_FLAME
 FLAME_EMBEDDING = Option("flame_embedding", "FLAME: a MediaPipe landmark embedding .npz (lmk_face_idx, lmk_b_coords, "
                          "landmark_indices) instead of the one headsplat computes")
 SEED = Option("seed", "random seed (same seed, same result)", 0, type=int)
+WEIGHTS = Option("weights", "a learned model's released weights (default: the model's environment variable or "
+                 "config key, see docs/learned-models.md): GAGAvatar.pt ($HEADSPLAT_GAGAVATAR_WEIGHTS, "
+                 "\"gagavatar_weights\"), CAP4D's cap4d_mmdm_100k.ckpt ($HEADSPLAT_CAP4D_WEIGHTS, \"cap4d_weights\"), "
+                 "portrait4d-v2-vfhq512.pkl ($HEADSPLAT_PORTRAIT4D_WEIGHTS, \"portrait4d_weights\"), OmniAvatar's "
+                 "network pickle (given each time)", metavar="FILE")
+MAX_FRAMES = Option("max_frames", "learned models' avatars: animate only the first N driver frames", type=int,
+                    metavar="N")

@@ -129,10 +129,10 @@ def cross(method: type[AvatarMethod], sources: list[Path], driver, output_dir, m
         src = loaded.source_image
         source_desc = encoder(src, face_points(src, f"{sources[0]}: the avatar's source image"))
         t1 = time.perf_counter()
-        tracking, _ = loaded.track_driver(Path(driver), face, quiet, opts)
+        tracking, driver_frames = loaded.track_driver(Path(driver), face, quiet, opts)
         timing["track driver"] = round(time.perf_counter() - t1, 1)
         n_eval = min(len(tracking), max_frames or len(tracking))
-        render_frame = loaded.cross_renderer(tracking, n_eval, opts)
+        render_frame = loaded.cross_renderer(tracking, driver_frames, n_eval, opts)
         sbs, plain = _writers(tmp, tracking.fps)
 
         def on_frame(t, d, img):

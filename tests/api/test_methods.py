@@ -92,7 +92,7 @@ class TinyMethod(AvatarMethod):
     def cross_source(cls, sources, folder, face, quiet, opts):
         raise HeadsplatError("the tiny method is not evaluated")
 
-    def cross_renderer(self, tracking, n_frames, opts):
+    def cross_renderer(self, tracking, source, n_frames, opts):
         raise HeadsplatError("the tiny method is not evaluated")
 
     @property
@@ -115,6 +115,7 @@ def three_frames(posed_video, tmp_path_factory) -> Path:
 CONTRACT = {
     "headsplat": ("fixture", ("refiner", False)),
     "gagavatar": ("gaga", ("pose", "absolute")),
+    "portrait4d": ("p4d", ("refiner", False)),
     "tiny": ("tiny", ("paste_back", True)),
 }
 
@@ -133,6 +134,8 @@ def made(request, astro_avatar, astronaut_path, tmp_path):
     if kind == "gaga":  # made by `create --method gagavatar` once for the session (conftest.tiny_gagavatar)
         path, weights = request.getfixturevalue("tiny_gagavatar")
         return name, path, {"weights": str(weights), "flame_model": str(request.getfixturevalue("flame_head_file"))}
+    if kind == "p4d":  # made by `create --method portrait4d` once for the session (conftest.portrait4d_avatar)
+        return (name, *request.getfixturevalue("portrait4d_avatar"))
     path = tmp_path / f"{name}.avatar"
     api.create(astronaut_path, path, method=name, quiet=True)
     return name, path, {}

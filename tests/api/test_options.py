@@ -37,6 +37,8 @@ def test_accepted_fills_defaults_and_refuses_what_the_owner_does_not_take():
     (api.export, "export", "headsplat"), (api.view, "view", "headsplat"),
     (api.eval_reenact, "reenact", "headsplat"), (api.eval_reenact, "reenact", "gagavatar"),
     (api.eval_cross, "cross", "headsplat"), (api.eval_cross, "cross", "gagavatar"),
+    *((f, c, "portrait4d") for f, c in ((api.create, "create"), (api.animate, "animate"), (api.render, "render"),
+                                        (api.eval_reenact, "reenact"), (api.eval_cross, "cross"))),
 ])
 def test_public_defaults_are_the_declared_ones(function, command, method):
     params = inspect.signature(function).parameters

@@ -2,8 +2,8 @@
 ``create --views``), and the registry from a generator's name (``generate --model NAME``) to its class.
 
 Built in: ``oracle`` (:mod:`.oracle`, exact renders of a known avatar), ``gagavatar`` (:mod:`.gagavatar`),
-``cap4d`` (:mod:`.cap4d`) and ``omniavatar`` (:mod:`.omniavatar`); another registers itself with
-:func:`register_generator` (see docs/methods.md).
+``cap4d`` (:mod:`.cap4d`), ``omniavatar`` (:mod:`.omniavatar`) and ``portrait4d`` (:mod:`.portrait4d`); another
+registers itself with :func:`register_generator` (see docs/methods.md).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ SIZE = Option("size", "side of the views in pixels (default: the avatar's framin
               metavar="S")
 
 BUILTIN_MODULES = ("headsplat.avatar.generators.oracle", "headsplat.avatar.generators.gagavatar",
-                   "headsplat.avatar.generators.cap4d", "headsplat.avatar.generators.omniavatar")
+                   "headsplat.avatar.generators.cap4d", "headsplat.avatar.generators.omniavatar",
+                   "headsplat.avatar.generators.portrait4d")
 
 
 class Generator(ABC):

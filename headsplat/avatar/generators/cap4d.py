@@ -24,8 +24,7 @@ import torch
 from tqdm import tqdm
 
 from headsplat.avatar.generators import Generator, register_generator
-from headsplat.avatar.methods.gagavatar import WEIGHTS
-from headsplat.avatar.options import DEVICE, FLAME_MODEL, Option
+from headsplat.avatar.options import DEVICE, FLAME_MODEL, WEIGHTS, Option
 from headsplat.avatar.viewset import generated_tracking, write_view_set
 from headsplat.core.errors import HeadsplatError, InputError
 from headsplat.core.validate import check_device, resolve_user_file

@@ -13,8 +13,8 @@ from tqdm import tqdm
 
 from headsplat.avatar.gagavatar import render_views
 from headsplat.avatar.generators import PITCHES, SIZE, YAWS, Generator, register_generator
-from headsplat.avatar.methods.gagavatar import WEIGHTS, avatar_or_photo, gagavatar_weights, turned_transform
-from headsplat.avatar.options import DEVICE, FLAME_MODEL
+from headsplat.avatar.methods.gagavatar import avatar_or_photo, gagavatar_weights, turned_transform
+from headsplat.avatar.options import DEVICE, FLAME_MODEL, WEIGHTS
 from headsplat.avatar.viewset import generated_tracking, write_view_set
 from headsplat.core.errors import HeadsplatError
 from headsplat.core.validate import check_device

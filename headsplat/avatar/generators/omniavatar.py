@@ -27,8 +27,7 @@ from tqdm import tqdm
 
 from headsplat.avatar.generators import PITCHES, SIZE, YAWS, Generator, register_generator
 from headsplat.avatar.generators.cap4d import GENERATE_SEED
-from headsplat.avatar.methods.gagavatar import WEIGHTS
-from headsplat.avatar.options import DEVICE, Option
+from headsplat.avatar.options import DEVICE, WEIGHTS, Option
 from headsplat.avatar.viewset import generated_tracking, write_view_set
 from headsplat.core.errors import HeadsplatError, InputError
 from headsplat.core.fileio import atomic_dir

@@ -1,8 +1,9 @@
 """The avatar-method interface: what every kind of avatar does for the commands (create, animate, render, export,
 view, eval), and the registry from a method's name (``avatar.json``'s ``"method"``) to its class.
 
-A method is one class: ``headsplat`` (:mod:`.fitted`, Gaussians fitted to the input on the open rig or FLAME) and
-``gagavatar`` (:mod:`.gagavatar`, the released feed-forward network) are built in; another registers itself with
+A method is one class: ``headsplat`` (:mod:`.fitted`, Gaussians fitted to the input on the open rig or FLAME),
+``gagavatar`` (:mod:`.gagavatar`, the released feed-forward network) and ``portrait4d`` (:mod:`.portrait4d`,
+Portrait4D-v2's released network) are built in; another registers itself with
 :func:`register_method` (see docs/methods.md). Commands never test a method's name: they ask the registry.
 """
 
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
 COMMANDS = ("create", "animate", "render", "export", "view", "reenact", "cross")  # reenact, cross: eval's
 DEFAULT_METHOD = "headsplat"
 # The built-in methods: the modules that register them, imported on the first look-up.
-BUILTIN_MODULES = ("headsplat.avatar.methods.fitted", "headsplat.avatar.methods.gagavatar")
+BUILTIN_MODULES = ("headsplat.avatar.methods.fitted", "headsplat.avatar.methods.gagavatar",
+                   "headsplat.avatar.methods.portrait4d")
 
 Renderer = Callable[[int, np.ndarray], np.ndarray]
 
@@ -176,8 +178,10 @@ class AvatarMethod(ABC):
         """Cross-reenactment's avatar: ``sources`` (photos, or one ``.avatar``), made into ``folder`` when needed."""
 
     @abstractmethod
-    def cross_renderer(self, tracking: Tracking, n_frames: int, opts: Mapping[str, Any]) -> Callable[[int], np.ndarray]:
-        """``render(t) -> (H, W, 3) uint8`` for t = 0, 1, … in order: the avatar driven by another person."""
+    def cross_renderer(self, tracking: Tracking, source: FrameSource | None, n_frames: int, opts: Mapping[str, Any]
+                       ) -> Callable[[int], np.ndarray]:
+        """``render(t) -> (H, W, 3) uint8`` for t = 0, 1, … in order: the avatar driven by another person
+        (``tracking`` and ``source`` as :meth:`track_driver` gave them)."""
 
     @property
     @abstractmethod

@@ -299,7 +299,7 @@ class FittedMethod(AvatarMethod):
         av = cls.create(sources, folder / "avatar.avatar", face, quiet, create_opts)
         return cls(av, make_rig(opts["rig"], opts["flame_model"], opts["flame_embedding"]))
 
-    def cross_renderer(self, tracking, n_frames, opts) -> Callable[[int], np.ndarray]:
+    def cross_renderer(self, tracking, source, n_frames, opts) -> Callable[[int], np.ndarray]:
         av, rig = self.avatar, self.rig
         motion = driver_motion(av, tracking)
         bg = background_image(av, rig, "source", (av.camera.width, av.camera.height))

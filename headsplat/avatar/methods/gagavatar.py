@@ -29,7 +29,7 @@ from headsplat.avatar.gagavatar import (
     video_boxes,
 )
 from headsplat.avatar.methods import Animation, AvatarMethod, Reenactment, check_source_frames, register_method
-from headsplat.avatar.options import DEVICE, FLAME_EMBEDDING, FLAME_MODEL, Option
+from headsplat.avatar.options import DEVICE, FLAME_EMBEDDING, FLAME_MODEL, MAX_FRAMES, WEIGHTS, Option
 from headsplat.core.errors import HeadsplatError, InputError
 from headsplat.core.rotation import euler_yxz_to_matrix
 from headsplat.core.validate import check_device
@@ -39,13 +39,8 @@ from headsplat.models.gagavatar.conventions import opencv_viewmat, pytorch3d_tra
 from headsplat.models.weights import resolve_weights
 from headsplat.rig.factory import make_rig
 
-WEIGHTS = Option("weights", "a learned model's released weights (default: the model's environment variable or "
-                 "config key, see docs/learned-models.md): GAGAvatar.pt ($HEADSPLAT_GAGAVATAR_WEIGHTS, "
-                 "\"gagavatar_weights\"), CAP4D's cap4d_mmdm_100k.ckpt ($HEADSPLAT_CAP4D_WEIGHTS, \"cap4d_weights\")",
-                 metavar="FILE")
 REFINER = Option("refiner", "GAGAvatar avatars: the raw render's first three channels (needs no weights)", True,
                  flag="--no-refiner", flag_value=False)
-MAX_FRAMES = Option("max_frames", "GAGAvatar avatars: animate only the first N driver frames", type=int, metavar="N")
 
 if TYPE_CHECKING:
     from headsplat.rig.flame.head import FlameHead
@@ -257,7 +252,7 @@ class GagavatarMethod(AvatarMethod):
             save_with_preview(av, model, head, dev, folder / "avatar.avatar")
         return cls(av, head, model, dev)
 
-    def cross_renderer(self, tracking, n_frames, opts) -> Callable[[int], np.ndarray]:
+    def cross_renderer(self, tracking, source, n_frames, opts) -> Callable[[int], np.ndarray]:
         """``render(t)`` for t = 0, 1, … in order: the driver's frames rendered in the driver's head crop."""
         cfg = self.avatar.config
         expr, transforms, _, _ = driver_views(self.rig, tracking, list(range(n_frames)), cfg.render_size, cfg.focal)

@@ -1,0 +1,87 @@
+"""The ``portrait4d`` generator: views of the person in one photo (or a Portrait4D ``.avatar``) rendered by
+Portrait4D-v2 from a grid of cameras around the head, at the source's expression, with their FLAME parameters and
+cameras, for ``create PHOTO --views VIEWS --rig flame``.
+
+Each view's camera is the network's orbit camera; as a view set's track it is the head moving in front of a
+camera at the origin: the network's world is headsplat's FLAME scaled by 3 and re-centred (``3 x - offset``,
+the offset found when the FLAME file is checked against the network's), so a view's head rotation is the
+camera's world-to-camera rotation and its translation ``(t - R offset) / 3`` (times the tracked identity scale).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from headsplat.avatar.generators import PITCHES, SIZE, YAWS, Generator, register_generator
+from headsplat.avatar.methods.portrait4d import MOTION_WEIGHTS, NEURAL_RES, Portrait4DMethod, avatar_of_photo
+from headsplat.avatar.options import DEVICE, FLAME_MODEL, WEIGHTS
+from headsplat.avatar.portrait4d import check_flame, views
+from headsplat.avatar.viewset import generated_tracking, write_view_set
+from headsplat.core.errors import InputError
+from headsplat.core.rotation import matrix_to_axis_angle
+from headsplat.models.portrait4d.inputs import CROP_SIZE, intrinsics, orbit_camera
+from headsplat.models.portrait4d.model import world_to_camera
+
+
+def view_to_tracking(camera: torch.Tensor, offset: torch.Tensor, identity_scale: float
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(25,) an orbit camera -> headsplat's head rotation (3,) axis-angle and translation (3,) for that view."""
+    w2c = world_to_camera(camera[:16].view(1, 4, 4).double())[0]
+    R, t = w2c[:3, :3], w2c[:3, 3]
+    trans = (t - R @ offset.double()) / 3 * identity_scale
+    return matrix_to_axis_angle(R).float(), trans.float()
+
+
+@register_generator
+class Portrait4DGenerator(Generator):
+    name = "portrait4d"
+    summary = "Portrait4D-v2's renders of one photo from a grid of cameras (--weights, --motion-weights)"
+    source_help = "portrait4d: a photo (or a Portrait4D .avatar)"
+    options = {"generate": (YAWS, PITCHES, SIZE, WEIGHTS, MOTION_WEIGHTS, DEVICE, FLAME_MODEL, NEURAL_RES)}
+
+    @classmethod
+    def generate(cls, sources, output, face, quiet, opts):
+        """RGBA views (alpha: the render's foreground, 1 - the background's share) at every (pitch, yaw)."""
+        source = sources[0]
+        opts = {**opts, "flame_embedding": None}
+        if source.suffix.lower() == ".avatar":
+            loaded = Portrait4DMethod.load(source, opts)
+            offset = check_flame(loaded.rig, loaded.synth.model, opts["weights"])
+        else:
+            av, head, model, encoder, dev = avatar_of_photo(source, opts, face, quiet)
+            loaded = Portrait4DMethod._loaded(av, head, model, encoder, dev, opts)
+            offset = torch.tensor(av.info["flame_offset"])
+        av = loaded.avatar
+        if "identity_scale" not in av.info:
+            raise InputError(f"{source}: the avatar does not record its identity scale; re-create it")
+        yaws, pitches = tuple(opts["yaws"]), tuple(opts["pitches"])
+        combos = list(itertools.product(pitches, yaws))
+        size = int(opts["size"] or CROP_SIZE)
+        images, rot, trans = [], [], []
+        rendered = itertools.chain.from_iterable(views(loaded.synth, list(yaws), p) for p in pitches)
+        for img, fg in tqdm(rendered, total=len(combos), desc="generating", unit="view", disable=quiet, leave=False):
+            rgba = np.dstack([img, (np.clip(fg, 0, 1) * 255 + 0.5).astype(np.uint8)])
+            if size != CROP_SIZE:
+                shrink = size < CROP_SIZE
+                rgba = cv2.resize(rgba, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            images.append(rgba)
+        for pitch, yaw in combos:
+            r, t = view_to_tracking(orbit_camera(yaw, pitch), offset, float(av.info["identity_scale"]))
+            rot.append(r)
+            trans.append(t)
+        n = len(images)
+        focal = float(intrinsics()[0, 0]) * size
+        expr = av.expression[None].expand(n, -1).numpy()
+        tracking = generated_tracking("flame", size, size, focal, av.identity.numpy(),
+                                      float(av.info["identity_scale"]), av.expression_names,
+                                      torch.stack(rot).numpy(), torch.stack(trans).numpy(), expr, str(source),
+                                      av.rig_record)
+        generator = {"name": "portrait4d", "weights_sha256": av.weights_sha256, "motion_sha256": av.motion_sha256,
+                     "source": str(source), "yaws": list(yaws), "pitches": list(pitches),
+                     "neural_resolution": loaded.synth.neural_resolution}
+        return write_view_set(output, images, tracking, ["generated"] * n, generator)
