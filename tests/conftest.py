@@ -481,6 +481,9 @@ def write_tiny_portrait4d(flame_file, path, seed: int = 0):
         model.w_avg.normal_()
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.02)
+        # motion codes that move the planes visibly (default initialisation barely lets them through)
+        for name in ("proj_y", "proj_y_neutral"):
+            getattr(model.encoder_canonical, name).weight.mul_(40)
     return write_portrait4d_pickle(path, model, init_kwargs, P4D_RENDERING, portrait4d_deformer(flame_file))
 
 
@@ -493,6 +496,10 @@ def write_motion_encoder(path, seed: int = 0):
 
     torch.manual_seed(seed)
     enc = FanEncoder().eval()
+    with torch.no_grad():  # codes of the released encoder's magnitude (about 1) that follow the face
+        enc.model.conv6.bias.fill_(1.0)  # its one-channel map stays above the ReLU (random weights kill it)
+        for head in (enc.to_mouth, enc.eye_embed, enc.emo_embed, enc.headpose_embed):
+            head[-1].weight.mul_(30)
     state = dict(enc.state_dict())
     state["audio_encoder.unused"] = torch.zeros(2)
     torch.save(state, path)

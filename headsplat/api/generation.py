@@ -17,7 +17,8 @@ def generate(source, output: str | os.PathLike, model: str = "oracle", yaws=YAWS
              weights: str | os.PathLike | None = None, device: str = "cpu", face: int = 0, assets=None,
              preset: str | None = None, dtype: str | None = None, n_views: int | None = None,
              steps: int | None = None, seed: int | None = None, count: int = 1,
-             motion_weights: str | os.PathLike | None = None, neural_resolution: int = 128, **options) -> Path:
+             motion_weights: str | os.PathLike | None = None, neural_resolution: int = 128,
+             driver: str | os.PathLike | None = None, driver_frames: int = 4, **options) -> Path:
     """Write a view set of ``source`` made by ``model``.
 
     Args:
@@ -32,8 +33,9 @@ def generate(source, output: str | os.PathLike, model: str = "oracle", yaws=YAWS
         assets, preset, dtype, n_views, steps, seed: for ``cap4d`` only (see
             :func:`headsplat.avatar.generators.cap4d.generate_cap4d`; None: its defaults); ``size`` is not (its
             views are the model's resolution). count: for ``omniavatar``, how many random identities (``seed``
-            seeds them). motion_weights, neural_resolution: for ``portrait4d`` (PD-FGC's motion_model.pth; the
-            volume render's side). options: other registered generators' options.
+            seeds them). motion_weights, neural_resolution, driver, driver_frames: for ``portrait4d`` (PD-FGC's
+            motion_model.pth; the volume render's side; a video or image folder whose first ``driver_frames``
+            frames' expressions every camera sees). options: other registered generators' options.
 
     Returns:
         the folder.
@@ -45,7 +47,8 @@ def generate(source, output: str | os.PathLike, model: str = "oracle", yaws=YAWS
     opts = cls.accept(dict(yaws=tuple(yaws), pitches=tuple(pitches), size=size, flame_model=flame_model,
                            weights=weights, device=device, assets=assets, preset=preset, dtype=dtype,
                            n_views=n_views, steps=steps, seed=seed, count=count,
-                           motion_weights=motion_weights, neural_resolution=neural_resolution, **options))
+                           motion_weights=motion_weights, neural_resolution=neural_resolution, driver=driver,
+                           driver_frames=driver_frames, **options))
     out = Path(output)
     if out.suffix:
         raise OutputError(f"{out}: a view set is a folder; give a path without a suffix")

@@ -264,13 +264,21 @@ def driven_frames(synth: Synthesizer, encoder: FanEncoder, tracking: Tracking, i
         yield driven_frame(synth, encoder, tracking, lms[t], t, image)
 
 
-def views(synth: Synthesizer, yaws: list[float], pitch: float, batch: int = 1
-          ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The source's expression and motion seen from cameras turned by ``yaws`` (degrees) and ``pitch``."""
+def views(synth: Synthesizer, yaws: list[float], pitch: float, batch: int = 1, motion: torch.Tensor | None = None,
+          flame: dict[str, torch.Tensor] | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The avatar seen from cameras turned by ``yaws`` (degrees) and ``pitch``, with the head facing the fixed
+    camera: at the source's expression and motion, or at ``motion`` (1, 548) and ``flame`` (batch 1, its neck
+    rotation ignored)."""
+    motion = synth.motion_source if motion is None else motion
     for i in range(0, len(yaws), batch):
         ys = yaws[i:i + batch]
         cams = torch.stack([orbit_camera(y, pitch) for y in ys])
-        imgs, fgs = synth.render(synth.motion_source.expand(len(ys), -1), own_flame(synth.avatar, len(ys)), cams)
+        if flame is None:
+            f = own_flame(synth.avatar, len(ys))
+        else:
+            f = {k: v.expand(len(ys), -1).clone() for k, v in flame.items()}
+            f["pose"][:, :3] = 0
+        imgs, fgs = synth.render(motion.expand(len(ys), -1), f, cams)
         yield from zip(imgs, fgs)
 
 

@@ -122,15 +122,48 @@ def test_generate_writes_views_whose_cameras_the_track_reproduces(made, tmp_path
     assert vs.tracking.focal == pytest.approx(128 / (2 * np.tan(np.radians(6))), rel=1e-5)
 
 
-def test_eval_reenact_and_cross_with_portrait4d(made, driver, tmp_path):
+def test_generate_with_a_driver_labels_each_view_with_its_frame_expression(made, driver, tmp_path):
+    from headsplat import api
+    from headsplat.avatar.viewset import read_view_set
+    from headsplat.media.frames import open_frames
+    from headsplat.rig.flame.head import FlameHead
+    from headsplat.track.tracker import track_source
+
     path, opts = made
+    out = tmp_path / "views"
+    api.generate(path, out, model="portrait4d", yaws=(0,), pitches=(0,), size=64, quiet=True, driver=driver,
+                 driver_frames=2, **opts)
+    vs = read_view_set(out)
+    assert len(vs) == 2 and vs.generator["expressions"] == 2
+    tracked = track_source(open_frames(driver).first(2), rig=FlameHead.from_file(opts["flame_model"]), quiet=True)
+    np.testing.assert_allclose(vs.tracking.expression, tracked.expression, atol=1e-5)
+    assert not np.array_equal(vs.load(0)[0], vs.load(1)[0])
+
+
+def test_eval_cross_with_portrait4d(made, driver, tmp_path):
+    path, opts = made
+    cross = tmp_path / "cross"
+    assert main(["-q", "eval", "cross", "--source", str(path), "--driver", str(driver), "-o", str(cross),
+                 "--method", "portrait4d", *_flags(opts), "--max-frames", "2"]) == 0
+    report = json.loads((cross / "report.json").read_text())
+    assert report["settings"]["method"] == "portrait4d" and len(report["frames"]) == 2
+
+
+@pytest.mark.slow
+def test_eval_reenact_with_portrait4d(made, driver, tmp_path):
+    _, opts = made
     rep = tmp_path / "self"
     assert main(["-q", "eval", "reenact", str(driver), "-o", str(rep), "--method", "portrait4d",
                  *_flags(opts), "--max-frames", "2"]) == 0
     report = json.loads((rep / "report.json").read_text())
     assert report["settings"]["method"] == "portrait4d" and report["frames"] == [1, 2]
     assert (rep / "avatar.avatar" / "source.png").is_file()
-    cross = tmp_path / "cross"
-    assert main(["-q", "eval", "cross", "--source", str(path), "--driver", str(driver), "-o", str(cross),
-                 "--method", "portrait4d", *_flags(opts), "--max-frames", "2"]) == 0
-    assert len(json.loads((cross / "report.json").read_text())["frames"]) == 2
+
+
+def test_doctor_names_both_files(tiny_portrait4d, tmp_path, capsys):
+    weights, motion = tiny_portrait4d
+    assert main(["doctor", "--weights", str(motion)]) == 0
+    assert "PD-FGC motion encoder checkpoint, layout complete" in capsys.readouterr().out
+    assert main(["doctor", "--weights", str(weights)]) == 1  # a tiny network: not the released sizes
+    out = capsys.readouterr().out
+    assert "Portrait4D-v2 checkpoint with" in out and "wrong shape" in out
