@@ -61,14 +61,14 @@ def test_the_avatar_holds_the_network_inputs_of_the_photo(made, astronaut_path, 
 
 def test_animate_is_reproducible_and_frames_are_the_aligned_crop(made, driver, tmp_path):
     path, opts = made
-    for name in ("a", "b"):
+    for name in ("a", "b"):  # (the same frames: tracking smooths over the frames it is given)
         assert main(["-q", "animate", str(path), "--driver", str(driver), "-o", str(tmp_path / name),
                      *_flags(opts), "--max-frames", "2"]) == 0
     a, b = (sorted((tmp_path / name).glob("*.png")) for name in ("a", "b"))
     assert len(a) == len(b) == 2
     first = [read_image_uint8(f) for f in a]
     assert first[0].shape == (512, 512, 3) and first[0].std() > 0
-    for fa, fb in zip(first, b):
+    for fa, fb in zip(first, b):  # run to run, the same
         assert np.array_equal(fa, read_image_uint8(fb))
     assert not np.array_equal(first[0], first[1])  # the head turned between the frames
 
@@ -122,6 +122,7 @@ def test_generate_writes_views_whose_cameras_the_track_reproduces(made, tmp_path
     assert vs.tracking.focal == pytest.approx(128 / (2 * np.tan(np.radians(6))), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_generate_with_a_driver_labels_each_view_with_its_frame_expression(made, driver, tmp_path):
     from headsplat import api
     from headsplat.avatar.viewset import read_view_set
