@@ -149,16 +149,18 @@ def check_flame(head: FlameHead, model: Portrait4D, weights) -> torch.Tensor:
     if vt is None:
         raise InputError(f"{weights}: the network has no FLAME buffers (deformer.{FLAME_PREFIX}v_template); "
                          "not Portrait4D-v2's released network")
-    mine = head.flame.v_template.to(vt.dtype) * 3
+    vt = vt.detach().cpu()
+    mine = head.flame.v_template.detach().cpu().to(vt.dtype) * 3
     if mine.shape != vt.shape:
         raise InputError(f"{head.path}: {mine.shape[0]} vertices, the network's FLAME has {vt.shape[0]}: pass "
                          "FLAME 2020's generic_model.pkl with --flame-model")
-    offset = (mine - vt.to(mine.device)).mean(0)
+    offset = (mine - vt).mean(0)
     err = float((mine - offset - vt).abs().max())
     dirs = model.deformer_state.get(FLAME_PREFIX + "shapedirs")
     if dirs is not None:
+        dirs = dirs.detach().cpu()
         n = min(head.n_shape, dirs.shape[-1])
-        err = max(err, float((head.flame.shapedirs[..., :n].to(dirs.dtype) * 3 - dirs[..., :n]).abs().max()))
+        err = max(err, float((head.flame.shapedirs[..., :n].cpu().to(dirs.dtype) * 3 - dirs[..., :n]).abs().max()))
     if err > 1e-4:
         raise InputError(f"{head.path}: not the FLAME model the network was trained with (the templates differ "
                          f"by {err / 3 * 1000:.2f} mm): pass FLAME 2020's generic_model.pkl with --flame-model")

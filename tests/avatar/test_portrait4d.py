@@ -168,3 +168,14 @@ def test_doctor_names_both_files(tiny_portrait4d, tmp_path, capsys):
     assert main(["doctor", "--weights", str(weights)]) == 1  # a tiny network: not the released sizes
     out = capsys.readouterr().out
     assert "Portrait4D-v2 checkpoint with" in out and "wrong shape" in out
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_renders_what_the_cpu_renders(made, tmp_path):
+    path, opts = made
+    outs = {}
+    for dev in ("cpu", "cuda"):
+        assert main(["-q", "render", str(path), "-o", str(tmp_path / f"{dev}.png"), "--yaw", "20", *_flags(opts),
+                     "--device", dev]) == 0
+        outs[dev] = read_image_uint8(tmp_path / f"{dev}.png").astype(int)
+    assert np.abs(outs["cpu"] - outs["cuda"]).mean() < 1.0

@@ -200,7 +200,7 @@ class Portrait4D(nn.Module):
             raise InputError(f"{path}: its init_kwargs do not build the network ({e})") from None
         state = {k: v for k, v in net.state_dict.items() if not k.startswith(DEFORMER_PREFIX)}
         load_strict(model, state, path)
-        model.deformer_state = {k[len(DEFORMER_PREFIX):]: v for k, v in net.state_dict.items()
+        model.deformer_state = {k[len(DEFORMER_PREFIX):]: v.to(device) for k, v in net.state_dict.items()
                                 if k.startswith(DEFORMER_PREFIX)}
         return model.to(device).eval()
 
