@@ -18,14 +18,39 @@ from headsplat.models.eg3d.stylegan2 import SynthesisBlock, SynthesisBlockNoUp
 
 class _Superresolution(nn.Module):
     """Two blocks; the input is resized (bilinear, optionally antialiased) to ``input_resolution`` first.
-    ``widths``: the two blocks' channels (default: the reference's; smaller for tests' tiny networks)."""
+
+    A subclass names its sizes: ``input_resolution`` -> ``output_resolution`` through blocks at
+    ``block_resolutions`` with ``default_widths`` channels, the first block of type ``first_block``, and
+    whether it registers the (unused) ``resample_filter`` buffer the reference's module has. ``widths``: the two
+    blocks' channels (default: the reference's; smaller for tests' tiny networks)."""
+    input_resolution = 128
     output_resolution = 0
+    block_resolutions = (256, 512)
+    default_widths = (128, 64)
+    first_block = SynthesisBlock
+    has_resample_filter = True
     resize_only_smaller = False  # SuperresolutionHybrid4X resizes only inputs smaller than its input size
 
-    def _check(self, img_resolution: int) -> None:
+    def __init__(self, channels: int, img_resolution: int, sr_num_fp16_res: int, sr_antialias: bool,
+                 num_fp16_res: int = 4, conv_clamp=None, channel_base=None, channel_max=None,
+                 widths: tuple[int, int] | None = None, **block_kwargs):
+        super().__init__()
         if img_resolution != self.output_resolution:
             raise ArgumentError("img_resolution", f"{type(self).__name__} makes {self.output_resolution}² images, "
                                 f"not {img_resolution}²")
+        self.sr_antialias = sr_antialias
+        mid, out = widths or self.default_widths
+        res0, res1 = self.block_resolutions
+        use_fp16 = sr_num_fp16_res > 0
+        clamp = 256 if use_fp16 else None
+        img_channels = block_kwargs.pop("img_channels", 3)  # OmniAvatar's option (its SR modules take it)
+        first = type(self).first_block  # a class or a function: taken from the class, so never bound
+        self.block0 = first(channels, mid, w_dim=512, resolution=res0, img_channels=img_channels, is_last=False,
+                            use_fp16=use_fp16, conv_clamp=clamp, **block_kwargs)
+        self.block1 = SynthesisBlock(mid, out, w_dim=512, resolution=res1, img_channels=img_channels, is_last=True,
+                                     use_fp16=use_fp16, conv_clamp=clamp, **block_kwargs)
+        if self.has_resample_filter:
+            self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]))
 
     def _resize(self, x: torch.Tensor) -> torch.Tensor:
         r = self.input_resolution
@@ -46,70 +71,36 @@ class _Superresolution(nn.Module):
         return rgb
 
 
-def _blocks(self, first, channels, mid, out, res0, res1, sr_num_fp16_res, block_kwargs):
-    use_fp16 = sr_num_fp16_res > 0
-    clamp = 256 if use_fp16 else None
-    img_channels = block_kwargs.pop("img_channels", 3)  # OmniAvatar's option (its SR modules take it)
-    self.block0 = first(channels, mid, w_dim=512, resolution=res0, img_channels=img_channels, is_last=False,
-                        use_fp16=use_fp16, conv_clamp=clamp, **block_kwargs)
-    self.block1 = SynthesisBlock(mid, out, w_dim=512, resolution=res1, img_channels=img_channels, is_last=True,
-                                 use_fp16=use_fp16, conv_clamp=clamp, **block_kwargs)
-
-
 class SuperresolutionHybrid8XDC(_Superresolution):
     """128² -> 512², 256 then 128 channels (EG3D's FFHQ 512 models, Portrait4D, OmniAvatar)."""
     output_resolution = 512
+    default_widths = (256, 128)
+    has_resample_filter = False
 
-    def __init__(self, channels: int, img_resolution: int, sr_num_fp16_res: int, sr_antialias: bool,
-                 num_fp16_res: int = 4, conv_clamp=None, channel_base=None, channel_max=None,
-                 use_ws_ones: bool = False, widths: tuple[int, int] | None = None, **block_kwargs):
-        super().__init__()
-        self._check(img_resolution)
-        self.input_resolution, self.sr_antialias, self.use_ws_ones = 128, sr_antialias, use_ws_ones
-        _blocks(self, SynthesisBlock, channels, *(widths or (256, 128)), 256, 512, sr_num_fp16_res, block_kwargs)
+    def __init__(self, *args, use_ws_ones: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.use_ws_ones = use_ws_ones
 
 
 class SuperresolutionHybrid8X(_Superresolution):
     """128² -> 512², 128 then 64 channels."""
     output_resolution = 512
 
-    def __init__(self, channels: int, img_resolution: int, sr_num_fp16_res: int, sr_antialias: bool,
-                 num_fp16_res: int = 4, conv_clamp=None, channel_base=None, channel_max=None,
-                 widths: tuple[int, int] | None = None, **block_kwargs):
-        super().__init__()
-        self._check(img_resolution)
-        self.input_resolution, self.sr_antialias = 128, sr_antialias
-        _blocks(self, SynthesisBlock, channels, *(widths or (128, 64)), 256, 512, sr_num_fp16_res, block_kwargs)
-        self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]))
-
 
 class SuperresolutionHybrid4X(_Superresolution):
     """128² -> 256² (a first block without upsampling), 128 then 64 channels."""
     output_resolution = 256
+    block_resolutions = (128, 256)
+    first_block = SynthesisBlockNoUp
     resize_only_smaller = True
-
-    def __init__(self, channels: int, img_resolution: int, sr_num_fp16_res: int, sr_antialias: bool,
-                 num_fp16_res: int = 4, conv_clamp=None, channel_base=None, channel_max=None,
-                 widths: tuple[int, int] | None = None, **block_kwargs):
-        super().__init__()
-        self._check(img_resolution)
-        self.input_resolution, self.sr_antialias = 128, sr_antialias
-        _blocks(self, SynthesisBlockNoUp, channels, *(widths or (128, 64)), 128, 256, sr_num_fp16_res, block_kwargs)
-        self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]))
 
 
 class SuperresolutionHybrid2X(_Superresolution):
     """64² -> 128² (a first block without upsampling), 128 then 64 channels."""
+    input_resolution = 64
     output_resolution = 128
-
-    def __init__(self, channels: int, img_resolution: int, sr_num_fp16_res: int, sr_antialias: bool,
-                 num_fp16_res: int = 4, conv_clamp=None, channel_base=None, channel_max=None,
-                 widths: tuple[int, int] | None = None, **block_kwargs):
-        super().__init__()
-        self._check(img_resolution)
-        self.input_resolution, self.sr_antialias = 64, sr_antialias
-        _blocks(self, SynthesisBlockNoUp, channels, *(widths or (128, 64)), 64, 128, sr_num_fp16_res, block_kwargs)
-        self.register_buffer("resample_filter", setup_filter([1, 3, 3, 1]))
+    block_resolutions = (64, 128)
+    first_block = SynthesisBlockNoUp
 
 
 #: the reference's class paths (``rendering_kwargs['superresolution_module']``) -> class
