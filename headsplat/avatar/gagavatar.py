@@ -12,7 +12,6 @@ driven by FLAME tracking, splatted as features and refined to RGB at every frame
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +19,11 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
+from headsplat.avatar.model_files import read_model_avatar, write_model_avatar
 from headsplat.core.camera import Camera, project_points
 from headsplat.core.errors import InputError
-from headsplat.core.fileio import atomic_dir, read_format_json
-from headsplat.core.validate import read_safetensors
 from headsplat.face.segment import Matter
-from headsplat.media.image import read_image_uint8, write_png
 from headsplat.models.gagavatar.conventions import FLAME_SCALE, FOCAL, render_camera
 from headsplat.models.gagavatar.inputs import (
     CROP_SCALE,
@@ -44,8 +40,6 @@ from headsplat.track.tracker import track_source
 from headsplat.track.tracking import Tracking
 
 METHOD = "gagavatar"
-FORMAT = "headsplat.avatar"
-VERSION = 2
 WEIGHTS_ENV = "HEADSPLAT_GAGAVATAR_WEIGHTS"
 CONFIG_KEY = "gagavatar_weights"
 _SOURCE_TENSORS = ("colors", "opacities", "scales", "rotations", "xyz")
@@ -226,24 +220,18 @@ def load_model(weights: str | os.PathLike, avatar: GagaAvatar | None, device: to
 
 
 # -- files ------------------------------------------------------------------------------------------------------------
+_WIDTHS = {"colors": 32, "opacities": 1, "scales": 3, "rotations": 4, "xyz": 3}
+
+
 def save_gagavatar(avatar: GagaAvatar, path: str | os.PathLike, preview: np.ndarray | None = None) -> Path:
     """Write the avatar folder atomically."""
-    path = Path(path)
-    meta = {"format": FORMAT, "version": VERSION, "method": METHOD, "rig": "flame",
-            "config": avatar.config.to_dict(), "weights_sha256": avatar.weights_sha256,
-            "rig_record": avatar.rig_record, "expression_names": list(avatar.expression_names),
-            "n_gaussians": int(avatar.gaussians.xyz.shape[1]), "n_vertices": avatar.gaussians.n_vertices,
-            "info": avatar.info}
-    tensors = {k: v[0].float().contiguous().cpu() for k, v in avatar.gaussians.tensors().items()}
-    tensors.update(identity=avatar.identity.float().cpu(), expression=avatar.expression.float().cpu(),
-                   transform=avatar.transform.float().cpu())
-    with atomic_dir(path) as tmp:
-        (tmp / "avatar.json").write_text(json.dumps(meta, indent=1))
-        save_file(tensors, str(tmp / "source.safetensors"))
-        write_png(tmp / "source.png", avatar.source)
-        if preview is not None:
-            write_png(tmp / "preview.png", preview)
-    return path
+    meta = {"method": METHOD, "rig": "flame", "config": avatar.config.to_dict(),
+            "weights_sha256": avatar.weights_sha256, "rig_record": avatar.rig_record,
+            "expression_names": list(avatar.expression_names), "n_gaussians": int(avatar.gaussians.xyz.shape[1]),
+            "n_vertices": avatar.gaussians.n_vertices, "info": avatar.info}
+    tensors = {k: v[0] for k, v in avatar.gaussians.tensors().items()}
+    tensors.update(identity=avatar.identity, expression=avatar.expression, transform=avatar.transform)
+    return write_model_avatar(path, meta, tensors, avatar.source, preview)
 
 
 def load_gagavatar(path: str | os.PathLike) -> GagaAvatar:
@@ -252,31 +240,18 @@ def load_gagavatar(path: str | os.PathLike) -> GagaAvatar:
         InputError: missing or incomplete files, wrong shapes, another method, or a newer format.
     """
     p = Path(path)
-    meta = read_format_json(p / "avatar.json", p, "avatar", FORMAT, VERSION)
-    if meta.get("method") != METHOD:
-        raise InputError(f"{p}: not a GAGAvatar avatar (method {meta.get('method', 'headsplat')!r})")
-    for name in ("source.safetensors", "source.png"):
-        if not (p / name).is_file():
-            raise InputError(f"{p}: incomplete avatar: {name} is missing")
-    t = read_safetensors(p / "source.safetensors")
+    meta, t, source = read_model_avatar(p, METHOD, "GAGAvatar", (*_WIDTHS, "identity", "expression", "transform"))
     try:
         cfg = GagaConfig.from_dict(meta["config"])
         n = int(meta["n_gaussians"])
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{p / 'avatar.json'}: invalid GAGAvatar settings ({type(e).__name__}: {e})") from None
-    widths = {"colors": 32, "opacities": 1, "scales": 3, "rotations": 4, "xyz": 3}
-    for k, w in widths.items():
-        if k not in t:
-            raise InputError(f"{p / 'source.safetensors'}: missing tensor {k}")
+    for k, w in _WIDTHS.items():
         if tuple(t[k].shape) != (n, w):
             raise InputError(f"{p / 'source.safetensors'}: {k} has shape {tuple(t[k].shape)}, expected {(n, w)}")
-    for k in ("identity", "expression", "transform"):
-        if k not in t:
-            raise InputError(f"{p / 'source.safetensors'}: missing tensor {k}")
     names = tuple(meta.get("expression_names", ()))
     if len(names) != t["expression"].shape[0] or tuple(t["transform"].shape) != (3, 4):
         raise InputError(f"{p / 'source.safetensors'}: expression or transform of the wrong size")
     gs = SourceGaussians(**{k: t[k][None] for k in _SOURCE_TENSORS}, n_vertices=cfg.n_vertices)
     return GagaAvatar(cfg, str(meta.get("weights_sha256", "")), meta.get("rig_record", {}), t["identity"],
-                      t["expression"], names, t["transform"], read_image_uint8(p / "source.png"), gs,
-                      meta.get("info", {}))
+                      t["expression"], names, t["transform"], source, gs, meta.get("info", {}))

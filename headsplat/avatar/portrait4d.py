@@ -17,7 +17,6 @@ from a generator seeded with the same seed every frame (so a still head renders 
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +25,11 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 
+from headsplat.avatar.model_files import read_model_avatar, write_model_avatar
 from headsplat.core.camera import Camera
 from headsplat.core.errors import InputError
-from headsplat.core.fileio import atomic_dir, read_format_json
-from headsplat.core.validate import read_safetensors
 from headsplat.face.align import CropTransform
-from headsplat.media.image import read_image_uint8, write_png
 from headsplat.models.portrait4d.crop import motion_crop_at, points_transform
 from headsplat.models.portrait4d.flame import FLAME_PREFIX
 from headsplat.models.portrait4d.inputs import (
@@ -54,8 +50,6 @@ if TYPE_CHECKING:
     from headsplat.rig.flame.head import FlameHead
 
 METHOD = "portrait4d"
-FORMAT = "headsplat.avatar"
-VERSION = 2
 WEIGHTS_ENV, CONFIG_KEY = "HEADSPLAT_PORTRAIT4D_WEIGHTS", "portrait4d_weights"
 MOTION_ENV, MOTION_CONFIG_KEY = "HEADSPLAT_PDFGC_WEIGHTS", "pdfgc_weights"
 #: the released inference script's neural rendering resolution
@@ -299,23 +293,15 @@ def make_avatar(model: Portrait4D, encoder: FanEncoder, shas: tuple[str, str], i
                      frame.image, info)
 
 
-# -- files --------------------------------------------------------------------------------------------------------
+# -- files ------------------------------------------------------------------------------------------------------
 def save_portrait4d(avatar: P4DAvatar, path: str | os.PathLike, preview: np.ndarray | None = None) -> Path:
     """Write the avatar folder atomically."""
-    path = Path(path)
-    meta = {"format": FORMAT, "version": VERSION, "method": METHOD, "rig": "flame",
-            "config": avatar.config.to_dict(), "weights_sha256": avatar.weights_sha256,
-            "motion_sha256": avatar.motion_sha256, "rig_record": avatar.rig_record,
-            "expression_names": list(avatar.expression_names), "info": avatar.info}
+    meta = {"method": METHOD, "rig": "flame", "config": avatar.config.to_dict(),
+            "weights_sha256": avatar.weights_sha256, "motion_sha256": avatar.motion_sha256,
+            "rig_record": avatar.rig_record, "expression_names": list(avatar.expression_names), "info": avatar.info}
     tensors = {"identity": avatar.identity, "expression": avatar.expression, "rotation": avatar.rotation,
                "motion": avatar.motion}
-    with atomic_dir(path) as tmp:
-        (tmp / "avatar.json").write_text(json.dumps(meta, indent=1))
-        save_file({k: v.float().contiguous().cpu() for k, v in tensors.items()}, str(tmp / "source.safetensors"))
-        write_png(tmp / "source.png", avatar.source)
-        if preview is not None:
-            write_png(tmp / "preview.png", preview)
-    return path
+    return write_model_avatar(path, meta, tensors, avatar.source, preview)
 
 
 def load_portrait4d(path: str | os.PathLike) -> P4DAvatar:
@@ -325,25 +311,15 @@ def load_portrait4d(path: str | os.PathLike) -> P4DAvatar:
         InputError: missing or incomplete files, wrong shapes, another method, or a newer format.
     """
     p = Path(path)
-    meta = read_format_json(p / "avatar.json", p, "avatar", FORMAT, VERSION)
-    if meta.get("method") != METHOD:
-        raise InputError(f"{p}: not a Portrait4D avatar (method {meta.get('method', 'headsplat')!r})")
-    for name in ("source.safetensors", "source.png"):
-        if not (p / name).is_file():
-            raise InputError(f"{p}: incomplete avatar: {name} is missing")
-    t = read_safetensors(p / "source.safetensors")
+    meta, t, source = read_model_avatar(p, METHOD, "Portrait4D", ("identity", "expression", "rotation", "motion"))
     try:
         cfg = Portrait4DConfig.from_init_kwargs(meta["config"])
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{p / 'avatar.json'}: invalid Portrait4D settings ({type(e).__name__}: {e})") from None
     names = tuple(meta.get("expression_names", ()))
-    for k in ("identity", "expression", "rotation", "motion"):
-        if k not in t:
-            raise InputError(f"{p / 'source.safetensors'}: missing tensor {k}")
     if len(names) != t["expression"].shape[0] or tuple(t["rotation"].shape) != (3,) or \
             tuple(t["motion"].shape) != (cfg.mot_dims,):
         raise InputError(f"{p / 'source.safetensors'}: expression, rotation or motion of the wrong size")
-    source = read_image_uint8(p / "source.png")
     if source.shape[:2] != (CROP_SIZE, CROP_SIZE):
         raise InputError(f"{p / 'source.png'}: {source.shape[1]}x{source.shape[0]}, expected the 512² aligned crop")
     return P4DAvatar(cfg, str(meta.get("weights_sha256", "")), str(meta.get("motion_sha256", "")),
