@@ -396,3 +396,22 @@ def describe(path: str | os.PathLike) -> list[str]:
     walk(load(path), visit)
     return sorted(f"persistent {q} ({n} objects) source sha256 {s}" if p else f"by reference {q} ({n} objects)"
                   for (p, q, s), n in counts.items())
+
+
+def read_eg3d_network(path: str | os.PathLike, class_name: str, model: str) -> tuple[PickledNetwork, dict]:
+    """The ``G_ema`` of an EG3D-family pickle (:func:`read_network_pickle`) and the keyword arguments that build it:
+    its ``init_kwargs`` with the ``rendering_kwargs`` the pickled object holds merged over theirs (training
+    updates the object's, and the reference's scripts copy them onto the network they rebuild).
+
+    Raises:
+        InputError: as :func:`read_network_pickle`, or a network of another class than ``class_name`` (``model``:
+            the model's name in the message).
+    """
+    net = read_network_pickle(path)
+    if net.class_name != class_name:
+        raise InputError(f"{path}: G_ema is a {net.class_name}, not {model}'s {class_name}")
+    kwargs = dict(net.init_kwargs)
+    pickled_rk = net.record.state.get("rendering_kwargs")
+    if isinstance(pickled_rk, dict):
+        kwargs["rendering_kwargs"] = {**kwargs.get("rendering_kwargs", {}), **dict(pickled_rk)}
+    return net, kwargs

@@ -56,7 +56,7 @@ from headsplat.models.eg3d.rendering import (
 from headsplat.models.eg3d.stylegan2 import FullyConnectedLayer, Generator, SynthesisNetwork, ToRGBLayer
 from headsplat.models.eg3d.superresolution import build_superresolution
 from headsplat.models.omniavatar.im3dmm import IGRModel, sdf_density
-from headsplat.models.persistence import read_network_pickle
+from headsplat.models.persistence import read_eg3d_network
 from headsplat.models.weights import load_strict
 
 CLASS_NAME = "TriPlaneGenerator"
@@ -315,13 +315,7 @@ class OmniAvatar(nn.Module):
         Raises:
             InputError: a refused or unreadable pickle, another network class, or keys/shapes that differ.
         """
-        net = read_network_pickle(path)
-        if net.class_name != CLASS_NAME:
-            raise InputError(f"{path}: G_ema is a {net.class_name}, not OmniAvatar's {CLASS_NAME}")
-        kwargs = dict(net.init_kwargs)
-        pickled_rk = net.record.state.get("rendering_kwargs")
-        if isinstance(pickled_rk, dict):
-            kwargs["rendering_kwargs"] = {**kwargs.get("rendering_kwargs", {}), **dict(pickled_rk)}
+        net, kwargs = read_eg3d_network(path, CLASS_NAME, "OmniAvatar")
         nrr = net.record.state.get("neural_rendering_resolution")
         if isinstance(nrr, int):
             kwargs["neural_rendering_resolution"] = nrr

@@ -43,7 +43,7 @@ from headsplat.models.eg3d.rendering import (
     sample_rays,
 )
 from headsplat.models.eg3d.superresolution import build_superresolution
-from headsplat.models.persistence import read_network_pickle
+from headsplat.models.persistence import read_eg3d_network
 from headsplat.models.portrait4d.encoders import (
     DecoderTriplane,
     EncoderBG,
@@ -187,13 +187,7 @@ class Portrait4D(nn.Module):
         Raises:
             InputError: a refused or unreadable pickle, another network class, or keys/shapes that differ.
         """
-        net = read_network_pickle(path)
-        if net.class_name != CLASS_NAME:
-            raise InputError(f"{path}: G_ema is a {net.class_name}, not Portrait4D's {CLASS_NAME}")
-        kwargs = dict(net.init_kwargs)
-        pickled_rk = net.record.state.get("rendering_kwargs")
-        if isinstance(pickled_rk, dict):
-            kwargs["rendering_kwargs"] = {**kwargs.get("rendering_kwargs", {}), **dict(pickled_rk)}
+        net, kwargs = read_eg3d_network(path, CLASS_NAME, "Portrait4D")
         try:
             model = cls(Portrait4DConfig.from_init_kwargs(kwargs))
         except (ArgumentError, TypeError) as e:
