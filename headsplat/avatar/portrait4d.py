@@ -279,15 +279,17 @@ def views(synth: Synthesizer, yaws: list[float], pitch: float, batch: int = 1, m
 
 
 def make_avatar(model: Portrait4D, encoder: FanEncoder, shas: tuple[str, str], image: np.ndarray,
-                head: FlameHead, tracking: Tracking, t: int, device: torch.device, info: dict | None = None
-                ) -> P4DAvatar:
-    """The avatar of frame ``t`` (``image``) of ``tracking``."""
+                head: FlameHead, tracking: Tracking, t: int, device: torch.device, offset: torch.Tensor,
+                info: dict | None = None) -> P4DAvatar:
+    """The avatar of frame ``t`` (``image``) of ``tracking``; ``offset``: FLAME's re-centring in the network's
+    world (:func:`check_flame`), recorded with the tracked identity scale for the generator's cameras."""
     if not tracking.found[t]:
         raise InputError(f"no face found in frame {t}")
     frame = driver_frame(image, tracking.landmarks[t])
     motion = motion_codes(encoder, [frame], device)[0].cpu()
     p = tracking.params([t])
-    info = {**(info or {}), "frame": int(t), "crop_scale": round(float(frame.crop.s), 4)}
+    info = {**(info or {}), "frame": int(t), "crop_scale": round(float(frame.crop.s), 4),
+            "identity_scale": float(tracking.identity_scale), "flame_offset": [round(float(v), 6) for v in offset]}
     return P4DAvatar(model.cfg, shas[0], shas[1], {"flame": head.describe()}, p["identity"].float(),
                      p["expression"][0].float(), tuple(tracking.expression_names), p["rotation"][0].float(), motion,
                      frame.image, info)

@@ -22,7 +22,6 @@ from headsplat.avatar.generators import PITCHES, SIZE, YAWS, Generator, register
 from headsplat.avatar.methods.portrait4d import MOTION_WEIGHTS, NEURAL_RES, Portrait4DMethod, avatar_of_photo
 from headsplat.avatar.options import DEVICE, FLAME_MODEL, WEIGHTS, Option
 from headsplat.avatar.portrait4d import (
-    check_flame,
     driver_frame,
     filled_landmarks,
     motion_codes,
@@ -88,14 +87,13 @@ class Portrait4DGenerator(Generator):
         opts = {**opts, "flame_embedding": None}
         if source.suffix.lower() == ".avatar":
             loaded = Portrait4DMethod.load(source, opts)
-            offset = check_flame(loaded.rig, loaded.synth.model, opts["weights"])
         else:
             av, head, model, encoder, dev = avatar_of_photo(source, opts, face, quiet)
             loaded = Portrait4DMethod._loaded(av, head, model, encoder, dev, opts)
-            offset = torch.tensor(av.info["flame_offset"])
         av = loaded.avatar
-        if "identity_scale" not in av.info:
-            raise InputError(f"{source}: the avatar does not record its identity scale; re-create it")
+        if "identity_scale" not in av.info or "flame_offset" not in av.info:
+            raise InputError(f"{source}: the avatar does not record its identity scale and FLAME offset; re-create it")
+        offset = torch.tensor(av.info["flame_offset"])
         yaws, pitches = tuple(opts["yaws"]), tuple(opts["pitches"])
         expressions = [(None, None, av.expression)]
         if opts.get("driver") is not None:

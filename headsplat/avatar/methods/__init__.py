@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Iterator, Mapping
 
+import cv2
 import numpy as np
 
 from headsplat.avatar.options import Option, accepted
 from headsplat.avatar.registry import Registry
 from headsplat.core.errors import HeadsplatError, InputError
-from headsplat.media.frames import FrameSource
+from headsplat.media.frames import FrameSource, open_frames
 from headsplat.track.tracking import Tracking
 
 if TYPE_CHECKING:
@@ -235,3 +236,32 @@ def check_source_frames(video, tracking: Tracking, frames: list[int]) -> None:
             raise HeadsplatError(f"{video}: --source-frame {k} is outside the video's {len(tracking)} frames")
         if not tracking.found[k]:
             raise HeadsplatError(f"{video}: frame {k} has no face; choose another --source-frame")
+
+
+def one_source_frame(method: str, video, tracking: Tracking, frames: list[int]) -> int:
+    """The one frame an avatar of a one-photo ``method`` is made from in ``eval reenact`` (checked)."""
+    if len(frames) != 1:
+        raise HeadsplatError(f"eval reenact --method {method}: the avatar is made from one --source-frame")
+    k = int(frames[0])
+    check_source_frames(video, tracking, [k])
+    return k
+
+
+def driver_source(driver, max_frames: int | None) -> FrameSource:
+    """The driver's frames, cut to its first ``max_frames`` (``--max-frames``, at least 1) when given."""
+    if max_frames is not None and max_frames < 1:
+        raise HeadsplatError("--max-frames must be at least 1")
+    source = open_frames(driver)
+    return source if max_frames is None else source.first(max_frames)
+
+
+def driven_count(tracking: Tracking, max_frames: int | None) -> int:
+    """How many of the driver's frames are animated (``--max-frames`` of them at most)."""
+    return len(tracking) if max_frames is None else min(len(tracking), int(max_frames))
+
+
+def sized(img: np.ndarray, size: int) -> np.ndarray:
+    """(S, S, C) -> (size, size, C): area-averaged when shrinking, bilinear when growing."""
+    if img.shape[0] == size:
+        return img
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if size < img.shape[0] else cv2.INTER_LINEAR)

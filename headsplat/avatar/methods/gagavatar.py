@@ -8,7 +8,6 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -28,7 +27,16 @@ from headsplat.avatar.gagavatar import (
     track_for_model,
     video_boxes,
 )
-from headsplat.avatar.methods import Animation, AvatarMethod, Reenactment, check_source_frames, register_method
+from headsplat.avatar.methods import (
+    Animation,
+    AvatarMethod,
+    Reenactment,
+    driven_count,
+    driver_source,
+    one_source_frame,
+    register_method,
+    sized,
+)
 from headsplat.avatar.options import DEVICE, FLAME_EMBEDDING, FLAME_MODEL, MAX_FRAMES, WEIGHTS, Option
 from headsplat.core.errors import HeadsplatError, InputError
 from headsplat.core.rotation import euler_yxz_to_matrix
@@ -121,11 +129,6 @@ def driver_views(head: FlameHead, tracking, frames: list[int], size: int, focal:
     return expr, torch.stack([v[1] for v in views]), [v[0] for v in views], [v[2] for v in views]
 
 
-def _sized(img: np.ndarray, size: int) -> np.ndarray:
-    if img.shape[0] == size:
-        return img
-    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if size < img.shape[0] else cv2.INTER_LINEAR)
-
 
 @register_method
 class GagavatarMethod(AvatarMethod):
@@ -182,19 +185,13 @@ class GagavatarMethod(AvatarMethod):
         ``.track`` file is used as it is)."""
         if is_track_file(driver):
             return load_driver_track(driver, self.rig, quiet), None
-        max_frames = opts.get("max_frames")
-        if max_frames is not None and max_frames < 1:
-            raise HeadsplatError("--max-frames must be at least 1")
-        source = open_frames(driver)
-        if max_frames is not None:
-            source = source.first(max_frames)
+        source = driver_source(driver, opts.get("max_frames"))
         return track_for_model(source, self.rig, face, quiet, self.device.type), source
 
     def animation(self, tracking, source, quiet, opts, batch: int = 4):
         """Per frame, the driven vertex Gaussians, a 32-channel render and the refiner (``batch`` frames at a time),
         in the driver's head crop (as the reference), on black."""
-        max_frames = opts.get("max_frames")
-        n = len(tracking) if max_frames is None else min(len(tracking), int(max_frames))
+        n = driven_count(tracking, opts.get("max_frames"))
         cfg = self.avatar.config
         expr, transforms, _, errs = driver_views(self.rig, tracking, list(range(n)), cfg.render_size, cfg.focal)
         views = render_views(self.avatar, self.rig, expr, transforms, self.device, self.model, batch=batch)
@@ -210,10 +207,10 @@ class GagavatarMethod(AvatarMethod):
         """One full turn in ``n_frames`` frames with the source expression, around its source view, on black."""
         views = self._views([360.0 * k / n_frames for k in range(n_frames)], pitch)
         for rgb, _ in tqdm(views, total=n_frames, desc="rendering", unit="frame", disable=quiet, leave=False):
-            yield _sized(rgb, size)
+            yield sized(rgb, size)
 
     def still(self, yaw, pitch, size, opts):
-        return _sized(next(self._views([yaw], pitch))[0], size)
+        return sized(next(self._views([yaw], pitch))[0], size)
 
     @property
     def source_image(self) -> np.ndarray:
@@ -227,10 +224,7 @@ class GagavatarMethod(AvatarMethod):
 
     @classmethod
     def reenactment(cls, source, tracking, rig: FlameHead, source_frames, folder, quiet, opts):
-        if len(source_frames) != 1:
-            raise HeadsplatError("eval reenact --method gagavatar: the avatar is made from one --source-frame")
-        k = int(source_frames[0])
-        check_source_frames(source.path, tracking, [k])
+        k = one_source_frame("gagavatar", source.path, tracking, source_frames)
         dev = check_device(opts["device"])
         w = gagavatar_weights(opts["weights"])
         model, sha = load_model(w, None, dev)

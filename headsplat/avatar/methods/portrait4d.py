@@ -8,14 +8,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from headsplat.avatar.avatar import check_flame_record
 from headsplat.avatar.driving import is_track_file
-from headsplat.avatar.methods import Animation, AvatarMethod, Reenactment, check_source_frames, register_method
+from headsplat.avatar.methods import (
+    Animation,
+    AvatarMethod,
+    Reenactment,
+    driven_count,
+    driver_source,
+    one_source_frame,
+    register_method,
+    sized,
+)
 from headsplat.avatar.options import DEVICE, FLAME_EMBEDDING, FLAME_MODEL, MAX_FRAMES, WEIGHTS, Option
 from headsplat.avatar.portrait4d import (
     NEURAL_RESOLUTION,
@@ -58,15 +66,9 @@ def flame_head(opts, avatar: P4DAvatar | None = None, path=None) -> FlameHead:
     return head
 
 
-def _sized(img: np.ndarray, size: int) -> np.ndarray:
-    if img.shape[0] == size:
-        return img
-    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if size < img.shape[0] else cv2.INTER_LINEAR)
-
 
 def avatar_of_photo(path: Path, opts, face: int, quiet: bool):
-    """(avatar, FLAME head, network, motion encoder, device) of one photo (the FLAME re-centring in
-    ``avatar.info["flame_offset"]``)."""
+    """(avatar, FLAME head, network, motion encoder, device) of one photo."""
     source = open_frames(path)
     if source.kind != "image":
         raise InputError(f"{path}: --method portrait4d needs one photo, not a {source.kind}")
@@ -77,9 +79,8 @@ def avatar_of_photo(path: Path, opts, face: int, quiet: bool):
     tracking = track_source(source, face=face, rig=head, quiet=quiet, device=dev.type)
     if not tracking.found[0]:
         raise InputError(f"{path}: no face found")
-    av = make_avatar(model, encoder, (sha, msha), next(iter(source)).rgb, head, tracking, 0, dev,
-                     info={"inputs": [str(path)], "face": face, "identity_scale": float(tracking.identity_scale),
-                           "flame_offset": [round(float(v), 6) for v in offset]})
+    av = make_avatar(model, encoder, (sha, msha), next(iter(source)).rgb, head, tracking, 0, dev, offset,
+                     info={"inputs": [str(path)], "face": face})
     return av, head, model, encoder, dev
 
 
@@ -138,24 +139,16 @@ class Portrait4DMethod(AvatarMethod):
         if is_track_file(driver):
             raise InputError(f"{driver}: --method portrait4d is driven by images (its motion codes come from the "
                              "driver's frames): give the video or image folder, not a .track")
-        max_frames = opts.get("max_frames")
-        if max_frames is not None and max_frames < 1:
-            raise HeadsplatError("--max-frames must be at least 1")
-        source = open_frames(driver)
-        if max_frames is not None:
-            source = source.first(max_frames)
+        source = driver_source(driver, opts.get("max_frames"))
         return track_source(source, face=face, rig=self.rig, quiet=quiet, device=self.device.type), source
 
-    def _driven(self, tracking, source, n: int):
-        if source is None:
-            raise InputError("--method portrait4d needs the driver's frames (a video or images), not a .track")
+    def _driven(self, tracking, source, n: int):  # (track_driver refuses .track drivers: source holds frames)
         return driven_frames(self.synth, self.encoder, tracking, (f.rgb for f in source), n)
 
     def animation(self, tracking, source, quiet, opts):
         """Per frame: the driver's aligned crop and motion code, its FLAME pose, one synthesis (512², in the
         reference's aligned frame, with the network's background)."""
-        max_frames = opts.get("max_frames")
-        n = len(tracking) if max_frames is None else min(len(tracking), int(max_frames))
+        n = driven_count(tracking, opts.get("max_frames"))
         frames = (img for img, _, _ in tqdm(self._driven(tracking, source, n), total=n, desc="rendering",
                                             unit="frame", disable=quiet, leave=False))
         return Animation(frames, n, tracking.fps, tracking.n_shots, {"neural_resolution": self.synth.neural_resolution})
@@ -165,10 +158,10 @@ class Portrait4DMethod(AvatarMethod):
         yaws = [360.0 * k / n_frames for k in range(n_frames)]
         for img, _ in tqdm(views(self.synth, yaws, pitch), total=n_frames, desc="rendering", unit="frame",
                            disable=quiet, leave=False):
-            yield _sized(img, size)
+            yield sized(img, size)
 
     def still(self, yaw, pitch, size, opts):
-        return _sized(next(views(self.synth, [yaw], pitch))[0], size)
+        return sized(next(views(self.synth, [yaw], pitch))[0], size)
 
     @property
     def source_image(self) -> np.ndarray:
@@ -182,15 +175,12 @@ class Portrait4DMethod(AvatarMethod):
 
     @classmethod
     def reenactment(cls, source, tracking, rig: FlameHead, source_frames, folder, quiet, opts):
-        if len(source_frames) != 1:
-            raise HeadsplatError("eval reenact --method portrait4d: the avatar is made from one --source-frame")
-        k = int(source_frames[0])
-        check_source_frames(source.path, tracking, [k])
+        k = one_source_frame("portrait4d", source.path, tracking, source_frames)
         dev = check_device(opts["device"])
         model, encoder, sha, msha = load_networks(opts["weights"], opts["motion_weights"], dev)
-        check_flame(rig, model, opts["weights"])
+        offset = check_flame(rig, model, opts["weights"])
         src_img = next(stream_frames(source, [k]))
-        av = make_avatar(model, encoder, (sha, msha), src_img, rig, tracking, k, dev, info={"frame": k})
+        av = make_avatar(model, encoder, (sha, msha), src_img, rig, tracking, k, dev, offset)
         loaded = cls._loaded(av, rig, model, encoder, dev, opts)
         save_portrait4d(av, folder / "avatar.avatar", loaded.still(0.0, 0.0, 512, opts))
         return Reenactment({"headsplat": _SelfRenderer(loaded, tracking)}, k, frozenset({k}), src_img,
