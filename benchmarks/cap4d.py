@@ -15,24 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import time
 
 import torch
+from timing import timed
 
 PRESETS = {"debug": (28, 10), "low": (210, 50), "medium": (420, 50), "high": (840, 100)}
 
 
-def _sync(dev):
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _timed(fn, dev):
-    _sync(dev)
-    t0 = time.perf_counter()
-    out = fn()
-    _sync(dev)
-    return out, time.perf_counter() - t0
 
 
 def main() -> None:
@@ -58,12 +47,12 @@ def main() -> None:
     with torch.no_grad():
         if dev.type == "cuda":
             model.unet(x, t, z, mask, cond)  # warm-up
-        _, t_call = _timed(lambda: model.unet(x, t, z, mask, cond), dev)
+        _, t_call = timed(lambda: model.unet(x, t, z, mask, cond), dev)
         img = torch.rand(1, 3, 8 * s, 8 * s, device=dev, dtype=dt) * 2 - 1
-        (mean, _), t_enc = _timed(lambda: model.vae.encode(img), dev)
-        _, t_dec = _timed(lambda: model.vae.decode(mean), dev)
+        (mean, _), t_enc = timed(lambda: model.vae.encode(img), dev)
+        _, t_dec = timed(lambda: model.vae.decode(mean), dev)
         a = torch.randn(1024, 1024, device=dev)
-        _, t_mm = _timed(lambda: [a @ a for _ in range(10)], dev)
+        _, t_mm = timed(lambda: [a @ a for _ in range(10)], dev)
     peak = (torch.cuda.max_memory_allocated() / 2 ** 30 if dev.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20)
     group = v - args.references

@@ -18,10 +18,10 @@ import argparse
 import json
 import math
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from timing import timed
 
 
 def _random_released_checkpoint(path: Path) -> None:
@@ -36,16 +36,6 @@ def _random_released_checkpoint(path: Path) -> None:
     state = {k: torch.randn(*shape, generator=g) * (0.02 if len(shape) > 1 else 0.1) for k, shape in layout.items()}
     torch.save({"model": state, "meta_cfg": {"MODEL": {"NAME": "GAGAvatar"}}}, path)
 
-
-def _timed(fn, device, repeat: int = 1):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(repeat):
-        out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return out, (time.perf_counter() - t0) / repeat
 
 
 def main() -> None:
@@ -65,7 +55,7 @@ def main() -> None:
         path = Path(args.weights) if args.weights else Path(d) / "random_released_layout.pt"
         if not args.weights:
             _random_released_checkpoint(path)
-        model, t_load = _timed(lambda: GAGAvatar.from_pretrained(path, device=dev), dev)
+        model, t_load = timed(lambda: GAGAvatar.from_pretrained(path, device=dev), dev)
     cfg = model.cfg
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if (args.bf16 and dev.type == "cuda") else None
     g = torch.Generator().manual_seed(1)
@@ -80,12 +70,12 @@ def main() -> None:
             return model.reconstruct(img, tf[None].to(dev))
 
         model.reconstruct(img, tf[None].to(dev))  # warm-up (numba compilation, CUDA kernels)
-        gs, t_recon = _timed(recon, dev)
+        gs, t_recon = timed(recon, dev)
         gs = gs.to(dev, torch.float32)
         verts = (torch.randn(args.frames, cfg.n_vertices, 3, generator=g) * torch.tensor([0.5, 0.6, 0.5])).to(dev)
         tfs = tf[None].expand(args.frames, 3, 4).to(dev)
         render_features(gs, verts[:1], tfs[:1], cfg.render_size, cfg.focal)  # warm-up
-        feats, t_render = _timed(lambda: render_features(gs, verts, tfs, cfg.render_size, cfg.focal), dev)
+        feats, t_render = timed(lambda: render_features(gs, verts, tfs, cfg.render_size, cfg.focal), dev)
 
         def refine():
             outs = []
@@ -98,15 +88,15 @@ def main() -> None:
             return torch.cat(outs)
 
         refine()  # warm-up
-        _, t_refine = _timed(refine, dev)
+        _, t_refine = timed(refine, dev)
         from headsplat.models.gagavatar.conventions import render_camera
 
         cam = render_camera(tfs[0], cfg.render_size, cfg.focal)
         xyz = torch.cat([verts[0], gs.xyz[0, cfg.n_vertices:]])
-        _, t_rgb = _timed(lambda: rasterize(xyz, gs.rotations[0], gs.scales[0], gs.opacities[0, :, 0],
+        _, t_rgb = timed(lambda: rasterize(xyz, gs.rotations[0], gs.scales[0], gs.opacities[0, :, 0],
                                             gs.colors[0, :, :3].contiguous(), cam, normalize_quats=False), dev, 2)
         a = torch.randn(1024, 1024, device=dev)
-        _, t_mm = _timed(lambda: a @ a, dev, 10)
+        _, t_mm = timed(lambda: a @ a, dev, 10)
     per = args.frames
     print(json.dumps({
         **info, "weights": "released file" if args.weights else "random, released layout",

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 MOTION_WEIGHTS = Option("motion_weights", "Portrait4D avatars: PD-FGC's motion encoder motion_model.pth (default: "
                         "$HEADSPLAT_PDFGC_WEIGHTS or \"pdfgc_weights\" in the config)", metavar="FILE")
 NEURAL_RES = Option("neural_resolution", "Portrait4D avatars: the volume render's side before 8x super-resolution "
-                    f"(default {NEURAL_RESOLUTION}, the released script's; 64 saves about 15% on a CPU, where the "
+                    f"(default {NEURAL_RESOLUTION}, the released script's; 64 saves 15-25% on a CPU, where the "
                     "triplane decoder dominates)", NEURAL_RESOLUTION,
                     type=int, choices=(32, 64, 128), metavar="R")
 
