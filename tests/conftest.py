@@ -394,28 +394,27 @@ P4D_TINY_SIZES = {"resnet_width": 8, "global_channels": 16, "canonical_dims": 64
                   "background_width": 8, "sr_widths": (16, 8)}
 
 
-def write_portrait4d_pickle(path, model, init_kwargs: dict, rendering: dict, deformer=None):
-    """``{"G_ema": model, ...}`` as the released pickle holds it: headsplat's modules as persistent objects (the
-    root as the reference's class with ``init_kwargs`` and the pickled ``rendering_kwargs``), torch's by
-    reference, ``deformer`` (an ``nn.Module`` of buffers) as the root's ``deformer`` child."""
+def write_persistence_pickle(path, obj, root_type, class_name: str, init_kwargs: dict, root_state: dict | None = None,
+                             children: dict | None = None):
+    """``obj`` (a dict of networks) as a StyleGAN persistence pickle in the released structure: headsplat's modules
+    as persistent objects (``cfg``/``deformer_state`` left out), a ``root_type`` one as the reference's
+    ``class_name`` with ``init_kwargs`` and ``root_state`` (attributes pickled with it) and ``children`` (extra
+    submodules); torch's modules by reference."""
     import pickle
     import sys
     import types
 
     from torch import nn
 
-    from headsplat.models.portrait4d.model import CLASS_NAME, Portrait4D
-
     class Pickler(pickle.Pickler):
-        def reducer_override(self, obj):
-            if isinstance(obj, nn.Module) and type(obj).__module__.startswith("headsplat."):
-                state = {k: v for k, v in obj.__dict__.items() if k not in ("cfg", "deformer_state")}
-                name = type(obj).__name__
-                if isinstance(obj, Portrait4D):
-                    name, state["_init_args"], state["_init_kwargs"] = CLASS_NAME, (), dict(init_kwargs)
-                    state["rendering_kwargs"] = dict(rendering)
-                    if deformer is not None:
-                        state["_modules"] = {**state["_modules"], "deformer": deformer}
+        def reducer_override(self, o):
+            if isinstance(o, nn.Module) and type(o).__module__.startswith("headsplat."):
+                state = {k: v for k, v in o.__dict__.items() if k not in ("cfg", "deformer_state")}
+                name = type(o).__name__
+                if isinstance(o, root_type):
+                    name, state["_init_args"], state["_init_kwargs"] = class_name, (), dict(init_kwargs)
+                    state.update(root_state or {})
+                    state["_modules"] = {**state["_modules"], **(children or {})}
                 return persistent_reduce(name, state)
             return NotImplemented
 
@@ -426,8 +425,19 @@ def write_portrait4d_pickle(path, model, init_kwargs: dict, rendering: dict, def
         mp.setitem(sys.modules, "torch_utils", tu)
         mp.setitem(sys.modules, "torch_utils.persistence", tup)
         with open(path, "wb") as f:
-            Pickler(f).dump({"G": None, "D": None, "G_ema": model, "augment_pipe": None})
+            Pickler(f).dump(obj)
     return path
+
+
+def write_portrait4d_pickle(path, model, init_kwargs: dict, rendering: dict, deformer=None):
+    """``{"G_ema": model, ...}`` as the released pickle holds it (:func:`write_persistence_pickle`): the root as
+    ``TriPlaneReconstructorNeutralize`` with the pickled ``rendering_kwargs`` and ``deformer`` (an ``nn.Module``
+    of buffers) as its ``deformer`` child."""
+    from headsplat.models.portrait4d.model import CLASS_NAME, Portrait4D
+
+    return write_persistence_pickle(path, {"G": None, "D": None, "G_ema": model, "augment_pipe": None}, Portrait4D,
+                                    CLASS_NAME, init_kwargs, {"rendering_kwargs": dict(rendering)},
+                                    None if deformer is None else {"deformer": deformer})
 
 
 def portrait4d_deformer(flame_file):

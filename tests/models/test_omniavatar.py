@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import persistent_reduce
+from conftest import write_persistence_pickle
 from torch import nn
 
 from headsplat.core.errors import ArgumentError, InputError, ShapeError
@@ -222,34 +222,17 @@ def test_tiny_render_equals_the_reference_recording(tiny_render):
 
 
 # -- from a pickle in the released structure -------------------------------------------------------------------
-@pytest.fixture
-def persistence_module(torch_utils_stand_in):
-    return torch_utils_stand_in
+def write_pickle(path, obj: dict, init_kwargs: dict):
+    """``obj`` as a released-structure pickle, an OmniAvatar root as ``TriPlaneGenerator`` with ``init_kwargs``
+    and pickled attributes that differ from them (training updates ``rendering_kwargs`` and the neural
+    rendering resolution on the object)."""
+    state = {"rendering_kwargs": {**init_kwargs.get("rendering_kwargs", {}), "depth_resolution": 5},
+             "neural_rendering_resolution": 12}
+    return write_persistence_pickle(path, obj, OmniAvatar, CLASS_NAME, init_kwargs, state)
 
 
-class _Pickler(pickle.Pickler):
-    """headsplat's modules pickle as persistent objects (the root as ``TriPlaneGenerator`` with its
-    ``init_kwargs`` and its pickled ``rendering_kwargs``); torch's by reference, as in the released file."""
-
-    def __init__(self, f, init_kwargs):
-        super().__init__(f)
-        self.init_kwargs = init_kwargs
-
-    def reducer_override(self, obj):
-        if isinstance(obj, nn.Module) and type(obj).__module__.startswith("headsplat."):
-            state = {k: v for k, v in obj.__dict__.items() if k != "cfg"}
-            name = type(obj).__name__
-            if isinstance(obj, OmniAvatar):
-                name, state["_init_args"], state["_init_kwargs"] = CLASS_NAME, (), dict(self.init_kwargs)
-                state["rendering_kwargs"] = {**self.init_kwargs["rendering_kwargs"], "depth_resolution": 5}
-                state["neural_rendering_resolution"] = 12
-            return persistent_reduce(name, state)
-        return NotImplemented
-
-
-def test_from_pretrained_reads_a_released_structure_pickle(tmp_path, persistence_module, seeded_tiny):
-    with open(tmp_path / "omni.pkl", "wb") as f:
-        _Pickler(f, TINY_INIT).dump({"G": None, "D": None, "G_ema": seeded_tiny, "augment_pipe": None})
+def test_from_pretrained_reads_a_released_structure_pickle(tmp_path, seeded_tiny):
+    write_pickle(tmp_path / "omni.pkl", {"G": None, "D": None, "G_ema": seeded_tiny, "augment_pipe": None}, TINY_INIT)
     loaded = OmniAvatar.from_pretrained(tmp_path / "omni.pkl")
     for k, v in seeded_tiny.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
@@ -257,22 +240,20 @@ def test_from_pretrained_reads_a_released_structure_pickle(tmp_path, persistence
     assert loaded.cfg.rendering_kwargs["depth_resolution"] == 5 and loaded.cfg.neural_rendering_resolution == 12
 
 
-def test_from_pretrained_names_missing_and_unexpected_keys(tmp_path, persistence_module):
+def test_from_pretrained_names_missing_and_unexpected_keys(tmp_path):
     model = tiny_model()
     model.extra = nn.Linear(1, 1)  # unexpected: extra.weight, extra.bias
     del model.renderer.sigmoid_beta  # missing
-    with open(tmp_path / "bad.pkl", "wb") as f:
-        _Pickler(f, TINY_INIT).dump({"G_ema": model})
+    write_pickle(tmp_path / "bad.pkl", {"G_ema": model}, TINY_INIT)
     with pytest.raises(InputError) as e:
         OmniAvatar.from_pretrained(tmp_path / "bad.pkl")
     msg = str(e.value)
     assert "\n" not in msg and "renderer.sigmoid_beta" in msg and "extra.weight" in msg
 
 
-def test_from_pretrained_refuses_other_networks_and_bad_kwargs(tmp_path, persistence_module):
+def test_from_pretrained_refuses_other_networks_and_bad_kwargs(tmp_path):
     model = tiny_model()
-    with open(tmp_path / "k.pkl", "wb") as f:
-        _Pickler(f, {**TINY_INIT, "rendering_kwargs": {"triplane_depth": 1}}).dump({"G_ema": model})
+    write_pickle(tmp_path / "k.pkl", {"G_ema": model}, {**TINY_INIT, "rendering_kwargs": {"triplane_depth": 1}})
     with pytest.raises(InputError, match="init_kwargs do not build the network"):
         OmniAvatar.from_pretrained(tmp_path / "k.pkl")
 
@@ -282,8 +263,7 @@ def test_from_pretrained_refuses_other_networks_and_bad_kwargs(tmp_path, persist
             self._init_args, self._init_kwargs = (), {}
 
     Generator.__module__ = "headsplat.fake"
-    with open(tmp_path / "g.pkl", "wb") as f:
-        _Pickler(f, {}).dump({"G_ema": Generator()})
+    write_pickle(tmp_path / "g.pkl", {"G_ema": Generator()}, {})
     with pytest.raises(InputError, match=f"G_ema is a Generator, not OmniAvatar's {CLASS_NAME}"):
         OmniAvatar.from_pretrained(tmp_path / "g.pkl")
 
@@ -300,7 +280,7 @@ def test_from_pretrained_never_runs_a_hostile_pickle(tmp_path):
 
 
 @pytest.mark.slow
-def test_full_size_network_loads_from_a_released_structure_pickle_and_renders(tmp_path, persistence_module):
+def test_full_size_network_loads_from_a_released_structure_pickle_and_renders(tmp_path):
     init = {"z_dim": 512, "c_dim": 25, "w_dim": 512, "img_resolution": 512, "img_channels": 3, "sr_num_fp16_res": 4,
             "mapping_kwargs": {"num_layers": 2},
             "rendering_kwargs": {**DEFAULT_RENDERING, "depth_resolution": 8, "depth_resolution_importance": 8},
@@ -311,8 +291,7 @@ def test_full_size_network_loads_from_a_released_structure_pickle_and_renders(tm
     model = OmniAvatar(OmniAvatarConfig.from_init_kwargs(init)).eval().requires_grad_(False)
     with torch.device("meta"):
         assert layout(model) == layout(OmniAvatar(OmniAvatarConfig()))  # the manifest's configuration
-    with open(tmp_path / "omni.pkl", "wb") as f:
-        _Pickler(f, init).dump({"G": None, "D": None, "G_ema": model, "augment_pipe": None})
+    write_pickle(tmp_path / "omni.pkl", {"G": None, "D": None, "G_ema": model, "augment_pipe": None}, init)
     loaded = OmniAvatar.from_pretrained(tmp_path / "omni.pkl")
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k

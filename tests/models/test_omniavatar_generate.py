@@ -10,7 +10,7 @@ from headsplat.avatar.generators.omniavatar import camera_to_head_pose, identity
 from headsplat.avatar.viewset import read_view_set
 from headsplat.core.errors import HeadsplatError, InputError
 from headsplat.models.omniavatar import look_at_camera
-from tests.models.test_omniavatar import TINY_INIT, _Pickler, persistence_module, seeded_state, tiny_model  # noqa: F401
+from tests.models.test_omniavatar import TINY_INIT, seeded_state, tiny_model, write_pickle
 
 
 def test_the_frontal_camera_is_the_unrotated_head_in_front_of_the_camera():
@@ -30,12 +30,11 @@ def test_identity_controls_keep_the_shape_and_zero_the_neck():
     assert not controls[:, 200:203].any()
 
 
-def test_generate_writes_a_view_set_per_identity(tmp_path, persistence_module, monkeypatch):  # noqa: F811
+def test_generate_writes_a_view_set_per_identity(tmp_path, monkeypatch):
     monkeypatch.setattr(omniavatar_generator, "N_EXPRESSIONS", 2)  # 2 views an identity: time
     model = tiny_model()
     model.load_state_dict(seeded_state(model))
-    with open(tmp_path / "omni.pkl", "wb") as f:
-        _Pickler(f, TINY_INIT).dump({"G_ema": model})
+    write_pickle(tmp_path / "omni.pkl", {"G_ema": model}, TINY_INIT)
     labels = tmp_path / "labels.npy"
     np.save(labels, (np.random.RandomState(1).randn(5, 231) * 0.3).astype(np.float32))
     out = generate(labels, tmp_path / "views", model="omniavatar", weights=tmp_path / "omni.pkl", yaws=(0,),

@@ -7,12 +7,11 @@ outside the repository; see the issue's note.
 """
 
 import math
-import pickle
 
 import numpy as np
 import pytest
 import torch
-from conftest import persistent_reduce
+from conftest import write_portrait4d_pickle
 from torch import nn
 
 from headsplat.core.errors import ArgumentError, InputError
@@ -58,51 +57,32 @@ def test_config_from_init_kwargs_keeps_the_network_arguments():
 
 
 # -- pickles in the released structure -------------------------------------------------------------------------
-@pytest.fixture
-def persistence_module(torch_utils_stand_in):
-    return torch_utils_stand_in
+def _deformer() -> nn.Module:
+    deformer = nn.Module()
+    deformer.flame_deform = nn.Module()
+    deformer.flame_deform.register_buffer("v_template", torch.ones(7, 3))
+    return deformer
 
 
-class _Pickler(pickle.Pickler):
-    """headsplat's modules pickle as persistent objects (the root as the reference's class with its
-    ``init_kwargs``); torch's by reference, as in the released file."""
-
-    def reducer_override(self, obj):
-        if isinstance(obj, nn.Module) and type(obj).__module__.startswith("headsplat."):
-            state = {k: v for k, v in obj.__dict__.items() if k not in ("cfg", "deformer_state")}
-            name = type(obj).__name__
-            if isinstance(obj, Portrait4D):
-                name, state["_init_args"], state["_init_kwargs"] = CLASS_NAME, (), dict(INIT_KWARGS)
-                state["rendering_kwargs"] = dict(RENDERING)
-                deformer = nn.Module()
-                deformer.flame_deform = nn.Module()
-                deformer.flame_deform.register_buffer("v_template", torch.ones(7, 3))
-                state["_modules"] = {**state["_modules"], "deformer": deformer}
-            return persistent_reduce(name, state)
-        return NotImplemented
-
-
-def test_other_networks_are_refused(tmp_path, persistence_module):
+def test_other_networks_are_refused(tmp_path):
     class Generator(nn.Module):
         def __init__(self):
             super().__init__()
             self._init_args, self._init_kwargs = (), {}
 
     Generator.__module__ = "headsplat.fake"
-    with open(tmp_path / "g.pkl", "wb") as f:
-        _Pickler(f).dump({"G_ema": Generator()})
+    write_portrait4d_pickle(tmp_path / "g.pkl", Generator(), INIT_KWARGS, RENDERING)
     with pytest.raises(InputError, match=f"G_ema is a Generator, not Portrait4D's {CLASS_NAME}"):
         Portrait4D.from_pretrained(tmp_path / "g.pkl")
 
 
 @pytest.mark.slow
-def test_full_size_network_loads_from_a_released_structure_pickle_and_renders(tmp_path, persistence_module):
+def test_full_size_network_loads_from_a_released_structure_pickle_and_renders(tmp_path):
     torch.manual_seed(0)
     model = Portrait4D(Portrait4DConfig.from_init_kwargs({**INIT_KWARGS, "rendering_kwargs": RENDERING})).eval()
     with torch.no_grad():
         model.w_avg.normal_()
-    with open(tmp_path / "p4d.pkl", "wb") as f:
-        _Pickler(f).dump({"G": None, "D": None, "G_ema": model, "augment_pipe": None})
+    write_portrait4d_pickle(tmp_path / "p4d.pkl", model, INIT_KWARGS, RENDERING, _deformer())
     loaded = Portrait4D.from_pretrained(tmp_path / "p4d.pkl")
     assert list(loaded.deformer_state) == ["flame_deform.v_template"]
     for k, v in model.state_dict().items():
