@@ -8,6 +8,7 @@ from headsplat.api.common import as_paths, check_output
 from headsplat.avatar.demo import run_demo
 from headsplat.avatar.methods import get_method
 from headsplat.avatar.methods.fitted import PRESET
+from headsplat.core.errors import InputError
 
 
 def demo(output_dir: str | os.PathLike = "headsplat-demo", quiet: bool = False, preset: str = "fast",
@@ -27,10 +28,10 @@ def create(inputs, output: str | os.PathLike, rig: str = "open", preset: str = "
            views: str | os.PathLike | None = None, views_share: float = 0.5, method: str = "headsplat",
            weights: str | os.PathLike | None = None, **options):
     """Create an avatar from one photo, several photos of one person (same size), or a video, optionally with a
-    generator's views of the person.
+    generator's views of the person (or from those views alone).
 
     Args:
-        inputs: a path or a list of paths.
+        inputs: a path or a list of paths; None or [] with ``views``: the view set alone.
         output: the ``.avatar`` folder to write.
         rig: ``"open"`` (default) or ``"flame"`` (the user's FLAME file: ``flame_model``,
             ``$HEADSPLAT_FLAME_MODEL`` or the per-user config; ``flame_embedding`` overrides its landmarks).
@@ -59,5 +60,8 @@ def create(inputs, output: str | os.PathLike, rig: str = "open", preset: str = "
     opts = cls.accept("create", dict(rig=rig, preset=preset, device=device, seed=seed, flame_model=flame_model,
                                      flame_embedding=flame_embedding, max_frames=max_frames, views=views,
                                      views_share=views_share, weights=weights, **options))
+    paths = as_paths(inputs)
+    if not paths and views is None:
+        raise InputError("create: give a photo, several photos or a video (or a view set alone: --views VIEWS)")
     out = check_output(output, (".avatar",), "an avatar", replaces="avatar.json")
-    return cls.create(as_paths(inputs), out, face, quiet, opts)
+    return cls.create(paths, out, face, quiet, opts)

@@ -27,5 +27,7 @@ def check_output(path: str | os.PathLike, suffixes: tuple[str, ...], what: str, 
 
 
 def as_paths(inputs) -> list[Path]:
-    """One path or several, as a list of paths."""
+    """One path or several (None: none), as a list of paths."""
+    if inputs is None:
+        return []
     return [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]

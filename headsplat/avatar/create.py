@@ -266,7 +266,9 @@ def create_avatar(images, indices: list[int], tracking: Tracking, rig: HeadRig, 
     Args:
         images: (H, W, 3) uint8 frames, a list or any iterable yielding them in the order of ``indices`` (each
             is cropped as it comes: only the first is kept whole); ``indices`` their frame indices in
-            ``tracking``. The first is the avatar's reference frame.
+            ``tracking``. The first is the avatar's reference frame. Empty with ``views``: the views alone
+            (``tracking``: theirs; the reference frame: :func:`reference_view`; real views or not, every step is
+            on them).
         tracking: the tracked sequence (shared identity, per-frame pose and expression, crops).
         rig: the head rig the tracking was made with (open or FLAME).
         cfg: fitting settings.
@@ -298,12 +300,22 @@ def create_avatar(images, indices: list[int], tracking: Tracking, rig: HeadRig, 
                 reference = prepare_frame(img, t, tracking, rig, cfg.output_size, matter)
             frames.append(prepare_frame(img, t, tracking, rig, cfg.size, matter))
             bar.update()
-        if not frames:
+        if not frames and views is None:
             raise ValueError("create_avatar: no frames given")
         if views is not None:
             n_gen = sum(k == "generated" for k in views.kinds)
             n_real = len(frames) + len(views) - n_gen
-            for i in range(len(views)):
+            order = list(range(len(views)))
+            if not frames:  # the views alone: the most frontal one is the reference
+                first = reference_view(views.tracking)
+                order = [first] + [i for i in order if i != first]
+                img, matte = views.load(first)
+                reference = prepare_frame(img, first, views.tracking, rig, cfg.output_size, matter, matte=matte,
+                                          kind=views.kinds[first], cropped=views.cropped)
+                tracking = views.tracking
+                if n_real == 0:
+                    views_share = 1.0
+            for i in order:
                 img, matte = views.load(i)
                 kind = views.kinds[i]
                 weight = (1 - views_share) / n_real if kind == "real" else views_share / n_gen
@@ -318,6 +330,14 @@ def create_avatar(images, indices: list[int], tracking: Tracking, rig: HeadRig, 
     finally:
         if own_matter:
             matter.close()
+
+
+def reference_view(tracking: Tracking) -> int:
+    """The view an avatar made from views alone is framed by: the least rotated head at the first view's
+    expression (the first such view)."""
+    same = np.abs(tracking.expression - tracking.expression[:1]).max(1) < 1e-6
+    angle = np.where(same, np.linalg.norm(tracking.rotation, axis=1), np.inf)
+    return int(np.argmin(angle))
 
 
 def check_views(views, rig: HeadRig) -> None:

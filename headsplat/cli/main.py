@@ -69,7 +69,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
                    help="where the face networks run: cpu (default) or cuda")
 
     p = sub.add_parser("create", help="create an avatar from a photo, several photos or a video")
-    p.add_argument("inputs", nargs="+", help="one photo, several photos of one person (same size), or a video")
+    p.add_argument("inputs", nargs="*", help="one photo, several photos of one person (same size), or a video "
+                   "(none with --views: the view set alone)")
     p.add_argument("-o", "--output", required=True, help="the NAME.avatar folder to write")
     p.add_argument("--face", type=int, default=0, help=FACE_HELP)
     _method_arg(p)
@@ -77,7 +78,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
 
     p = sub.add_parser("generate", help="views of a person made by a generator, as a view set for create --views")
     names = GENERATORS.names()
-    p.add_argument("source", nargs="+", help="; ".join(get_generator(n).source_help for n in names))
+    p.add_argument("source", nargs="*", help="; ".join(get_generator(n).source_help for n in names))
     p.add_argument("--model", default=GENERATORS.default, choices=names,
                    help="the generator: " + "; ".join(f"{n}: {get_generator(n).summary}" for n in names))
     p.add_argument("-o", "--output", required=True, help="the view set folder to write")

@@ -64,7 +64,8 @@ COMMANDS: dict[str, Command] = {c.name: c for c in (
             "output_dir", "report", "report", "reenact"),
     Command("eval cross", ("source", "driver"), ("source", "driver", "flame_model", "flame_embedding", "weights"),
             "output_dir", "report", "report", "cross"),
-    Command("generate", ("source",), ("source", "flame_model", "weights", "assets"), "output", "views", "views",
+    Command("generate", (), ("source", "flame_model", "weights", "assets", "labels", "motion_weights", "driver"),
+            "output", "views", "views",
             "generate"),
 )}
 #: which outputs of other jobs a field may name (``"@job"``)

@@ -34,13 +34,14 @@ class Generator(ABC):
         name: ``generate --model NAME``.
         summary: one line for ``--help``.
         options: {"generate": the options it takes}; anything else given to it is refused by name.
-        max_sources: how many sources it takes at most (None: any number).
+        min_sources, max_sources: how many sources it takes (max None: any number).
         source_help: what its sources are, for ``--help``.
     """
 
     name: ClassVar[str]
     summary: ClassVar[str]
     options: ClassVar[Mapping[str, tuple[Option, ...]]] = {}
+    min_sources: ClassVar[int] = 1
     max_sources: ClassVar[int | None] = 1
     source_help: ClassVar[str] = ""
 
@@ -53,9 +54,15 @@ class Generator(ABC):
 
     @classmethod
     def check_sources(cls, sources: list[Path]) -> None:
+        if cls.max_sources == 0 and sources:
+            raise HeadsplatError(f"the {cls.name} generator takes no source, got {len(sources)} "
+                                 f"({cls.source_help})")
         if cls.max_sources is not None and len(sources) > cls.max_sources:
             many = "one source" if cls.max_sources == 1 else f"at most {cls.max_sources} sources"
             raise HeadsplatError(f"the {cls.name} generator takes {many}, got {len(sources)}")
+        if len(sources) < cls.min_sources:
+            many = "a source" if cls.min_sources == 1 else f"at least {cls.min_sources} sources"
+            raise HeadsplatError(f"the {cls.name} generator needs {many} ({cls.source_help})")
 
     @classmethod
     @abstractmethod

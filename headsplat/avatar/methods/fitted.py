@@ -161,6 +161,10 @@ class FittedMethod(AvatarMethod):
         view_set = read_view_set(opts["views"]) if opts["views"] is not None else None
         if view_set is not None:
             check_views(view_set, rig)
+        if not inputs:  # the views alone (api.create refuses neither inputs nor views)
+            provenance = {"inputs": [], "face": face}
+            return fit_and_save([], [], view_set.tracking, output, rig, opts["preset"], opts["seed"], quiet,
+                                provenance, opts["device"], views=view_set, views_share=opts["views_share"])
         source = open_frames(inputs if len(inputs) > 1 else inputs[0])
         tracking = track_source(source, face=face, rig=rig, quiet=quiet, device=opts["device"])
         indices = select_frames(tracking, opts["max_frames"] or PRESETS[opts["preset"]].max_frames)
