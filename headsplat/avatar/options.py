@@ -100,6 +100,6 @@ WEIGHTS = Option("weights", "a learned model's released weights (default: the mo
                  "config key, see docs/learned-models.md): GAGAvatar.pt ($HEADSPLAT_GAGAVATAR_WEIGHTS, "
                  "\"gagavatar_weights\"), CAP4D's cap4d_mmdm_100k.ckpt ($HEADSPLAT_CAP4D_WEIGHTS, \"cap4d_weights\"), "
                  "portrait4d-v2-vfhq512.pkl ($HEADSPLAT_PORTRAIT4D_WEIGHTS, \"portrait4d_weights\"), OmniAvatar's "
-                 "network pickle (given each time)", metavar="FILE")
+                 "network pickle ($HEADSPLAT_OMNIAVATAR_WEIGHTS, \"omniavatar_weights\")", metavar="FILE")
 MAX_FRAMES = Option("max_frames", "learned models' avatars: animate only the first N driver frames", type=int,
                     metavar="N")

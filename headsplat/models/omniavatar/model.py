@@ -336,6 +336,17 @@ class OmniAvatar(nn.Module):
         return RenderOptions.from_kwargs(rk, rgb_to_signed=False,
                                          **{"deterministic": bool(rk.get("det_sampling", True)), **overrides})
 
+    def prior_sdf(self, points: torch.Tensor, controls: torch.Tensor) -> torch.Tensor:
+        """The implicit 3DMM's prior signed distance (world units; the rendering path's ``warp`` output, so
+        differentiable in the points): (R, K, 3) world points under (R, 206) control rows -> (R, K).
+
+        Raises:
+            ArgumentError: the pickle has no implicit 3DMM (``im3dmm_path`` unset).
+        """
+        if self.renderer.im3dmm is None:
+            raise ArgumentError("rendering_kwargs.im3dmm_path", "this network has no implicit 3DMM (no prior SDF)")
+        return self.renderer.warp(points, controls)[1][..., 0]
+
     def mapping(self, z: torch.Tensor, c: torch.Tensor, truncation_psi: float = 1,
                 truncation_cutoff: int | None = None, need_repeat: bool = True) -> torch.Tensor:
         """z: (B, z_dim), c: (B, >= c_dim) label rows -> ws (B, num_ws, w_dim) (``need_repeat`` False: (B, w_dim)).

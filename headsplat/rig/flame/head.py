@@ -42,6 +42,11 @@ def _joint_owner(rig: FlameRig) -> np.ndarray:
     return rig.weights.argmax(1).numpy()
 
 
+def eyeball_vertices(rig: FlameRig) -> np.ndarray:
+    """(V,) bool: the vertices of FLAME's two eyeball meshes (skinned to an eye joint most)."""
+    return np.isin(_joint_owner(rig), (LEFT_EYE, RIGHT_EYE))
+
+
 def _pupils(rig: FlameRig) -> dict[int, int]:
     """The front vertex of each eyeball: {joint: vertex}."""
     owner = _joint_owner(rig)
@@ -149,7 +154,7 @@ class FlameHead(torch.nn.Module):
         n_shape, n_expr = min(n_shape, data.shapedirs.shape[-1]), min(n_expr, data.exprdirs.shape[-1])
         rig = FlameRig(replace(data, shapedirs=data.shapedirs[..., :n_shape].copy(),
                                exprdirs=data.exprdirs[..., :n_expr].copy()))
-        eyeball = np.isin(_joint_owner(rig), (LEFT_EYE, RIGHT_EYE))
+        eyeball = eyeball_vertices(rig)
         surface = ~eyeball[rig.triangles.numpy()].all(1)
         emb = flame_embedding(path, rig.v_template.numpy(), rig.triangles.numpy(), override=embedding,
                               cache_dir=cache_dir, surface=surface)
