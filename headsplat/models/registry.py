@@ -17,6 +17,7 @@ from headsplat.models.weights import key_mismatch, read_checkpoint
 LAYOUTS = {"GAGAvatar": ("headsplat.models.gagavatar", "checkpoint_layout.json"),
            "CAP4D MMDM": ("headsplat.models.cap4d", "checkpoint_layout.json"),
            "Portrait4D-v2": ("headsplat.models.portrait4d", "checkpoint_layout.json"),
+           "OmniAvatar": ("headsplat.models.omniavatar", "checkpoint_layout.json"),
            "PD-FGC motion encoder": None}
 
 
@@ -49,7 +50,7 @@ def identify(path: str | os.PathLike) -> tuple[str | None, list[str], int]:
     """
     try:
         obj = read_checkpoint(path, mmap=True)
-    except InputError as e:  # a StyleGAN persistence pickle (Portrait4D-v2): its G_ema, read without running it
+    except InputError as e:  # a StyleGAN persistence pickle (Portrait4D-v2, OmniAvatar): its G_ema, not run
         try:
             obj = read_network_pickle(path).state_dict
         except InputError:

@@ -306,3 +306,12 @@ def test_full_size_network_loads_from_a_released_structure_pickle_and_renders(tm
         b = loaded(z, c, truncation_psi=0.7, truncation_cutoff=14, neural_rendering_resolution=32, options=opts)
     assert a.image.shape == (1, 3, 512, 512) and a.features.shape == (1, 32, 32, 32)
     assert torch.equal(a.image, b.image) and torch.isfinite(a.image).all()
+
+
+def test_doctor_names_an_omniavatar_pickle_and_its_layout_problems(tmp_path, seeded_tiny, capsys):
+    from headsplat.cli.main import main
+
+    write_pickle(tmp_path / "omni.pkl", {"G_ema": seeded_tiny}, TINY_INIT)
+    assert main(["doctor", "--weights", str(tmp_path / "omni.pkl")]) == 1  # tiny: not the released sizes
+    out = capsys.readouterr().out
+    assert "OmniAvatar checkpoint with" in out and "keys of the wrong shape" in out and "Portrait4D" not in out
