@@ -76,6 +76,7 @@ bench: $(STAMP) $(ASSETS) $(REFERENCE)
 	$(PY) benchmarks/wild.py
 	$(PY) benchmarks/gagavatar.py
 	$(PY) benchmarks/portrait4d.py
+	$(PY) benchmarks/omniavatar.py
 
 # A new user's install, checked: every runtime dependency has a wheel for Python 3.10-3.14 (pip's resolver for
 # each version, nothing installed), and a fresh venv takes `pip install <checkout>` after torch as the one

@@ -30,7 +30,7 @@ def test_relative_pose_gives_the_target_to_an_avatar_at_the_reference_and_compos
     e, r, t = relative_pose(_avatar_at(*ref), ref, tgt)
     for a, b in zip((e, r, t), tgt):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
-    # another avatar: the same motion from its own reference (a point of its head moves as the view's does)
+    # another avatar: the same turn about its own pivot, the same shift (as animation's relative rule)
     own = (torch.zeros(5), torch.tensor([0.0, 0.2, 0.0]), torch.tensor([0.0, 0.0, -0.8]))
     e, r, t = relative_pose(_avatar_at(*own), ref, tgt)
     torch.testing.assert_close(e, tgt[0] - ref[0])
@@ -38,7 +38,14 @@ def test_relative_pose_gives_the_target_to_an_avatar_at_the_reference_and_compos
     at_ref = axis_angle_to_matrix(own[1]) @ x + own[2]
     moved = axis_angle_to_matrix(r) @ x + t
     motion = axis_angle_to_matrix(tgt[1]) @ axis_angle_to_matrix(ref[1]).T
-    torch.testing.assert_close(moved, motion @ (at_ref - ref[2]) + tgt[2], atol=1e-5, rtol=0)
+    torch.testing.assert_close(moved, motion @ (at_ref - own[2]) + own[2] + tgt[2] - ref[2], atol=1e-5, rtol=0)
+    # a head tracked 3% too large and too far (the same picture at the reference) stays the same picture turned
+    s = 1.03
+    big = (ref[0], ref[1], ref[2] * s)
+    e, r, t = relative_pose(_avatar_at(*big), ref, (tgt[0], tgt[1], ref[2]))
+    e0, r0, t0 = relative_pose(_avatar_at(*ref), ref, (tgt[0], tgt[1], ref[2]))
+    p_big, p_true = axis_angle_to_matrix(r) @ (s * x) + t, axis_angle_to_matrix(r0) @ x + t0
+    torch.testing.assert_close(p_big[:2] / p_big[2], p_true[:2] / p_true[2], atol=1e-6, rtol=0)
 
 
 @pytest.fixture(scope="module")
