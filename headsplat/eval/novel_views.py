@@ -53,10 +53,11 @@ def novel_view_psnr(avatars: dict, oracle: Avatar, rig: HeadRig, yaws=(-60, -45,
 def relative_pose(avatar: Avatar, reference: tuple, target: tuple) -> tuple[torch.Tensor, ...]:
     """The avatar's expression, rotation and translation for a view: the view's head motion and expression
     change from ``reference`` to ``target`` (each (expression (E,), rotation (3,), translation (3,)) in one
-    camera's frame) applied to the avatar's own reference parameters as animation's relative rule does: the
-    rotation change about the avatar's own head pivot, the translation change added to its position (so an
-    avatar tracked a little too far and too large, which projects the same at its reference, still projects
-    the same when turned). An avatar whose reference is ``reference`` gets ``target`` exactly."""
+    camera's frame) applied to the avatar's own reference parameters: the rotation change about the avatar's
+    own head pivot (as animation's relative rule turns it; an avatar tracked a little too far and too large,
+    which projects the same at its reference, still projects the same turned in place) and the whole
+    translation change, depth included, added to its position (animation frames the driver's shift; the
+    scorer needs the view's). An avatar whose reference is ``reference`` gets ``target`` exactly."""
     (e_f, r_f, t_f), (e_h, r_h, t_h) = reference, target
     rel = axis_angle_to_matrix(r_h.double()) @ axis_angle_to_matrix(r_f.double()).T
     rot = matrix_to_axis_angle(rel @ axis_angle_to_matrix(avatar.rotation.double())).float()

@@ -69,8 +69,9 @@ def read_labels(path: Path) -> np.ndarray:
 def identity_controls(labels: np.ndarray | None, identity_seed: int, expression_seed: int | None = None
                       ) -> tuple[int | None, list[int], np.ndarray]:
     """One view set's draws: the identity's row, the rows whose expressions it takes, and (X, 206) controls with
-    its shape, those expressions and jaws, neck 0. The identity's row comes from ``identity_seed``, the other rows
-    from ``expression_seed`` (None: the same random stream, as one draw). Without labels: no rows, the mean
+    its shape, those expressions and jaws, neck 0. The identity's row (its own expression first) comes from
+    ``identity_seed``, the other rows from ``expression_seed`` (None: from ``identity_seed``'s stream too, as one
+    draw). Without labels: no rows, the mean
     shape, neutral and a jaw opened by an angle drawn from ``expression_seed``."""
     rng = np.random.RandomState(identity_seed)
     exp_rng = rng if expression_seed is None else np.random.RandomState(expression_seed)
@@ -154,12 +155,13 @@ class OmniAvatarGenerator(Generator):
         digest = sha256_file(weights)
         draws = [identity_controls(labels, seed + i if id_seed is None else int(id_seed),
                                    None if id_seed is None else seed + i) for i in range(count)]
-        alignment = measure_alignment(model, rig, draws[0][2], dev)
+        # on the first identity's own row (its shape and expression: the same row in every set of one
+        # --identity-seed, so a training and a held-out set share one alignment)
+        alignment = measure_alignment(model, rig, draws[0][2][:1], dev)
         if alignment.rms_mm > RMS_WARN_MM:
             warnings.warn(f"{head.path}: FLAME lies {alignment.rms_mm:.1f} mm RMS from OmniAvatar's prior surface "
                           f"(a matching FLAME: under {RMS_WARN_MM:g} mm); the codes are probably another FLAME "
                           "version's, and the views' cameras and expressions are approximate", stacklevel=2)
-        nv = int(rig.v_template.shape[0])
         output = Path(output)
         with atomic_dir(output) as tmp:
             for i, (own, rows, controls) in enumerate(draws):
@@ -191,7 +193,7 @@ class OmniAvatarGenerator(Generator):
                         trans.append(t)
                 identity = torch.from_numpy(controls[0, :100])
                 with torch.no_grad():
-                    targets = flame_vertices(rig, controls)[:, :nv]
+                    targets = flame_vertices(rig, controls)
                 expr, err = fit_headsplat_expressions(head, identity, targets, torch.zeros(head.n_expressions))
                 expr = expr.numpy()[[e for e, _, _ in combos]]
                 extra = {**rig_record(head), "omniavatar": {"controls": controls.tolist()}}

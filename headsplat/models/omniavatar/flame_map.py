@@ -124,7 +124,8 @@ def align_flame(sdf: Callable[[torch.Tensor], torch.Tensor], vertices: torch.Ten
 
     def closure():
         opt.zero_grad()
-        loss = _huber(residuals(log_s, aa, t)).mean()
+        # in mm² (the loss in m² is ~1e-7, under L-BFGS's default change tolerance of 1e-9 near the optimum)
+        loss = _huber(residuals(log_s, aa, t)).mean() * 1e6
         loss.backward()
         return loss
 
