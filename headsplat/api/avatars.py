@@ -26,7 +26,7 @@ def create(inputs, output: str | os.PathLike, rig: str = "open", preset: str = "
            seed: int = 0, face: int = 0, quiet: bool = False, flame_model: str | os.PathLike | None = None,
            flame_embedding: str | os.PathLike | None = None, max_frames: int | None = None,
            views: str | os.PathLike | None = None, views_share: float = 0.5, method: str = "headsplat",
-           weights: str | os.PathLike | None = None, **options):
+           weights: str | os.PathLike | None = None, fov: float | None = None, **options):
     """Create an avatar from one photo, several photos of one person (same size), or a video, optionally with a
     generator's views of the person (or from those views alone).
 
@@ -41,6 +41,8 @@ def create(inputs, output: str | os.PathLike, rig: str = "open", preset: str = "
         face: which face when there are several (0: the largest).
         max_frames: the most frames of a video or photo set used (default: the preset's, 60); they are chosen
             to cover the head poses and expressions (:mod:`headsplat.avatar.frames`).
+        fov: the inputs' horizontal field of view in degrees, for a known camera (default: estimated; the
+            ``headsplat`` method).
         views: a view set folder (:mod:`headsplat.avatar.viewset`) whose views are fitted as well.
         views_share: the share of the fitting steps spent on the generated views, in (0, 1) (the real frames
             share the rest: with more views than real frames, each real frame counts more than each view).
@@ -59,7 +61,7 @@ def create(inputs, output: str | os.PathLike, rig: str = "open", preset: str = "
     cls = get_method(method)
     opts = cls.accept("create", dict(rig=rig, preset=preset, device=device, seed=seed, flame_model=flame_model,
                                      flame_embedding=flame_embedding, max_frames=max_frames, views=views,
-                                     views_share=views_share, weights=weights, **options))
+                                     views_share=views_share, weights=weights, fov=fov, **options))
     paths = as_paths(inputs)
     if not paths and views is None:
         raise InputError("create: give a photo, several photos or a video (or a view set alone: --views VIEWS)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from headsplat.api.common import check_output
-from headsplat.core.validate import check_device
+from headsplat.core.validate import check_device, check_fov
 from headsplat.media.frames import open_frames
 from headsplat.media.image import IMAGE_SUFFIXES
 from headsplat.rig.factory import make_rig
@@ -38,6 +38,7 @@ def track(input: str | os.PathLike, output: str | os.PathLike, overlay: str | os
     if overlay is not None:
         check_output(overlay, (".mp4",) + IMAGE_SUFFIXES, "the overlay")
     check_device(device)
+    check_fov(fov)
     head = make_rig(rig, flame_model, flame_embedding)
     source = open_frames(input)
     tracking = track_source(source, face=face, fov_deg=fov, rig=head, quiet=quiet, device=device)

@@ -129,6 +129,17 @@ def read_safetensors(path: str | os.PathLike, device: str | torch.device = "cpu"
     return read_safetensors_with_metadata(path, device)[0]
 
 
+def check_fov(fov: float | None) -> float | None:
+    """A horizontal field of view in degrees given for a known camera (None: estimated), within 1..170.
+
+    Raises:
+        ArgumentError: outside that range (named ``fov``).
+    """
+    if fov is not None and not 1 <= fov <= 170:
+        raise ArgumentError("fov", f"{fov:g} degrees: a field of view is between 1 and 170 degrees")
+    return fov
+
+
 def check_device(device: str) -> torch.device:
     """The ``torch.device`` of ``device`` ("cpu" or "cuda"), refusing CUDA when PyTorch sees no GPU.
 

@@ -135,6 +135,30 @@ def test_generate_and_views_errors(tmp_path, capsys, astronaut_path, astro_avata
     code, _, err = _run(capsys, "-q", "create", str(astronaut_path), "-o", str(tmp_path / "a.avatar"),
                         "--max-frames", "0")
     assert code == 1 and "--max-frames must be at least 1" in err
+    code, _, err = _run(capsys, "-q", "create", str(astronaut_path), "-o", str(tmp_path / "a.avatar"),
+                        "--fov", "200")
+    assert code == 1 and "--fov: 200 degrees: a field of view is between 1 and 170 degrees" in err
+    code, _, err = _run(capsys, "-q", "track", str(astronaut_path), "-o", str(tmp_path / "a.track"), "--fov", "0")
+    assert code == 1 and "--fov: 0 degrees: a field of view" in err and not (tmp_path / "a.track").exists()
+    code, _, err = _run(capsys, "-q", "create", "-o", str(tmp_path / "a.avatar"), "--views", str(tmp_path),
+                        "--fov", "20")
+    assert code == 1 and "--fov is the photos' camera; a view set alone keeps its own" in err
+    assert not (tmp_path / "a.avatar").exists()
+
+
+def test_create_with_a_known_field_of_view_tracks_the_photo_with_it(tmp_path, capsys, astronaut_path, monkeypatch):
+    from headsplat.avatar.methods import fitted
+
+    seen = {}
+
+    def fit(images, indices, tracking, output, *args, **kwargs):  # the fit itself is tested elsewhere
+        seen["fov"], seen["provenance"] = tracking.camera().fov_x_deg, args[4]
+        raise SystemExit(0)
+
+    monkeypatch.setattr(fitted, "fit_and_save", fit)
+    with pytest.raises(SystemExit):
+        main(["-q", "create", str(astronaut_path), "-o", str(tmp_path / "a.avatar"), "--fov", "25"])
+    assert seen["fov"] == pytest.approx(25, abs=1e-4) and seen["provenance"]["fov"] == 25
 
 
 def test_generate_oracle_views(tmp_path, capsys, astro_avatar):

@@ -40,7 +40,7 @@ from headsplat.avatar.methods import (
 from headsplat.avatar.options import DEVICE, FLAME_EMBEDDING, FLAME_MODEL, SEED, Option
 from headsplat.avatar.viewset import read_view_set
 from headsplat.core.errors import HeadsplatError
-from headsplat.core.validate import check_device
+from headsplat.core.validate import check_device, check_fov
 from headsplat.face.landmarks import face_points
 from headsplat.media.frames import FrameSource, open_frames, stream_frames
 from headsplat.rig.base import HeadRig
@@ -55,6 +55,8 @@ RIG = Option("rig", "head rig: open (default, no licensed asset) or flame (your 
 PRESET = Option("preset", "fitting preset: fast (default) or quality", "fast", choices=tuple(PRESETS))
 MAX_FRAMES = Option("max_frames", "most frames of a video or photo set used, chosen to cover its head poses and "
                     "expressions (default: the preset's, 60)", type=int, metavar="N")
+FOV = Option("fov", "the photos' or video's horizontal field of view in degrees, for a known camera (default: "
+             "estimated)", type=float, metavar="DEG")
 VIEWS = Option("views", "a view set folder (from `headsplat generate`) to fit as well", metavar="VIEWS_DIR")
 VIEWS_SHARE = Option("views_share", "share of the fitting steps spent on the generated views (default 0.5; the "
                      "real frames share the rest, so each counts more than a view)", 0.5, type=float)
@@ -87,6 +89,7 @@ def check_create_options(opts: Mapping[str, Any]) -> None:
         raise HeadsplatError(f"--max-frames must be at least 1, got {opts['max_frames']}")
     if not 0 < opts.get("views_share", 0.5) < 1:
         raise HeadsplatError(f"--views-share must be between 0 and 1, got {opts['views_share']}")
+    check_fov(opts.get("fov"))
 
 
 def fit_and_save(images, indices: list[int], tracking: Tracking, output: Path, rig: HeadRig, preset: str, seed: int,
@@ -139,7 +142,7 @@ class FittedMethod(AvatarMethod):
     summary = "Gaussians fitted to the input on the open rig or FLAME (default; real-time)"
     shares_driver_tracks = True  # track_driver: driver_tracking with the avatar's rig, as `headsplat track` does
     options = {
-        "create": (*_FIT, MAX_FRAMES, VIEWS, VIEWS_SHARE),
+        "create": (*_FIT, MAX_FRAMES, FOV, VIEWS, VIEWS_SHARE),
         "animate": (POSE, EXPRESSION_SCALE, ANIMATE_BACKGROUND, PASTE_BACK, FRAMING, FLAME_MODEL, DEVICE),
         "render": (RENDER_BACKGROUND, FLAME_MODEL),
         "export": (FLAME_MODEL,),
@@ -157,6 +160,8 @@ class FittedMethod(AvatarMethod):
     def create(cls, inputs, output, face, quiet, opts):
         check_device(opts["device"])
         check_create_options(opts)
+        if not inputs and opts.get("fov") is not None:
+            raise HeadsplatError("create: --fov is the photos' camera; a view set alone keeps its own")
         rig = make_rig(opts["rig"], opts["flame_model"], opts["flame_embedding"])
         view_set = read_view_set(opts["views"]) if opts["views"] is not None else None
         if view_set is not None:
@@ -166,9 +171,12 @@ class FittedMethod(AvatarMethod):
             return fit_and_save([], [], view_set.tracking, output, rig, opts["preset"], opts["seed"], quiet,
                                 provenance, opts["device"], views=view_set, views_share=opts["views_share"])
         source = open_frames(inputs if len(inputs) > 1 else inputs[0])
-        tracking = track_source(source, face=face, rig=rig, quiet=quiet, device=opts["device"])
+        tracking = track_source(source, face=face, fov_deg=opts.get("fov"), rig=rig, quiet=quiet,
+                                device=opts["device"])
         indices = select_frames(tracking, opts["max_frames"] or PRESETS[opts["preset"]].max_frames)
         provenance = {"inputs": [str(p) for p in inputs], "face": face}
+        if opts.get("fov") is not None:
+            provenance["fov"] = opts["fov"]
         return fit_and_save(stream_frames(source, indices), indices, tracking, output, rig, opts["preset"],
                             opts["seed"], quiet, provenance, opts["device"], views=view_set,
                             views_share=opts["views_share"])
@@ -232,6 +240,7 @@ class FittedMethod(AvatarMethod):
 
     @classmethod
     def track_video(cls, source, face, quiet, opts):
+        check_train(source.path, opts.get("train"), opts.get("avatar_from"))  # before the minutes of tracking
         _, rig = cls._rig_for(opts)
         return track_source(source, face=face, rig=rig, quiet=quiet, device=opts.get("device", "cpu")), rig
 
@@ -242,9 +251,7 @@ class FittedMethod(AvatarMethod):
                                                     opts["device"])
         frames = [int(k) for k in source_frames]
         if train is not None:
-            if avatar_from is not None:
-                raise HeadsplatError("eval reenact: --train builds the avatar from the video; drop --avatar-from")
-            a, b = parse_train(train)
+            a, b = check_train(video, train, avatar_from)
             if not 0 <= a < b <= len(tracking):
                 raise HeadsplatError(f"{video}: --train {a}:{b} is not a range of the video's {len(tracking)} frames")
             if not tracking.found[a]:
@@ -329,6 +336,20 @@ class _PasteRenderer:
 
     def __exit__(self, *exc):
         return self._paste.__exit__(*exc)
+
+
+def check_train(video, train, avatar_from) -> tuple[int, int] | None:
+    """``(A, B)`` of ``--train`` for ``video`` (None without it), refusing what needs no frame count: a value
+    that is not A:B, an empty or negative range, ``--avatar-from`` beside it (the video's length is checked
+    once it is tracked)."""
+    if train is None:
+        return None
+    if avatar_from is not None:
+        raise HeadsplatError("eval reenact: --train builds the avatar from the video; drop --avatar-from")
+    a, b = parse_train(train)
+    if not 0 <= a < b:
+        raise HeadsplatError(f"{video}: --train {a}:{b} is not a range of frames (0 <= A < B)")
+    return a, b
 
 
 def parse_train(train) -> tuple[int, int]:
