@@ -334,8 +334,11 @@ def create_avatar(images, indices: list[int], tracking: Tracking, rig: HeadRig, 
 
 def reference_view(tracking: Tracking) -> int:
     """The view an avatar made from views alone is framed by: the least rotated head at the first view's
-    expression (the first such view)."""
+    expression (the first such view); where no other view has that expression (a generator that labels each
+    view with its own, as CAP4D's), the least rotated head of all."""
     same = np.abs(tracking.expression - tracking.expression[:1]).max(1) < 1e-6
+    if same.sum() == 1:
+        same[:] = True
     angle = np.where(same, np.linalg.norm(tracking.rotation, axis=1), np.inf)
     return int(np.argmin(angle))
 

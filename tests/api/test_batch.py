@@ -136,6 +136,16 @@ def test_spec_errors_name_file_job_and_field_and_write_nothing(tmp_path, capsys,
     assert not (tmp_path / "out").exists()
 
 
+def test_a_create_job_may_fit_a_view_set_alone(tmp_path):
+    (tmp_path / "views").mkdir()
+    from headsplat.api.batches import FUNCTIONS
+
+    jobs = plan(_spec(tmp_path, [{"name": "v", "command": "create", "views": "views"}]), FUNCTIONS,
+                tmp_path / "out")
+    (job,) = jobs.ordered()
+    assert Path(job.args["views"]) == tmp_path / "views" and not job.args.get("inputs")
+
+
 def test_spec_expansion_csv_yaml_and_cross_product(tmp_path):
     _files(tmp_path, ["p1.jpg", "p2.jpg", "d1.mp4", "d2.mp4"])
     (tmp_path / "spec.yaml").write_text(

@@ -48,6 +48,14 @@ def test_relative_pose_gives_the_target_to_an_avatar_at_the_reference_and_compos
     torch.testing.assert_close(p_big[:2] / p_big[2], p_true[:2] / p_true[2], atol=1e-6, rtol=0)
 
 
+def test_reference_view_is_the_least_turned_head_at_the_first_expression_else_of_all():
+    rot = np.array([[0, 0.5, 0], [0, 0.1, 0], [0, 0.0, 0], [0.2, 0, 0]])
+    grid = SimpleNamespace(expression=np.array([[0.0, 0], [0, 0], [1, 0], [0, 0]]), rotation=rot)
+    assert reference_view(grid) == 1  # view 2 is frontal but at another expression
+    own = SimpleNamespace(expression=np.arange(8.0).reshape(4, 2), rotation=rot)  # each view its own
+    assert reference_view(own) == 2
+
+
 @pytest.fixture(scope="module")
 def oracle_sets(astro_avatar, tmp_path_factory):
     rig = OpenRig()

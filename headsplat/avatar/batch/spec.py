@@ -35,7 +35,7 @@ class Command:
 
     Attributes:
         name: as the spec writes it (``"eval reenact"``).
-        required: fields every job of it must give.
+        required: fields every job of it must give (``"a|b"``: one of them).
         paths: fields that hold input paths (resolved against the spec's folder, checked to exist, hashed).
         output: the function's output parameter; ``output_name`` what it is called in the job's folder
             (``{job}`` is the job's name).
@@ -54,7 +54,7 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {c.name: c for c in (
-    Command("create", ("inputs",), ("inputs", "views", "flame_model", "flame_embedding", "weights"), "output",
+    Command("create", ("inputs|views",), ("inputs", "views", "flame_model", "flame_embedding", "weights"), "output",
             "{job}.avatar", "avatar", "create"),
     Command("animate", ("avatar", "driver"), ("avatar", "driver", "flame_model", "weights"), "output",
             "{job}.mp4", "video", "animate"),
@@ -317,8 +317,10 @@ class _Planner:
             if k not in known:
                 raise self.fail(name, k, f"not a field of {cmd.name} (it takes {', '.join(sorted(known))})")
         for k in cmd.required:
-            if fields.get(k) in (None, "", []):
-                raise self.fail(name, k, f"{cmd.name} needs it")
+            first, *others = k.split("|")
+            if all(fields.get(f) in (None, "", []) for f in (first, *others)):
+                alone = "".join(f" (or {o} alone)" for o in others)
+                raise self.fail(name, first, f"{cmd.name} needs it{alone}")
 
     def resolve_paths(self, name: str, cmd: Command, fields: dict, produced: dict[str, str]) -> tuple[dict, list]:
         """``fields`` with every input path absolute and checked, references replaced by the outputs they name;
