@@ -59,6 +59,16 @@ def posed_video(tmp_path_factory, rig):
 
 
 @pytest.fixture(scope="session")
+def posed_track(tmp_path_factory, posed_video):
+    """The posed video tracked once (open rig), as `headsplat track` writes it: the .track path (read-only)."""
+    from headsplat import api
+
+    path = tmp_path_factory.mktemp("posed_track") / "posed.track"
+    api.track(posed_video[0], path, quiet=True)
+    return path
+
+
+@pytest.fixture(scope="session")
 def astro_avatar(tmp_path_factory, astronaut_path):
     """An avatar created with the default preset from the astronaut portrait, through the public API."""
     from headsplat import api

@@ -15,6 +15,7 @@ from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.media.frames import open_frames
 from headsplat.media.video import probe_video
 from headsplat.splat.ply import read_ply
+from headsplat.track.tracking import Tracking
 
 
 def _corr(a, b):
@@ -80,16 +81,14 @@ def _eye_opening(landmarks: np.ndarray) -> np.ndarray:
     return gap / I.interocular(landmarks[..., :2])
 
 
-def test_animation_follows_the_driver(astro_avatar, posed_video, tmp_path):
+def test_animation_follows_the_driver(astro_avatar, posed_video, posed_track, tmp_path):
     """Drive the avatar with known jaw opening, head yaw and blinks; track the output video; compare.
 
     The driver is the tracking of a video rendered with known controls, with its blink coefficients set to
     the known blinks (the tracker under-reads blinks on that synthetic video, a tracker matter, not this one).
     """
-    from headsplat.track.tracking import Tracking
-
     video, truth, controls = posed_video
-    driver = api.track(video, tmp_path / "driver.track", quiet=True)
+    driver = Tracking.load(posed_track)
     names = list(driver.expression_names)
     for side in ("blink_left", "blink_right"):
         driver.expression[:, names.index(side)] = controls[side]
@@ -110,7 +109,7 @@ def test_animation_follows_the_driver(astro_avatar, posed_video, tmp_path):
     assert isinstance(Tracking.load(tmp_path / "driven.track"), Tracking)
 
 
-def test_paste_back_self_reenactment_beats_the_static_frame(posed_video, tmp_path):
+def test_paste_back_self_reenactment_beats_the_static_frame(posed_video, posed_track, tmp_path):
     """Avatar from the first frame, driven by the whole video, pasted back; face-region PSNR vs the truth."""
     video, truth, controls = posed_video
     frames = [f.rgb for f in open_frames(video)]
@@ -122,7 +121,7 @@ def test_paste_back_self_reenactment_beats_the_static_frame(posed_video, tmp_pat
     api.animate(tmp_path / "self.avatar", video, out, paste_back=True, quiet=True)
     produced = sorted(out.glob("*.png"))
     assert len(produced) == len(frames)
-    tracking = api.track(video, tmp_path / "truth.track", quiet=True)
+    tracking = Tracking.load(posed_track)
     from headsplat.media.image import read_image
     from headsplat.rig.open_rig import OpenRig
     rig = OpenRig()
@@ -140,7 +139,7 @@ def test_paste_back_self_reenactment_beats_the_static_frame(posed_video, tmp_pat
     assert np.mean(ours) > np.mean(static) + 3.0
 
 
-def test_render_orbit_still_and_export(astro_avatar, tmp_path, posed_video):
+def test_render_orbit_still_and_export(astro_avatar, tmp_path, posed_video, posed_track):
     assert main(["-q", "render", str(astro_avatar), "--orbit", "--frames", "12", "--size", "128",
                  "-o", str(tmp_path / "orbit.mp4")]) == 0
     info = probe_video(tmp_path / "orbit.mp4")
@@ -152,9 +151,7 @@ def test_render_orbit_still_and_export(astro_avatar, tmp_path, posed_video):
     assert len(gs) == len(av.gaussians)
     assert torch.allclose(gs.means, av.gaussians.means, atol=1e-5)  # the reference pose
     video, truth, _ = posed_video
-    track = tmp_path / "drv.track"
-    api.track(video, track, quiet=True)
-    assert main(["-q", "export", str(astro_avatar), "--driver", str(track), "--ply-sequence",
+    assert main(["-q", "export", str(astro_avatar), "--driver", str(posed_track), "--ply-sequence",
                  str(tmp_path / "seq")]) == 0
     assert len(list((tmp_path / "seq").glob("*.ply"))) == len(truth.expression)
 

@@ -98,7 +98,15 @@ def test_bad_avatar_files_are_refused_with_their_name(astro_avatar, tmp_path):
         load_avatar(partial)
 
 
-def test_create_from_a_video_and_from_several_photos(posed_video, astronaut_path, tmp_path):
+@pytest.mark.parametrize("preset", ["tiny", pytest.param("fast", marks=pytest.mark.slow)])
+def test_create_from_a_video(posed_video, tmp_path, monkeypatch, preset):
+    """A video's path through create (tracked, frames chosen, the many-frame fit); by default a small fit of the
+    same code (the fast preset's: slow; video avatars' accuracy: benchmarks/many_views.py)."""
+    from headsplat.avatar.config import PRESETS
+    from tests.avatar.test_many_views import TINY_MANY
+
+    if preset == "tiny":
+        monkeypatch.setitem(PRESETS, "fast", TINY_MANY)
     video, truth, _ = posed_video
     av = api.create(video, tmp_path / "video.avatar", quiet=True, max_frames=6)
     print(f"create from a 48-frame video: foreground PSNR {av.info['psnr_foreground']:.2f} dB, {av.info['fit']}")
@@ -108,19 +116,34 @@ def test_create_from_a_video_and_from_several_photos(posed_video, astronaut_path
     fit = av.info["fit"]
     assert fit["density_control"] and fit["refined_frames"] == 6 and fit["deformation"]
     assert load_avatar(tmp_path / "video.avatar").deformation is not None
-    # Two photos of one person: the portrait and its mirror image (a second, different view).
+
+
+def test_create_from_several_photos(astronaut_path, tmp_path, monkeypatch):
+    """Two photos of one person: the portrait and its mirror image (a second, different view); a tiny fit (the
+    fit's quality is tested on one photo and on videos)."""
     from PIL import Image
+
+    from headsplat.avatar.config import PRESETS
+    from tests.avatar.test_many_views import TINY_MANY
+
+    monkeypatch.setitem(PRESETS, "fast", TINY_MANY)
 
     Image.open(astronaut_path).transpose(Image.FLIP_LEFT_RIGHT).save(tmp_path / "mirrored.png")
     two = api.create([astronaut_path, tmp_path / "mirrored.png"], tmp_path / "two.avatar", quiet=True)
-    assert two.info["frames"] == [0, 1]
+    assert two.info["frames"] == [0, 1] and two.info["preset"] == "fast"
+    assert load_avatar(tmp_path / "two.avatar").info["frames"] == [0, 1]
+
+
+def test_photos_of_different_sizes_are_refused(astronaut_path, tmp_path):
+    from PIL import Image
+
     Image.open(astronaut_path).resize((256, 256)).save(tmp_path / "small.png")
     with pytest.raises(InputError, match="small.png: is 256x256 but .* must share one size"):
         api.create([astronaut_path, tmp_path / "small.png"], tmp_path / "bad.avatar", quiet=True)
     assert not (tmp_path / "bad.avatar").exists()
 
 
-def test_interrupted_runs_leave_nothing_behind(astro_avatar, posed_video, tmp_path, monkeypatch):
+def test_interrupted_runs_leave_nothing_behind(astro_avatar, posed_track, tmp_path, monkeypatch):
     import headsplat.avatar.methods.fitted as animate_mod  # where the headsplat method renders its frames
 
     calls = {"n": 0}
@@ -136,7 +159,7 @@ def test_interrupted_runs_leave_nothing_behind(astro_avatar, posed_video, tmp_pa
     for out in (tmp_path / "o.mp4", tmp_path / "frames"):
         calls["n"] = 0
         with pytest.raises(KeyboardInterrupt):
-            api.animate(astro_avatar, posed_video[0], out, quiet=True)
+            api.animate(astro_avatar, posed_track, out, quiet=True)
         assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 

@@ -29,11 +29,10 @@ def flame_avatar(flame_env, astronaut_path, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def driver_tracks(flame_env, posed_video, tmp_path_factory):
+def driver_tracks(flame_env, posed_video, posed_track, tmp_path_factory):
     d = tmp_path_factory.mktemp("drivers")
-    api.track(posed_video[0], d / "open.track", rig="open", quiet=True)
     api.track(posed_video[0], d / "flame.track", rig="flame", quiet=True)
-    return d / "open.track", d / "flame.track"
+    return posed_track, d / "flame.track"
 
 
 def test_flame_avatar_binds_to_flame_and_its_mouth(flame_avatar, flame_env):

@@ -92,7 +92,11 @@ def test_each_views_camera_frames_the_head_as_cap4ds_crop(view_set, env):
     assert np.ptp(yaws) > 20
 
 
-def test_create_fits_an_avatar_to_the_photo_and_the_cap4d_views(view_set, env, tmp_path):
+def test_create_fits_an_avatar_to_the_photo_and_the_cap4d_views(view_set, env, tmp_path, monkeypatch):
+    from headsplat.avatar.config import PRESETS
+    from tests.avatar.test_many_views import TINY_MANY
+
+    monkeypatch.setitem(PRESETS, "fast", TINY_MANY)  # a small fit of the same code: what is fitted is the point
     out = tmp_path / "me.avatar"
     assert main(["-q", "create", str(env["photo"]), "--views", str(view_set), "--rig", "flame", "--flame-model",
                  str(env["flame"]), "-o", str(out)]) == 0

@@ -59,9 +59,8 @@ def test_page_shows_the_avatar_and_controls_move_it(viewer, tmp_path):
     assert np.abs(_scene(second) - scene).mean() > 5.0
 
 
-def test_driver_plays_and_poses_follow_it(astro_avatar, posed_video, tmp_path):
-    track = tmp_path / "drv.track"
-    api.track(posed_video[0], track, quiet=True)
+def test_driver_plays_and_poses_follow_it(astro_avatar, posed_track, tmp_path):
+    track = posed_track
     v = api.view(astro_avatar, driver=track, port=_free_port(), open_browser=False, block=False, quiet=True)
     try:
         assert len(v.motion) == 48
