@@ -24,6 +24,7 @@ from headsplat.face.indices import EYE_LIDS, eye_apertures, interocular
 from headsplat.rig.base import HeadRig
 from headsplat.rig.mesh_ops import graph_laplacian
 from headsplat.rig.open_rig import N_FACE, OpenRig, explained_modes
+from headsplat.track.chunks import chunks
 from headsplat.track.offsets import OffsetConfig
 
 FLIP = world_to_opencv().diagonal()[:3].double()  # (3,) world (y up, z to viewer) -> OpenCV camera axes
@@ -333,15 +334,17 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
     rot[keys_t], trans[keys_t] = k_rot.detach(), k_trans_cm.detach() * 0.01
     exp = torch.zeros(T, E, dtype=dt)
 
-    # Each frame on its own first (converges where the joint fit is slow), then the joint, smoothed fit.
-    def frame_residuals(x):
+    # Each frame on its own first (converges where the joint fit is slow), then the joint, smoothed fit. The
+    # frames are independent there: solved a chunk at a time (its Jacobians are about 1 MB a frame).
+    def frame_residuals(x, frames):
         uv, _ = project(rig, ident_f, log_scale_f, x[:, 6:], x[:, :3], x[:, 3:6] * 0.01, focal_f, width, height)
-        r = (uv[:, pts] - lm_t[:, pts, :2]) / iod_t[:, None, None]
+        r = (uv[:, pts] - lm_t[frames][:, pts, :2]) / iod_t[frames][:, None, None]
         return r, point_w
     x0 = torch.cat([rot, trans / 0.01, exp], 1)
     prior = torch.cat([torch.zeros(6, dtype=dt), cfg.expression_size * expr_w])
-    x = per_frame_gauss_newton(frame_residuals, x0, prior, cfg.robust,
-                               lower=torch.cat([torch.full((6,), -math.inf, dtype=dt), lower]))
+    bounds = torch.cat([torch.full((6,), -math.inf, dtype=dt), lower])
+    x = torch.cat([per_frame_gauss_newton(lambda y, f=f: frame_residuals(y, f), x0[f], prior, cfg.robust,
+                                          lower=bounds) for f in chunks(T)])
     rot, trans, exp = x[:, :3].clone(), x[:, 3:6] * 0.01, x[:, 6:].clone()
     start = 0
     while start < T:
@@ -379,13 +382,14 @@ def fit_landmarks(landmarks: np.ndarray, found: np.ndarray, width: int, height: 
             progress(stop - start)
         start = stop
 
+    err = np.empty(T)
+    reprojected = np.full((T, 478, 2), np.nan, np.float32)
     with torch.no_grad():
-        uv, _ = project(rig, ident_f, log_scale_f, exp, rot, trans, focal_f, width, height)
-        err = (uv[:, pts] - lm_t[:, pts, :2]).norm(dim=-1).mean(-1).numpy()
-        outside = torch.ones(478, dtype=torch.bool)
-        outside[pts] = False
-        uv[:, outside] = float("nan")
+        for f in chunks(T):
+            uv, _ = project(rig, ident_f, log_scale_f, exp[f], rot[f], trans[f], focal_f, width, height)
+            err[f] = (uv[:, pts] - lm_t[f][:, pts, :2]).norm(dim=-1).mean(-1).numpy()
+            reprojected[f, fit_points] = uv[:, pts].float().numpy()
     err = np.where(found, err, np.nan)
     return FitResult(float(focal_f), ident_f.float().numpy(), float(log_scale_f.exp()),
                      rot.float().numpy(), trans.float().numpy(), exp.float().numpy(), err.astype(np.float32),
-                     uv.float().numpy())
+                     reprojected)

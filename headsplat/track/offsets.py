@@ -32,6 +32,7 @@ from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.face.indices import interocular
 from headsplat.rig.mesh_ops import graph_laplacian
 from headsplat.rig.open_rig import OpenRig, explained_modes
+from headsplat.track.chunks import chunks
 
 N_MESH = 468  # MediaPipe's mesh vertices (then 10 iris points)
 FLIP = world_to_opencv().diagonal()[:3].double().numpy()  # (3,) world (y up, z to viewer) -> OpenCV camera axes
@@ -137,7 +138,6 @@ def fit_offsets(points: np.ndarray, rotation: np.ndarray, focal: float, residual
     prior = (cfg.laplacian * sp.kron(lap.T @ lap, sp.eye(3)) + cfg.size * sp.eye(3 * N_MESH)).tocsc()
     q = explained_modes(rig, shapes=False)
 
-    J = projection_jacobians(points[:, :N_MESH], rotation, focal) * (scale * unit / iod[:, None, None, None])
     r = residuals[:, :N_MESH] / iod[:, None, None]
     rows = (np.arange(3 * N_MESH).reshape(N_MESH, 3)[:, :, None]).repeat(3, 2)  # (468, 3, 3) row indices
     cols = rows.transpose(0, 2, 1)
@@ -148,9 +148,11 @@ def fit_offsets(points: np.ndarray, rotation: np.ndarray, focal: float, residual
     prior = prior.tocsr()
     d = None
     for t in np.flatnonzero(found & (weights[:, :N_MESH].sum(1) > 0)):
-        Jt, rt, seen = J[t], r[t], weights[t, :N_MESH]
+        rt, seen = r[t], weights[t, :N_MESH]
         if not rt.any():
             continue
+        # (468, 2, 3), a frame at a time (for the whole video it would be 22 KB a frame)
+        Jt = projection_jacobians(points[t:t + 1, :N_MESH], rotation[t:t + 1], focal)[0] * (scale * unit / iod[t])
         w = seen / np.sqrt(1 + (rt ** 2).sum(-1) / c2)
         # Along each vertex's line of sight the frame sees nothing: keep the offsets out of it.
         ray = np.cross(Jt[:, 0], Jt[:, 1])
@@ -197,6 +199,13 @@ def fold_into_shapes(rig: OpenRig, identity: np.ndarray, scale: float, expressio
     Returns:
         expression (T, E) float32 and offsets (T, 478, 3) float32.
     """
+    # frame by frame, a chunk at a time (the expression fields are ~0.6 MB a frame)
+    parts = [_fold_chunk(rig, identity, scale, expression[f], offsets[f], None if rotation is None else rotation[f],
+                         prefixes, ridge) for f in chunks(len(expression))]
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+
+
+def _fold_chunk(rig: OpenRig, identity, scale, expression, offsets, rotation, prefixes, ridge):
     names = list(rig.expression_names)
     ks = [i for i, n in enumerate(names) if n.startswith(prefixes)]
     head = copy.deepcopy(rig).double()

@@ -1,0 +1,39 @@
+"""The tracking steps that treat frames independently give the same numbers a chunk at a time as for the whole
+video at once (their memory is a chunk's: benchmarks/long_video.py)."""
+
+import copy
+
+import numpy as np
+import torch
+
+from headsplat.track import chunks as chunking
+from headsplat.track.fit import fit_landmarks
+from headsplat.track.offsets import fold_into_shapes
+from tests.track.test_fit import H, W, _landmarks
+
+
+def test_chunks_cover_the_frames_in_order():
+    assert [(s.start, s.stop) for s in chunking.chunks(11, 4)] == [(0, 4), (4, 8), (8, 11)]
+    assert list(chunking.chunks(0)) == []
+
+
+def test_the_fit_and_the_folding_are_the_same_in_chunks(rig, monkeypatch):
+    n = 13
+    t = np.arange(n) / 25
+    controls = {"head_yaw": 20 * np.sin(2 * np.pi * t), "jaw_open": 0.5 + 0.5 * np.sin(5 * t),
+                "blink_left": (t > 0.3).astype(float)}
+    lm, _, _ = _landmarks(rig, controls, n, noise_px=0.3)
+    found = np.ones(n, bool)
+    found[5] = False
+    monkeypatch.setattr(chunking, "FRAME_CHUNK", 10 ** 6)
+    whole = fit_landmarks(lm, found, W, H, rig, temporal=True)
+    g = torch.Generator().manual_seed(0)
+    offsets = (torch.randn(n, 478, 3, generator=g) * 1e-3).numpy()
+    folded_whole = fold_into_shapes(rig, np.zeros((478, 3)), 1.0, whole.expression, offsets, whole.rotation)
+    monkeypatch.setattr(chunking, "FRAME_CHUNK", 4)  # 13 frames: 4 chunks, one with the missing face
+    parts = fit_landmarks(lm, found, W, H, copy.deepcopy(rig), temporal=True)
+    for k in ("rotation", "translation", "expression", "fit_error", "reprojected"):
+        np.testing.assert_array_equal(getattr(parts, k), getattr(whole, k), err_msg=k)
+    for a, b in zip(fold_into_shapes(rig, np.zeros((478, 3)), 1.0, whole.expression, offsets, whole.rotation),
+                    folded_whole):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
