@@ -21,11 +21,14 @@ from headsplat.face.landmarks import N_LANDMARKS, LandmarkDetector
 from headsplat.media.frames import FrameSource
 from headsplat.rig.base import HeadRig
 from headsplat.rig.open_rig import VERSION, OpenRig
+from headsplat.track.chunks import chunks
 from headsplat.track.fit import FitConfig, fit_landmarks
 from headsplat.track.offsets import OffsetConfig, fit_offsets, fold_into_shapes
 from headsplat.track.photometric import face_flow_residuals
 from headsplat.track.shots import ShotConfig, content_change, detect_shots, thumbnail
 from headsplat.track.tracking import Tracking
+
+PER_FRAME = ("expression", "rotation", "translation")  # the rig arguments of Tracking.params with a frame axis
 
 
 class MissingFacesWarning(UserWarning):
@@ -136,8 +139,10 @@ def face_offsets(source: FrameSource, tracking: Tracking, rig: OpenRig, cfg: Off
     iod = np.where(np.isfinite(iod), iod, np.nanmedian(iod))
     offsets = np.zeros((len(tracking), 478, 3))
     for k in range(cfg.passes):  # analysis by synthesis: each pass measures what the previous left
-        with torch.no_grad():
-            points = head(**p, face_only=True, offsets=torch.from_numpy(offsets)).vertices.numpy()
+        with torch.no_grad():  # a chunk of frames at a time: the rig's per-frame intermediates are large
+            points = np.concatenate([
+                head(**{**p, **{n: p[n][f] for n in PER_FRAME}}, face_only=True,
+                     offsets=torch.from_numpy(offsets[f])).vertices.numpy() for f in chunks(len(tracking))])
         frames = (f.rgb for f in tqdm(source, total=len(tracking), desc=f"face motion {k + 1}/{cfg.passes}",
                                       unit="frame", disable=quiet, leave=False))
         residuals, weights = face_flow_residuals(frames, tracking, points, rig.face_mesh_triangles)

@@ -37,3 +37,15 @@ def test_the_fit_and_the_folding_are_the_same_in_chunks(rig, monkeypatch):
     for a, b in zip(fold_into_shapes(rig, np.zeros((478, 3)), 1.0, whole.expression, offsets, whole.rotation),
                     folded_whole):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
+
+
+def test_nearest_found_frame_is_the_table_argmin():
+    from headsplat.track.fit import nearest_found
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        found = rng.random(int(rng.integers(1, 40))) < 0.4
+        found[rng.integers(len(found))] = True
+        idx = np.flatnonzero(found)
+        table = idx[np.abs(np.arange(len(found))[:, None] - idx[None]).argmin(1)]  # ties: the earlier frame
+        np.testing.assert_array_equal(nearest_found(found), table)
