@@ -17,6 +17,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from headsplat.avatar.avatar import Avatar, pose_avatar
 from headsplat.core.camera import Camera
+from headsplat.core.chunks import chunks
 from headsplat.core.rotation import axis_angle_to_matrix, euler_yxz_to_matrix, matrix_to_axis_angle
 from headsplat.core.validate import check_choice
 from headsplat.render.rasterize import RenderOutput, render
@@ -139,10 +140,11 @@ def retarget(avatar: Avatar, expression: torch.Tensor, rotation: torch.Tensor, t
         trans = avatar.translation + framed_offset(translation, anchors, shots, fps, framing).to(avatar.translation)
     face = None
     if offsets is not None and avatar.rig == "open":
-
-        rel = expression_scale * (offsets - offsets[a])
         source = avatar.identity if driver_identity is None else driver_identity
-        face = transfer_offsets(rel.double(), source.double(), avatar.identity.double()).float()
+        # a chunk of frames at a time: the float64 working copies of a long driver's offsets stay small
+        face = torch.cat([transfer_offsets((expression_scale * (offsets[f] - offsets[a[f]])).double(),
+                                           source.double(), avatar.identity.double()).float()
+                          for f in chunks(n)]) if n else offsets.float()
     return Motion(exp.float(), rot.float(), trans.float(), face)
 
 

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from headsplat.core.camera import world_to_opencv
+from headsplat.core.chunks import chunks
 from headsplat.core.rotation import matrix_to_axis_angle
 from headsplat.face.indices import EYE_LIDS, eye_apertures, interocular
 from headsplat.rig.base import HeadRig
 from headsplat.rig.mesh_ops import graph_laplacian
 from headsplat.rig.open_rig import N_FACE, OpenRig, explained_modes
-from headsplat.track.chunks import chunks
 from headsplat.track.offsets import OffsetConfig
 
 FLIP = world_to_opencv().diagonal()[:3].double()  # (3,) world (y up, z to viewer) -> OpenCV camera axes

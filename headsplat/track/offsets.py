@@ -28,11 +28,11 @@ from scipy.optimize import lsq_linear
 from scipy.sparse.linalg import LinearOperator, cg, splu
 
 from headsplat.core.camera import world_to_opencv
+from headsplat.core.chunks import chunks
 from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.face.indices import interocular
 from headsplat.rig.mesh_ops import graph_laplacian
 from headsplat.rig.open_rig import OpenRig, explained_modes
-from headsplat.track.chunks import chunks
 
 N_MESH = 468  # MediaPipe's mesh vertices (then 10 iris points)
 FLIP = world_to_opencv().diagonal()[:3].double().numpy()  # (3,) world (y up, z to viewer) -> OpenCV camera axes

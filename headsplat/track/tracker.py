@@ -13,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from headsplat.core.camera import project_points
+from headsplat.core.chunks import chunks
 from headsplat.core.errors import InputError, NoFaceError
 from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.face.align import crop_from_landmarks
@@ -21,7 +22,6 @@ from headsplat.face.landmarks import N_LANDMARKS, LandmarkDetector
 from headsplat.media.frames import FrameSource
 from headsplat.rig.base import HeadRig
 from headsplat.rig.open_rig import VERSION, OpenRig
-from headsplat.track.chunks import chunks
 from headsplat.track.fit import FitConfig, fit_landmarks
 from headsplat.track.offsets import OffsetConfig, fit_offsets, fold_into_shapes
 from headsplat.track.photometric import face_flow_residuals

@@ -6,7 +6,7 @@ import copy
 import numpy as np
 import torch
 
-from headsplat.track import chunks as chunking
+from headsplat.core import chunks as chunking
 from headsplat.track.fit import fit_landmarks
 from headsplat.track.offsets import fold_into_shapes
 from tests.track.test_fit import H, W, _landmarks
@@ -49,3 +49,24 @@ def test_nearest_found_frame_is_the_table_argmin():
         idx = np.flatnonzero(found)
         table = idx[np.abs(np.arange(len(found))[:, None] - idx[None]).argmin(1)]  # ties: the earlier frame
         np.testing.assert_array_equal(nearest_found(found), table)
+
+
+def test_a_drivers_face_offsets_transfer_the_same_in_chunks(monkeypatch):
+    from types import SimpleNamespace
+
+    from headsplat.avatar.animate import retarget
+
+    g = torch.Generator().manual_seed(1)
+    n, e = 11, 5
+    small = lambda *shape: torch.randn(*shape, generator=g) * 1e-3  # noqa: E731
+    avatar = SimpleNamespace(rig="open", expression=torch.zeros(e), rotation=torch.zeros(3),
+                             translation=torch.tensor([0.0, 0.0, -0.6]), identity=small(478, 3))
+    args = (torch.randn(n, e, generator=g), small(n, 3) * 100, small(n, 3) * 10)
+    kw = dict(offsets=small(n, 478, 3), driver_identity=small(478, 3), shots=np.array([0] * 6 + [1] * 5),
+              expression_scale=0.8)
+    monkeypatch.setattr(chunking, "FRAME_CHUNK", 10 ** 6)
+    whole = retarget(avatar, *args, **kw).offsets
+    monkeypatch.setattr(chunking, "FRAME_CHUNK", 4)
+    parts = retarget(avatar, *args, **kw).offsets
+    assert whole.shape == (n, 478, 3) and whole.abs().max() > 0
+    torch.testing.assert_close(parts, whole, rtol=0, atol=0)

@@ -1,6 +1,7 @@
-"""Frames a chunk at a time: the tracking steps that treat frames independently run on slices of the video, so
-their working memory (Jacobians, per-expression fields: up to about 1 MB a frame) is that of one chunk, not of
-the whole video, and their results are those of the whole batch."""
+"""Frames a chunk at a time: the steps that treat a video's frames independently (tracking's per-frame solves and
+rig evaluations, the transfer of a driver's face offsets) run on slices of it, so their working memory
+(Jacobians, per-expression fields: up to about 1 MB a frame) is that of one chunk, not of the whole video, and
+their results are those of the whole batch."""
 
 from __future__ import annotations
 
