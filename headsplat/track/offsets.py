@@ -92,7 +92,8 @@ def smooth_in_time(x: np.ndarray, found: np.ndarray, shots: np.ndarray, lam: flo
         if len(idx) < 3 or lam <= 0 or w.sum() < 2:
             continue
         ab = _second_difference_smoother(len(idx), lam, w)
-        out[idx] = solve_banded((2, 2), ab, w[:, None] * x[idx])
+        for c in chunks(x.shape[1]):  # the columns are independent: their working copies stay a block's
+            out[idx, c] = solve_banded((2, 2), ab, w[:, None] * x[idx, c])
     return out
 
 
