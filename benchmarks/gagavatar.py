@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from timing import timed
+from timing import machine, matmul_seconds, timed
 
 
 def _random_released_checkpoint(path: Path) -> None:
@@ -49,8 +49,7 @@ def main() -> None:
     from headsplat.render.rasterize import rasterize
 
     dev = torch.device(args.device)
-    info = {"device": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu",
-            "threads": torch.get_num_threads(), "torch": torch.__version__}
+    info = machine(dev)
     with tempfile.TemporaryDirectory() as d:
         path = Path(args.weights) if args.weights else Path(d) / "random_released_layout.pt"
         if not args.weights:
@@ -95,8 +94,7 @@ def main() -> None:
         xyz = torch.cat([verts[0], gs.xyz[0, cfg.n_vertices:]])
         _, t_rgb = timed(lambda: rasterize(xyz, gs.rotations[0], gs.scales[0], gs.opacities[0, :, 0],
                                             gs.colors[0, :, :3].contiguous(), cam, normalize_quats=False), dev, 2)
-        a = torch.randn(1024, 1024, device=dev)
-        _, t_mm = timed(lambda: a @ a, dev, 10)
+        t_mm = matmul_seconds(dev)
     per = args.frames
     print(json.dumps({
         **info, "weights": "released file" if args.weights else "random, released layout",

@@ -18,7 +18,7 @@ import json
 import math
 
 import torch
-from timing import timed
+from timing import machine, matmul_seconds, timed
 
 
 def main() -> None:
@@ -32,8 +32,7 @@ def main() -> None:
     from headsplat.models.omniavatar.model import FFHQ_3DMM_FOCAL
 
     dev = torch.device(args.device)
-    info = {"device": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu",
-            "threads": torch.get_num_threads(), "torch": torch.__version__}
+    info = machine(dev)
     t_load = None
     if args.weights:
         model, t_load = timed(lambda: OmniAvatar.from_pretrained(args.weights, device=dev), dev)
@@ -56,8 +55,7 @@ def main() -> None:
             _, t = timed(lambda: model.synthesis(ws, c, neural_rendering_resolution=r, planes=planes), dev,
                          args.views)
             out[f"view_s_neural{r}"] = round(t, 3)
-        a = torch.randn(1024, 1024, device=dev)
-        _, t_mm = timed(lambda: a @ a, dev, 10)
+        t_mm = matmul_seconds(dev)
     pts = (torch.rand(3, 1800, 3, generator=g) - 0.5).to(dev).requires_grad_(True)
 
     def sdf_step():

@@ -19,7 +19,7 @@ import argparse
 import json
 
 import torch
-from timing import timed
+from timing import machine, matmul_seconds, timed
 
 RENDERING = {"superresolution_module": "training.superresolution.SuperresolutionHybrid8XDC", "sr_antialias": True,
              "superresolution_noise_mode": "none", "decoder_lr_mul": 1.0, "clamp_mode": "softplus",
@@ -58,8 +58,7 @@ def main() -> None:
     from headsplat.models.portrait4d.motion import FanEncoder
 
     dev = torch.device(args.device)
-    info = {"device": torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu",
-            "threads": torch.get_num_threads(), "torch": torch.__version__}
+    info = machine(dev)
     t_load = None
     if args.weights:
         model, t_load = timed(lambda: Portrait4D.from_pretrained(args.weights, device=dev), dev)
@@ -90,8 +89,7 @@ def main() -> None:
                                                   neural_rendering_resolution=r, generator=gen), dev)
             out[f"synthesis_s_per_frame_neural{r}"] = round(t / args.frames, 3)
             out[f"frame_s_neural{r}"] = round((t + t_motion + t_field) / args.frames, 3)
-        a = torch.randn(1024, 1024, device=dev)
-        _, t_mm = timed(lambda: a @ a, dev, 10)
+        t_mm = matmul_seconds(dev)
     gflops = 2 * 1024 ** 3 / t_mm / 1e9
     print(json.dumps({
         **info, "weights": "released file" if args.weights else "random, released sizes",
