@@ -201,15 +201,16 @@ def fold_into_shapes(rig: OpenRig, identity: np.ndarray, scale: float, expressio
         expression (T, E) float32 and offsets (T, 478, 3) float32.
     """
     # frame by frame, a chunk at a time (the expression fields are ~0.6 MB a frame)
-    parts = [_fold_chunk(rig, identity, scale, expression[f], offsets[f], None if rotation is None else rotation[f],
-                         prefixes, ridge) for f in chunks(len(expression))]
+    head = copy.deepcopy(rig).double()  # once, not per chunk
+    parts = [_fold_chunk(rig, head, identity, scale, expression[f], offsets[f],
+                         None if rotation is None else rotation[f], prefixes, ridge) for f in chunks(len(expression))]
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
 
 
-def _fold_chunk(rig: OpenRig, identity, scale, expression, offsets, rotation, prefixes, ridge):
+def _fold_chunk(rig: OpenRig, head: OpenRig, identity, scale, expression, offsets, rotation, prefixes, ridge):
+    """:func:`fold_into_shapes` on some frames; ``head``: ``rig`` in float64."""
     names = list(rig.expression_names)
     ks = [i for i, n in enumerate(names) if n.startswith(prefixes)]
-    head = copy.deepcopy(rig).double()
     idn = torch.as_tensor(identity, dtype=torch.float64)
     sc = torch.tensor(float(scale), dtype=torch.float64)
     exp = torch.as_tensor(expression, dtype=torch.float64)
