@@ -25,12 +25,13 @@ def _add_option(p: argparse.ArgumentParser, o: Option, flags: dict[str, str]) ->
     if not o.cli:
         return
     flags[o.name] = o.cli_flag
+    text = o.help.replace("%", "%%") if o.help else o.help  # argparse formats help with %: a literal % is doubled
     if o.flag_value is not None:
         p.add_argument(o.cli_flag, dest=o.name, action="store_const", const=o.flag_value, default=argparse.SUPPRESS,
-                       help=o.help)
+                       help=text)
         return
     p.add_argument(o.cli_flag, dest=o.name, type=o.type, choices=o.choices, metavar=o.metavar,
-                   nargs="+" if o.many else None, default=argparse.SUPPRESS, help=o.help)
+                   nargs="+" if o.many else None, default=argparse.SUPPRESS, help=text)
 
 
 def _options(p: argparse.ArgumentParser, options: dict[str, Option], flags: dict[str, str], title: str) -> None:

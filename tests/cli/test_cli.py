@@ -173,3 +173,25 @@ def test_generate_oracle_views(tmp_path, capsys, astro_avatar):
     assert img.shape == (96, 96, 3) and matte is not None and matte[48, 48] > 0.99 and matte[0, 0] < 0.01
     yaw = np.degrees(vs.tracking.rotation[9:18, 1])  # pitch 0
     assert np.allclose(yaw, [-60, -45, -30, -15, 0, 15, 30, 45, 60], atol=0.5)
+
+
+def _commands(parser, path=()):
+    """Every command path of ``parser``: ("track",), ("eval", "reenact"), ..."""
+    import argparse
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield path
+    for a in subs:
+        for name, p in a.choices.items():
+            yield from _commands(p, path + (name,))
+
+
+def test_every_command_prints_its_help(capsys):
+    from headsplat.cli.main import _parser
+    commands = list(_commands(_parser()[0]))
+    assert ("eval", "reenact") in commands and ("create",) in commands
+    for command in commands:
+        with pytest.raises(SystemExit) as stop:
+            main([*command, "--help"])
+        out = capsys.readouterr().out
+        assert stop.value.code == 0 and out.startswith("usage: "), command
