@@ -203,6 +203,7 @@ class FitState:
         rest_frames: the reference frame's triangle frames (where the field's neighbourhoods are measured).
         grad_stats: view-space gradient statistics for density control, or None.
         neighbours: (N, k) each Gaussian's nearest others, for the field's smoothness, or None.
+        field_range: the field's (E,) input bounds (low, high), or None without a field.
         added, pruned: Gaussians added and removed so far.
     """
 
@@ -218,6 +219,7 @@ class FitState:
     rest_frames: TriangleFrames
     grad_stats: GradientStats | None = None
     neighbours: torch.Tensor | None = None
+    field_range: tuple[torch.Tensor, torch.Tensor] | None = None
     added: int = 0
     pruned: int = 0
 
@@ -244,7 +246,10 @@ class FitState:
             leaves.update(basis=d.basis, w1=d.w1, b1=d.b1, w2=d.w2, b2=d.b2)
             lrs.update({k: cfg.lr_deformation for k in ("basis", "w1", "b1", "w2", "b2")})
         params = {k: v.detach().clone().contiguous().requires_grad_(True) for k, v in leaves.items()}
-        optimizer = torch.optim.Adam([{"params": [params[k]], "lr": lrs[k], "name": k} for k in params], eps=1e-15)
+        # fused: one kernel per tensor (on 2 CPU cores 9x faster than torch's default per-tensor loop at 50k
+        # Gaussians, the same update)
+        optimizer = torch.optim.Adam([{"params": [params[k]], "lr": lrs[k], "name": k} for k in params], eps=1e-15,
+                                     fused=True)
         n = len(gs)
         none = torch.zeros(n, dtype=torch.bool, device=device)
         fixed = none if interior is None else interior.to(device)
@@ -257,6 +262,7 @@ class FitState:
                     grad_stats=GradientStats(n, device) if gradient_stats else None)
         if deformation is not None:
             state.neighbours = state._neighbourhoods()
+            state.field_range = (deformation.low.to(device), deformation.high.to(device))
         return state
 
     def __len__(self) -> int:
@@ -313,7 +319,7 @@ class FitState:
         p = self.params
         lm, dc, d_pos = p["local_means"], p["sh_dc"], None
         if self.has_field:
-            code = expression_code(p["w1"], p["b1"], p["w2"], p["b2"], expression)
+            code = expression_code(p["w1"], p["b1"], p["w2"], p["b2"], expression, *self.field_range)
             d_pos, d_col = deformation_offsets(p["basis"], code)
             d_col = d_col * (~self.interior)[:, None]
             lm, dc = lm + d_pos, dc + d_col[:, None]
@@ -364,7 +370,7 @@ class FitState:
             return fitted, None
         basis = p["basis"].clone()
         basis[self.interior, :, 3:] = 0
-        return fitted, ExpressionDeformation(p["w1"], p["b1"], p["w2"], p["b2"], basis)
+        return fitted, ExpressionDeformation(p["w1"], p["b1"], p["w2"], p["b2"], basis, *self.field_range)
 
 
 def fit_loss(out: RenderOutput, frame: FitFrame, background: torch.Tensor, state: FitState, cfg: CreateConfig,
@@ -438,7 +444,8 @@ def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfi
     if sched.sh_degree > gs.sh_degree:
         gs = gs.with_sh_degree(sched.sh_degree)
     n_frames, n_exp = len(frames), len(frames[0].expression)
-    fld = new_deformation(len(gs), n_exp, cfg.deformation_rank, cfg.deformation_hidden, generator).to(device) \
+    fld = new_deformation(len(gs), n_exp, cfg.deformation_rank, cfg.deformation_hidden, generator,
+                          expressions=torch.stack([f.expression.cpu() for f in frames])).to(device) \
         if sched.deformation else None
     static_tri = [triangle_frames(f.vertices, tris) for f in frames]
     st = FitState.start(gs, cfg, static_tri[0], fld, interior, surface=rig.surface_bound.to(device)[gs.parent],

@@ -7,11 +7,18 @@ into an offset of its position (in its parent triangle's frame, triangle units) 
 SH). The code is ``net(e) - net(0)``: the neutral expression leaves the avatar as fitted, and the per-Gaussian
 bases start at zero, so an untrained field changes nothing. Cost at playback: one tiny MLP and an (N, rank, 6)
 contraction per frame.
+
+The field only knows the expressions it was fitted on: each input is clamped to the range the fitting frames
+spanned (``low``..``high``, widened to include the neutral 0), so a driver's expression beyond it (a jaw wider
+than any training frame's) gets the offsets of the nearest expression the field saw, never an extrapolation of
+its network (which, unbounded, turned faces pink-red on a wide-open mouth). Fields saved before the range was
+recorded load with an unbounded one.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, replace
 
@@ -26,6 +33,7 @@ from headsplat.splat.gaussians import GaussianSet
 
 KIND = "expression_basis"
 _KEYS = ("w1", "b1", "w2", "b2", "basis")
+_RANGE_KEYS = ("low", "high")  # absent from fields saved before the range was recorded
 
 
 @dataclass
@@ -36,6 +44,7 @@ class ExpressionDeformation:
         w1: (H, E), b1: (H,), w2: (R, H), b2: (R,): the shared network expression -> code (one hidden layer,
             SiLU).
         basis: (N, R, 6) per-Gaussian code -> [local position offset (3, triangle units), DC colour offset (3)].
+        low, high: (E,) the range each input is clamped to (default unbounded: -inf, +inf).
     """
 
     w1: torch.Tensor
@@ -43,6 +52,8 @@ class ExpressionDeformation:
     w2: torch.Tensor
     b2: torch.Tensor
     basis: torch.Tensor
+    low: torch.Tensor | None = None
+    high: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         h, e = self.w1.shape
@@ -51,6 +62,14 @@ class ExpressionDeformation:
         check_shape("w2", self.w2, (r, h))
         check_shape("b2", self.b2, (r,))
         check_shape("basis", self.basis, (None, r, 6))
+        if self.low is None:
+            self.low = torch.full((e,), -math.inf, device=self.w1.device)
+        if self.high is None:
+            self.high = torch.full((e,), math.inf, device=self.w1.device)
+        check_shape("low", self.low, (e,))
+        check_shape("high", self.high, (e,))
+        if bool((self.low > 0).any() | (self.high < 0).any()):
+            raise ValueError("the deformation field's input range must include the neutral expression 0")
 
     @property
     def n_inputs(self) -> int:
@@ -67,7 +86,11 @@ class ExpressionDeformation:
         return {"kind": KIND, "inputs": self.n_inputs, "hidden": self.w1.shape[0], "rank": self.rank}
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        return {k: getattr(self, k) for k in _KEYS}
+        return {k: getattr(self, k) for k in _KEYS + _RANGE_KEYS}
+
+    def code(self, expression: torch.Tensor) -> torch.Tensor:
+        """(..., R) code of expressions (..., E), each input clamped to the field's range."""
+        return expression_code(self.w1, self.b1, self.w2, self.b2, expression, self.low, self.high)
 
     def select(self, index: torch.Tensor) -> "ExpressionDeformation":
         """The field of the Gaussians picked by ``index`` (mask or indices), as
@@ -79,19 +102,36 @@ class ExpressionDeformation:
 
 
 def new_deformation(n_gaussians: int, n_inputs: int, rank: int = 16, hidden: int = 64,
-                    generator: torch.Generator | None = None) -> ExpressionDeformation:
-    """A field that changes nothing yet: random network (so the bases receive gradients), zero bases."""
+                    generator: torch.Generator | None = None, expressions: torch.Tensor | None = None
+                    ) -> ExpressionDeformation:
+    """A field that changes nothing yet: random network (so the bases receive gradients), zero bases; its input
+    range that of ``expressions`` (F, E) and 0 (None: unbounded)."""
     w1 = torch.randn(hidden, n_inputs, generator=generator) * (1.0 / max(n_inputs, 1)) ** 0.5
     w2 = torch.randn(rank, hidden, generator=generator) * (1.0 / hidden) ** 0.5
-    return ExpressionDeformation(w1, torch.zeros(hidden), w2, torch.zeros(rank), torch.zeros(n_gaussians, rank, 6))
+    low = high = None
+    if expressions is not None:
+        check_shape("expressions", expressions, (None, n_inputs))
+        low, high = expression_range(expressions)
+    return ExpressionDeformation(w1, torch.zeros(hidden), w2, torch.zeros(rank), torch.zeros(n_gaussians, rank, 6),
+                                 low, high)
+
+
+def expression_range(expressions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(E,) least and (E,) greatest value of each input over ``expressions`` (F, E) and the neutral 0."""
+    e = expressions.detach().float()
+    return e.min(0).values.clamp(max=0), e.max(0).values.clamp(min=0)
 
 
 def expression_code(w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor,
-                    expression: torch.Tensor) -> torch.Tensor:
-    """(..., R) code of expressions (..., E): ``net(e) - net(0)`` (zero at the neutral expression)."""
+                    expression: torch.Tensor, low: torch.Tensor | None = None, high: torch.Tensor | None = None
+                    ) -> torch.Tensor:
+    """(..., R) code of expressions (..., E): ``net(clamp(e, low, high)) - net(0)`` (zero at the neutral
+    expression; ``low``/``high`` (E,) None: unclamped)."""
     def net(x):
         return F.linear(F.silu(F.linear(x, w1, b1)), w2, b2)
 
+    if low is not None or high is not None:
+        expression = torch.clamp(expression, low, high)
     return net(expression) - net(torch.zeros_like(expression))
 
 
@@ -108,7 +148,7 @@ def deform(gs: GaussianSet, field: ExpressionDeformation, expression: torch.Tens
         raise ValueError(f"deformation field has {len(field)} Gaussians, the set {len(gs)}")
     if expression.shape[-1] != field.n_inputs:
         raise ValueError(f"deformation field takes {field.n_inputs} expression inputs, got {expression.shape[-1]}")
-    code = expression_code(field.w1, field.b1, field.w2, field.b2, expression.to(field.w1))
+    code = field.code(expression.to(field.w1))
     d_pos, d_col = deformation_offsets(field.basis, code)
     sh = gs.sh.clone()
     sh[:, 0] = sh[:, 0] + d_col
@@ -130,11 +170,12 @@ def load_deformation(path: str | os.PathLike, n_gaussians: int, n_inputs: int) -
         InputError: unreadable, missing or unexpected tensors, or shapes that do not fit the avatar.
     """
     t = read_safetensors(path)
-    missing, unexpected = sorted(set(_KEYS) - set(t)), sorted(set(t) - set(_KEYS))
+    expected = set(_KEYS) | (set(_RANGE_KEYS) if set(_RANGE_KEYS) & set(t) else set())
+    missing, unexpected = sorted(expected - set(t)), sorted(set(t) - expected)
     if missing or unexpected:
         raise InputError(f"{path}: deformation field with missing tensors {missing} / unexpected {unexpected}")
     try:
-        field = ExpressionDeformation(**{k: t[k] for k in _KEYS})
+        field = ExpressionDeformation(**{k: t[k] for k in expected})
     except ValueError as e:
         raise InputError(f"{path}: inconsistent deformation tensors ({e})") from None
     if len(field) != n_gaussians or field.n_inputs != n_inputs:

@@ -1,6 +1,7 @@
 """Many-view fitting: frame selection, view sets, the oracle generator, density control, the deformation field,
 per-frame corrections, and create --views raising novel-view accuracy."""
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -156,6 +157,43 @@ def test_deformation_field_round_trip_and_strict_loading(tmp_path):
     save_file(t, str(tmp_path / "bad.safetensors"))
     with pytest.raises(InputError, match=r"missing tensors \['w2'\] / unexpected \['extra'\]"):
         load_deformation(tmp_path / "bad.safetensors", 5, 3)
+    t = {k: v for k, v in field.tensors().items() if k != "high"}
+    save_file(t, str(tmp_path / "half.safetensors"))
+    with pytest.raises(InputError, match=r"missing tensors \['high'\]"):
+        load_deformation(tmp_path / "half.safetensors", 5, 3)
+
+
+def test_deformation_field_holds_its_offsets_beyond_the_expressions_it_was_fitted_on(tmp_path):
+    from safetensors.torch import save_file
+
+    from headsplat.splat.binding import init_per_triangle
+    from headsplat.splat.deformation import expression_range
+
+    verts = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    gs = init_per_triangle(verts, torch.tensor([[0, 1, 2]]), k=5)
+    seen = torch.tensor([[0.1, -0.2, 0.0], [0.4, 0.3, -0.5], [0.2, 0.1, 0.3]])
+    low, high = expression_range(seen)
+    assert torch.equal(low, torch.tensor([0.0, -0.2, -0.5])) and torch.equal(high, torch.tensor([0.4, 0.3, 0.3]))
+    field = new_deformation(5, 3, rank=2, hidden=4, generator=torch.Generator().manual_seed(0), expressions=seen)
+    field.basis.normal_()
+    inside = torch.tensor([0.3, -0.1, 0.2])
+    edge = torch.tensor([0.4, -0.1, 0.2])
+    beyond = torch.tensor([2.5, -0.1, 0.2])  # a jaw far wider than any fitted frame's
+    unbounded = replace(field, low=torch.full((3,), -math.inf), high=torch.full((3,), math.inf))
+    d = {name: deform(gs, f, e).local_means - gs.local_means
+         for name, f, e in (("inside", field, inside), ("edge", field, edge), ("beyond", field, beyond),
+                            ("free inside", unbounded, inside), ("free beyond", unbounded, beyond))}
+    assert torch.equal(d["inside"], d["free inside"])  # within the range nothing changes
+    assert torch.equal(d["beyond"], d["edge"])  # beyond it, the offsets of its edge
+    assert d["free beyond"].norm() > 2 * d["edge"].norm()  # what the network alone would have extrapolated
+    save_deformation(tmp_path / "d.safetensors", field)
+    back = load_deformation(tmp_path / "d.safetensors", 5, 3)
+    assert torch.equal(back.low, low) and torch.equal(back.high, high)
+    old = {k: v for k, v in field.tensors().items() if k not in ("low", "high")}  # saved before ranges
+    save_file(old, str(tmp_path / "old.safetensors"))
+    assert torch.equal(load_deformation(tmp_path / "old.safetensors", 5, 3).high, torch.full((3,), math.inf))
+    with pytest.raises(ValueError, match="must include the neutral expression"):
+        replace(field, low=torch.tensor([0.1, -0.2, -0.5]))
 
 
 def test_view_set_round_trip_and_errors(tmp_path):
