@@ -325,8 +325,9 @@ def create_avatar(images, indices: list[int], tracking: Tracking, rig: HeadRig, 
             for i in range(len(frames) - len(views)):
                 frames[i] = replace(frames[i], weight=(1 - views_share) / n_real)
         bar.close()
+        stages = {"prepare frames": time.perf_counter() - t0}
         return _create(frames, reference, tracking, rig, cfg, seed, quiet, provenance, device, generator, t0,
-                       views, views_share)
+                       views, views_share, stages)
     finally:
         if own_matter:
             matter.close()
@@ -362,8 +363,17 @@ def _posed(gs: GaussianSet, field, f: FitFrame, tris: torch.Tensor) -> GaussianS
 
 
 def _create(frames, reference, tracking, rig: HeadRig, cfg, seed, quiet, provenance, device, generator, t0, views,
-            views_share) -> Avatar:
+            views_share, stages: dict) -> Avatar:
+    lap = time.perf_counter()
+
+    def stage(name: str) -> None:  # seconds since the previous stage ended, under ``name``
+        nonlocal lap
+        now = time.perf_counter()
+        stages[name] = now - lap
+        lap = now
+
     seeded, seen, canonical, part = seed_gaussians(frames, rig, cfg, generator)
+    stage("seed")
     # The mouth interior keeps its seeded colours (the photo's where a frame shows it, generic elsewhere):
     # fitted, its few, often half-hidden Gaussians take the colours of the random backgrounds. Nor may it
     # grow (see fit_gaussians' ``interior``).
@@ -376,6 +386,7 @@ def _create(frames, reference, tracking, rig: HeadRig, cfg, seed, quiet, provena
     else:
         res = fit_gaussians(seeded, frames, rig, cfg, generator, quiet=quiet, interior=mouth)
     gs, field, origin = res.gaussians, res.deformation, res.origin
+    stage("fit")
     # Per-frame corrections: the refined parameters are the frames' own from here on.
     c = res.corrections
     frames = [replace(f, expression=f.expression + c["expression"][i], rotation=f.rotation + c["rotation"][i],
@@ -397,6 +408,7 @@ def _create(frames, reference, tracking, rig: HeadRig, cfg, seed, quiet, provena
     for f in frames:
         seen_now |= visibility(_posed(gs, field, f, tris), f, tris)[0]
     gs = replace(gs, sh=torch.where(seen_now[:, None, None] | (part == 2)[:, None, None], gs.sh, filled))
+    stage("visibility and fill")
     with torch.no_grad():
         scores = []
         for f in frames:
@@ -410,6 +422,7 @@ def _create(frames, reference, tracking, rig: HeadRig, cfg, seed, quiet, provena
                        vertices=ref.vertices)
         out = render(_posed(gs, field, full, tris), full.camera, background=0.0)
         score = psnr(out.rgb, full.image * full.matte[..., None], full.mask * full.matte)
+    stage("scores")
     cam = full.camera
     source = (full.image * 255).round().to(torch.uint8).numpy()
     n_source = len(frames) - (len(views) if views is not None else 0)  # the source's frames come first
@@ -420,7 +433,8 @@ def _create(frames, reference, tracking, rig: HeadRig, cfg, seed, quiet, provena
                 psnr_foreground=round(score, 2),
                 final_loss=round(res.losses[-1], 5) if res.losses else None,
                 seen_share=round(float(seen.float().mean()), 3), fit=res.stats,
-                seconds=round(time.perf_counter() - t0, 1))
+                seconds=round(time.perf_counter() - t0, 1),
+                stages_s={k: round(v, 1) for k, v in stages.items()})
     if views is not None:
         info["views"] = {"folder": str(views.folder), "generator": views.generator.get("name"),
                          "generated": sum(k == "generated" for k in views.kinds),

@@ -22,6 +22,7 @@ changes the set only through :meth:`FitState.apply`; :func:`fit_loss` is one ste
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
@@ -456,6 +457,7 @@ def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfi
     C = corr.params
     order = frame_schedule(frames, n_iter, generator)
     losses = []
+    density_s, t_start = 0.0, time.perf_counter()
     bar = tqdm(range(n_iter), desc="fitting", unit="step", disable=quiet, leave=False)
     for it in bar:
         # 1. the frame, and the position learning rate (many frames: it decays exponentially, as 3DGS's)
@@ -491,9 +493,11 @@ def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfi
         if grow_now and out.means2d.grad is not None:
             st.grad_stats.add(out.means2d.grad, out.visible, f.camera.width, f.camera.height)
             if (it + 1) % density.every == 0:
+                t_density = time.perf_counter()
                 st.apply(plan_density(st.params["local_quats"], st.params["local_log_scales"],
                                       st.params["opacity_logits"], st.grad_stats.mean(), density,
                                       can_grow=~st.interior, generator=generator))
+                density_s += time.perf_counter() - t_density
         reset = density.opacity_reset_every if density else 0
         if reset and it > 0 and it % reset == 0 and it < density.stop * n_iter:
             st.reset_opacity(density.reset_opacity)
@@ -507,5 +511,6 @@ def fit_gaussians(gs: GaussianSet, frames: list[FitFrame], rig, cfg: CreateConfi
     n_real = sum(f.kind == "real" for f in frames)
     stats = {"iterations": n_iter, "sh_degree": gs.sh_degree, "added": st.added, "pruned": st.pruned,
              "deformation": sched.deformation, "refined_frames": n_real if sched.refine else 0,
-             "density_control": density is not None}
+             "density_control": density is not None, "steps_s": round(time.perf_counter() - t_start - density_s, 1),
+             "density_s": round(density_s, 1)}
     return FitResult(fitted, deformation, st.origin, corrections, tuple(losses), stats)

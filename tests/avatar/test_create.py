@@ -115,7 +115,15 @@ def test_create_from_a_video(posed_video, tmp_path, monkeypatch, preset):
     # many frames: density control, per-frame corrections, and (the jaw and blinks vary) a deformation field
     fit = av.info["fit"]
     assert fit["density_control"] and fit["refined_frames"] == 6 and fit["deformation"]
-    assert load_avatar(tmp_path / "video.avatar").deformation is not None
+    loaded = load_avatar(tmp_path / "video.avatar")
+    assert loaded.deformation is not None
+    # the field is bounded to the chosen frames' expressions (and 0)
+    assert bool((loaded.deformation.low <= 0).all() and (loaded.deformation.high >= 0).all())
+    assert bool(torch.isfinite(loaded.deformation.high).all()) and float(loaded.deformation.high.max()) > 0
+    # the stage table: each stage's seconds, together within the create's
+    stages = av.info["stages_s"]
+    assert list(stages) == ["prepare frames", "seed", "fit", "visibility and fill", "scores"]
+    assert sum(stages.values()) <= av.info["seconds"] + 0.5 and fit["steps_s"] + fit["density_s"] <= stages["fit"] + 0.2
 
 
 def test_create_from_several_photos(astronaut_path, tmp_path, monkeypatch):
