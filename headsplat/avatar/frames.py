@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from headsplat.core.camera import Camera, project_points
+from headsplat.core.rotation import axis_angle_to_matrix
 from headsplat.face.align import CropTransform, warp_to_crop
 from headsplat.rig.base import HeadRig
 from headsplat.track.tracking import Tracking, crop_camera
@@ -59,17 +60,37 @@ class FitFrame:
                        translation=self.translation.to(device))
 
 
-def head_region(vertices: torch.Tensor, camera: Camera, grow: float = 0.06) -> np.ndarray:
-    """(S, S) float32 mask: the convex hull of the projected head, grown by ``grow`` × the image size."""
-    uv, z = project_points(vertices.double(), camera.viewmat.double(), camera.K.double())
-    pts = uv[z > 0].numpy()
+def _hull_mask(pts: np.ndarray, camera: Camera, grow: float) -> np.ndarray:
     mask = np.zeros((camera.height, camera.width), np.uint8)
     if len(pts) >= 3:
         hull = cv2.convexHull((pts - 0.5).astype(np.float32))
         cv2.fillConvexPoly(mask, np.round(hull).astype(np.int32), 1)
     r = max(1, int(grow * camera.width))
-    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+
+
+def head_region(vertices: torch.Tensor, camera: Camera, grow: float = 0.06, neck: torch.Tensor | None = None,
+                neck_grow: float = 0.02) -> np.ndarray:
+    """(S, S) float32 mask: the convex hull of the projected head, grown by ``grow`` × the image size; with
+    ``neck`` (V,) bool (the vertices below the chin, :func:`below_chin`), the head's hull is that of the other
+    vertices and the neck adds only its own hull grown by ``neck_grow``: the shoulders and collar beside the neck,
+    which the hull of head and neck together takes in, are not the head's to paint."""
+    uv, z = project_points(vertices.double(), camera.viewmat.double(), camera.K.double())
+    front = (z > 0).numpy()
+    pts = uv.numpy()
+    if neck is None or not bool(neck.any()) or bool(neck.all()):
+        return _hull_mask(pts[front], camera, grow).astype(np.float32)
+    below = neck.numpy()
+    mask = _hull_mask(pts[front & ~below], camera, grow) | _hull_mask(pts[front & below], camera, neck_grow)
     return mask.astype(np.float32)
+
+
+def below_chin(vertices: torch.Tensor, landmarks: torch.Tensor, rotation: torch.Tensor, margin: float = 0.01
+               ) -> torch.Tensor:
+    """(V,) bool: the posed vertices more than ``margin`` metres below the chin along the head's own up axis
+    (the neck), the chin being the lowest of the posed ``landmarks`` (L, 3) (the rig's fitted points)."""
+    up = axis_angle_to_matrix(rotation.double())[:, 1]
+    return vertices.double() @ up < (landmarks.double() @ up).min() - margin
 
 
 def prepare_frame(img: np.ndarray, t: int, tracking: Tracking, rig: HeadRig, size: int, matter=None,
@@ -90,11 +111,13 @@ def prepare_frame(img: np.ndarray, t: int, tracking: Tracking, rig: HeadRig, siz
         crop_matte = matter(crop_rgb)
     p = tracking.params([t])
     identity, scale = p["identity"], p["scale"]
+    pose = (identity, scale, p["expression"][0], p["rotation"][0], p["translation"][0])
     with torch.no_grad():
-        verts = rig(identity, scale, p["expression"][0], p["rotation"][0], p["translation"][0]).vertices
+        verts = rig(*pose).vertices
+        neck = below_chin(verts, rig.landmarks(*pose)[rig.fit_points], p["rotation"][0])
     return FitFrame(image=torch.from_numpy(crop_rgb).float() / 255, matte=torch.from_numpy(crop_matte),
-                    mask=torch.from_numpy(head_region(verts, cam)), camera=cam, vertices=verts, identity=identity,
-                    scale=scale, expression=p["expression"][0], rotation=p["rotation"][0],
+                    mask=torch.from_numpy(head_region(verts, cam, neck=neck)), camera=cam, vertices=verts,
+                    identity=identity, scale=scale, expression=p["expression"][0], rotation=p["rotation"][0],
                     translation=p["translation"][0], index=t, weight=weight, kind=kind)
 
 
