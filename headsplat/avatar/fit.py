@@ -398,16 +398,21 @@ def fit_loss(out: RenderOutput, frame: FitFrame, background: torch.Tensor, state
     alpha = alpha_loss(out.alpha[..., 0], frame.matte, w)
     ls, lm = state.params["local_log_scales"], state.params["local_means"]
     reg_pos = F.relu(lm.norm(dim=-1) - cfg.max_local_distance).pow(2).mean()
+    # Means over the masked Gaussians as masked sums (no indexing: its backward scatters into zeroed copies)
+    in_plane = lm[:, :2].norm(dim=-1)
     pin = state.surface
     if pin.any():  # eyeballs, teeth, the rims of eyes and mouth: on their surface, within their triangle
+        w = pin.to(lm.dtype) / pin.sum()
         reg_pos = reg_pos + cfg.surface_weight * (
-            F.relu(lm[pin, 2].abs() - cfg.surface_depth).pow(2).mean()
-            + F.relu(lm[pin, :2].norm(dim=-1) - cfg.surface_radius).pow(2).mean()
-            + F.relu(ls[pin] - math.log(cfg.surface_max_scale)).pow(2).mean())
+            (F.relu(lm[:, 2].abs() - cfg.surface_depth).pow(2) * w).sum()
+            + (F.relu(in_plane - cfg.surface_radius).pow(2) * w).sum()
+            + (F.relu(ls - math.log(cfg.surface_max_scale)).pow(2).mean(-1) * w).sum())
     rim = state.eye_rim
     if rim.any():  # the lids next to the eye opening: small, well inside their triangles (not over the iris)
-        reg_pos = reg_pos + cfg.eye_rim_weight * (F.relu(lm[rim, :2].norm(dim=-1) - cfg.eye_rim_radius).pow(2).mean()
-                                                  + F.relu(ls[rim] - math.log(cfg.eye_rim_max_scale)).pow(2).mean())
+        w = rim.to(lm.dtype) / rim.sum()
+        reg_pos = reg_pos + cfg.eye_rim_weight * ((F.relu(in_plane - cfg.eye_rim_radius).pow(2) * w).sum()
+                                                  + (F.relu(ls - math.log(cfg.eye_rim_max_scale)).pow(2).mean(-1)
+                                                     * w).sum())
     reg_scale = F.relu(ls - math.log(cfg.max_local_scale)).pow(2).mean()
     loss = photo + cfg.alpha_weight * alpha + cfg.position_weight * reg_pos + cfg.scale_weight * reg_scale
     if offsets is not None:
