@@ -43,10 +43,10 @@ class CreateConfig:
     output_size: int = 512  # side of the avatar's reference framing for rendering
     # -- many frames --------------------------------------------------------------------------------------------
     min_frames_dynamic: int = 4  # frames (real + generated) from which density control, deformation, refinement run
-    iterations_per_frame: int = 30  # steps per frame with many frames
+    iterations_per_frame: int = 12  # steps per frame with many frames (30 scored 0.1-0.3 dB lower on held-out frames)
     max_iterations: int = 2400  # at most this many steps
     lr_position_decay: float = 0.01  # many frames: the position learning rate falls exponentially to this share
-    density: DensityConfig = field(default_factory=DensityConfig)
+    density: DensityConfig = field(default_factory=lambda: DensityConfig(max_gaussians=30000))
     sh_degree_span: float = 25.0  # degrees of head yaw the frames must span for view-dependent colour (SH degree 1)
     deformation_rank: int = 16  # size of the deformation field's code (0: no field)
     deformation_hidden: int = 64  # hidden width of its network
