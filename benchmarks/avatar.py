@@ -1,9 +1,10 @@
-"""Avatar speed and memory: create from one 512² photo (each preset), create from 10 s and 30 s 512²
-talking-head videos (the default preset; the one-photo create in the same run is the baseline for the ratio),
+"""Avatar speed and memory: create from one 512² photo (each preset), create from 2.4 s (60 frames), 10 s and
+30 s 512² talking-head videos (the default preset, with its stage table; the one-photo create in the same run
+and a 1024² matmul are the baselines for ratios),
 and animate end to end (track the driver video, retarget, render, encode) on a 120-frame 512² driver. Prints
 one JSON line per measurement; each runs in its own process so that peak_mb is that job's peak resident memory.
 
-    python benchmarks/avatar.py [--presets fast quality] [--frames 120] [--videos 10 30]
+    python benchmarks/avatar.py [--presets fast quality] [--frames 120] [--videos 2.4 10 30]
 """
 
 from __future__ import annotations
@@ -39,22 +40,26 @@ def bench_create(preset: str, work: Path) -> dict:
             "threads": torch.get_num_threads()}
 
 
-def bench_create_video(seconds: int, work: Path) -> dict:
-    """create on a talking-head video (the astronaut re-posed: talking, turning), default preset."""
+def bench_create_video(seconds: float, work: Path) -> dict:
+    """create on a talking-head video (the astronaut re-posed: talking, turning), default preset; ``seconds``
+    at 25 fps (2.4: a 60-frame clip)."""
     import torch
+    from timing import matmul_seconds
 
     from headsplat import api
     from headsplat.rig.controls import talking_performance
 
     video = work / f"talk{seconds}.mp4"
-    api.render_posed_photo(api.sample_portrait(), video, controls=talking_performance(25 * seconds), size=512,
-                           quiet=True)
+    api.render_posed_photo(api.sample_portrait(), video, controls=talking_performance(round(25 * seconds)),
+                           size=512, quiet=True)
     base = _peak_mb()
     t0 = time.perf_counter()
     av = api.create(video, work / f"video{seconds}.avatar", quiet=True)
     dt = time.perf_counter() - t0
-    return {"name": "create_video", "preset": "fast", "input": f"{seconds} s 512x512 25 fps talking head",
-            "seconds": round(dt, 1), "frames_used": len(av.info["frames"]), "fit": av.info["fit"],
+    return {"name": "create_video", "preset": "fast",
+            "input": f"{seconds} s ({round(25 * seconds)} frames) 512x512 25 fps talking head",
+            "seconds": round(dt, 1), "frames_used": len(av.info["frames"]), "stages_s": av.info["stages_s"],
+            "fit": av.info["fit"], "matmul_1024_s": round(matmul_seconds(torch.device("cpu")), 5),
             "n_gaussians": len(av.gaussians), "psnr_foreground_db": av.info["psnr_foreground"],
             "peak_mb": round(_peak_mb()), "peak_before_mb": round(base), "threads": torch.get_num_threads()}
 
@@ -120,7 +125,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", nargs="+", default=["fast", "quality"])
     ap.add_argument("--frames", type=int, default=120)
-    ap.add_argument("--videos", type=int, nargs="*", default=[10, 30], help="video lengths in seconds for create")
+    ap.add_argument("--videos", type=float, nargs="*", default=[2.4, 10, 30],
+                    help="video lengths in seconds for create (2.4: 60 frames)")
     ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # child-process mode: JOB WORKDIR
     args = ap.parse_args()
     if args.one:
@@ -128,7 +134,7 @@ def main() -> None:
         if job == "animate":
             row = bench_animate(args.frames, Path(work))
         elif job.startswith("video:"):
-            row = bench_create_video(int(job.split(":")[1]), Path(work))
+            row = bench_create_video(float(job.split(":")[1]), Path(work))
         elif job.startswith("paste_hd"):
             row = bench_paste_hd(int(job.split(":")[1]), Path(work))
         else:
