@@ -11,7 +11,7 @@ contraction per frame.
 The field only knows the expressions it was fitted on: each input is clamped to the range the fitting frames
 spanned (``low``..``high``, widened to include the neutral 0), so a driver's expression beyond it (a jaw wider
 than any training frame's) gets the offsets of the nearest expression the field saw, never an extrapolation of
-its network (which, unbounded, turned faces pink-red on a wide-open mouth). Fields saved before the range was
+its network, which nothing constrains outside the frames it was fitted to. Fields saved before the range was
 recorded load with an unbounded one.
 """
 
