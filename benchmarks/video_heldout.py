@@ -16,7 +16,8 @@ and neck (a band below the chin as wide as the face's lower half, 0.4 face heigh
 above the face, 0.5 face heights high, outside it). Variants refit the video avatar with one part of the fit off
 (``no-density``, ``no-refine`` per-frame corrections, ``no-field``, ``no-sh``); ``field unbounded`` (the default
 avatar's field with its input range removed, as before it was recorded) and ``field off`` (its field dropped)
-cost no fit. ``create_s`` is each avatar's create time, beside a 1024² matmul baseline.
+cost no fit. ``create_s`` is each avatar's create time, beside a 1024² matmul baseline. A PNG strip per shot
+(real frame | one-photo | video avatar on four held-out frames) goes to benchmarks/figures/.
 
 ``--rendered``: instead of the film clip, a 200-frame 512² clip with known parameters (the built-in portrait
 through the textured rig, talking and turning): its first 120 frames open the jaw at most 0.3 and smile at most
@@ -39,6 +40,8 @@ import torch
 from timing import machine, matmul_seconds
 
 CLIP = Path(__file__).resolve().parent.parent / ".test-assets" / "opencv-doc" / "Megamind.avi"
+FIGURES = Path(__file__).resolve().parent / "figures"
+STRIP_ROWS = 4  # held-out frames shown per shot in the PNG strip
 VARIANTS = {"default": {}, "no-density": {"density": None}, "no-refine": {"refine_min_frames": 10 ** 6},
             "no-field": {"deformation_rank": 0}, "no-sh": {"sh_degree_span": 1e9}}
 
@@ -71,6 +74,25 @@ def regions(face: np.ndarray, landmarks: np.ndarray, size: tuple[int, int]) -> d
     hair = (yy < top) & (yy >= top - 0.5 * height) & (xx >= xs.min()) & (xx <= xs.max())
     return {"face": face, "mouth": mouth & face, "face without mouth": face & ~mouth, "chin and neck": chin & ~face,
             "hair": hair}
+
+
+def _write_strip(strip: dict, tracking, name: str) -> None:
+    """Rows of (real frame | one-photo | video avatar), cropped around the face, to benchmarks/figures/."""
+    from headsplat.media.image import write_png
+
+    rows = []
+    for t, images in strip.items():
+        lm = tracking.landmarks[t][:, :2]
+        (x0, y0), (x1, y1) = lm.min(0), lm.max(0)
+        side = 1.8 * max(x1 - x0, y1 - y0)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 - 0.1 * side
+        h, w = images[0].shape[:2]
+        left, top = int(np.clip(cx - side / 2, 0, max(w - side, 0))), int(np.clip(cy - side / 2, 0, max(h - side, 0)))
+        box = (slice(top, top + int(side)), slice(left, left + int(side)))
+        rows.append(np.concatenate([cv2.resize(im[box], (256, 256), interpolation=cv2.INTER_AREA) for im in images],
+                                   1))
+    FIGURES.mkdir(exist_ok=True)
+    write_png(FIGURES / name, np.concatenate(rows, 0))
 
 
 def _config(name: str, overrides: dict | None = None):
@@ -147,6 +169,8 @@ def shot(video: Path, a: int, b: int, share: float, variants: list[str], max_fra
         avatars["field off"] = replace(avatars["default"], deformation=None)
     p = tracking.params(with_offsets=True)
     scores = {name: {} for name in avatars}
+    shown = [held[i] for i in np.linspace(0, len(held) - 1, min(STRIP_ROWS, len(held))).round().astype(int)]
+    strip = {t: [frames[t]] for t in shown}
     for name, avatar in avatars.items():
         motion = retarget(avatar, p["expression"], p["rotation"], p["translation"], pose="absolute", reference=first,
                           offsets=p.get("offsets"), driver_identity=p["identity"])
@@ -154,9 +178,12 @@ def shot(video: Path, a: int, b: int, share: float, variants: list[str], max_fra
             for t in held:
                 gt = frames[t]
                 out = paste(motion, t, gt)
+                if t in strip and name in ("one-photo", "default"):
+                    strip[t].append(out)
                 masks = regions(face_region(rig, tracking, t), tracking.landmarks[t], (tracking.width, tracking.height))
                 for region, mask in masks.items():
                     scores[name].setdefault(region, []).append(M.psnr(out, gt, mask) if mask.any() else np.nan)
+    _write_strip(strip, tracking, f"video_heldout_{a}_{b}.png")
     rows = []
     for name, per_region in scores.items():
         row = {"shot": f"{a}:{b}", "train": f"{first}:{n_train} ({len(chosen)} frames)", "held_out": len(held),
